@@ -1,0 +1,1 @@
+"""Command-line front ends: the only place that parses flags, prints, draws bars and picks exit codes."""

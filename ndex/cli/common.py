@@ -1,0 +1,134 @@
+"""What every ndex command shares: connection flags, logging, the tqdm bar, error -> exit code."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from ndex.errors import (
+    AuthError,
+    NdexError,
+    RemoteError,
+    ResourceNotFound,
+    SinkError,
+    SourceError,
+    TransferFailed,
+    TransportError,
+    UsageError,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REMOTE, EXIT_LOCAL_IO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+def add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument("--config_file", help="intern-style INI file with [Default] protocol, host, token "
+                       "(default: ./neurodata.cfg, then ~/.intern/intern.cfg)")
+    group.add_argument("--token", help="API token (overrides NDEX_TOKEN, INTERN_TOKEN, BOSS_TOKEN and config files)")
+    group.add_argument("--url", help="server URL, e.g. http://127.0.0.1:8080 (overrides NDEX_URL and config files)")
+
+
+def add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only warnings and errors")
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, (RemoteError, TransportError)):
+        return EXIT_REMOTE
+    if isinstance(exc, (SinkError, SourceError, OSError)):
+        return EXIT_LOCAL_IO
+    return EXIT_FAILED
+
+
+def hint_for(exc: BaseException) -> str:
+    """The 'what to do' half of a one-line error."""
+    if isinstance(exc, AuthError):
+        return "check the token (--token, NDEX_TOKEN or the config file) and its permissions on this resource"
+    if isinstance(exc, ResourceNotFound):
+        return "check the collection/experiment/channel names (`ndex info` lists them)"
+    if isinstance(exc, TransportError):
+        return "check --url and your network; re-running resumes where this run stopped"
+    if isinstance(exc, TransferFailed):
+        return "re-run the same command to retry only the failed blocks"
+    return ""
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    hint = hint_for(exc)
+    return f"error: {text}" + (f" ({hint})" if hint and hint not in text else "")
+
+
+def run_guarded(body: Callable[[], int]) -> int:
+    """Run a command body; NdexError and OSError become one line on stderr and an exit code."""
+    try:
+        return body()
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command to continue where it stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (NdexError, OSError) as exc:
+        logging.getLogger("ndex").debug("command failed", exc_info=True)
+        print(one_line(exc), file=sys.stderr)
+        return exit_code_for(exc)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+class TqdmProgress:
+    """Progress protocol drawn as a tqdm bar of blocks with MB and MB/s."""
+
+    def __init__(self, description: str, enabled: bool = True) -> None:
+        self.description = description
+        self.enabled = enabled
+        self.bar = None
+        self.nbytes = 0
+        self.t0 = time.monotonic()
+        self.lock = threading.Lock()
+
+    def start(self, total_blocks: int, total_bytes: int, *, done_blocks: int = 0, done_bytes: int = 0) -> None:
+        from tqdm import tqdm
+
+        self.t0 = time.monotonic()
+        self.nbytes = 0
+        self.bar = tqdm(total=total_blocks, initial=done_blocks, desc=self.description, unit="block",
+                        disable=not self.enabled, dynamic_ncols=True, file=sys.stderr)
+
+    def advance(self, blocks: int = 1, nbytes: int = 0) -> None:
+        with self.lock:
+            self.nbytes += nbytes
+            if self.bar is not None:
+                rate = self.nbytes / max(time.monotonic() - self.t0, 1e-6)
+                self.bar.set_postfix_str(f"{self.nbytes / 1e6:,.0f} MB, {rate / 1e6:,.0f} MB/s", refresh=False)
+                self.bar.update(blocks)
+
+    def retry(self, what: str, error: BaseException) -> None:
+        logging.getLogger("ndex").info("retrying %s after: %s", what, error)
+
+    def note(self, message: str) -> None:
+        if self.bar is not None and self.enabled:
+            self.bar.write(message, file=sys.stderr)
+        elif self.enabled:
+            print(message, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

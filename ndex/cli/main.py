@@ -1,0 +1,51 @@
+"""`ndex`: the umbrella command. Each subcommand lives in its own module exposing
+`configure(parser)` (adds its flags) and `run(args) -> int` (returns the exit code)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ndex import __version__
+
+SUBCOMMANDS = {
+    "pull": ("ndex.cli.pull", "download a region of a channel (same as ndpull)"),
+    "push": ("ndex.cli.push", "ingest image slices or stacks into a channel (same as ndpush)"),
+    "plan": ("ndex.cli.plan", "cut a push or pull into parallel cuboid-aligned jobs and run them"),
+    "run": ("ndex.cli.plan_run", "run one job spec written by `ndex plan --format json`"),
+    "status": ("ndex.cli.plan_status", "show done/running/failed jobs of a plan directory"),
+    "serve": ("ndex.cli.serve", "run a BOSS-v1-compatible spatial database"),
+    "token": ("ndex.cli.token", "create, list or revoke API tokens of an `ndex serve` data directory"),
+    "demo": ("ndex.cli.demo", "start a local server, push a volume, pull a region back and verify it"),
+    "verify": ("ndex.cli.verify", "compare local images with what the server holds"),
+    "info": ("ndex.cli.info", "show a server's collections, experiments, channels and extents"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ndex", description="Move image volumes in and out of BOSS spatial databases.")
+    parser.add_argument("--version", action="version", version=f"ndex {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a subcommand not shipped in this build
+        module.configure(sub.add_parser(name, help=help_text, description=help_text))
+        sub.choices[name].set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    return args._run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

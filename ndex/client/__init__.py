@@ -1,0 +1,1 @@
+"""ndex.client (see ../shared/design/architecture.md)."""

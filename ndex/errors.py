@@ -1,0 +1,142 @@
+"""The one exception tree of ndex.
+
+    NdexError
+    ├── UsageError (ValueError)          the caller asked for something impossible; fix the input
+    │   ├── ConfigError                  no token / URL, unreadable config file
+    │   ├── InvalidBox                   empty, inverted or misaligned ranges
+    │   └── OutOfBounds                  a range outside the coordinate frame or resolution hierarchy
+    ├── RemoteError                      the server answered with an error (status, BOSS code, message)
+    │   ├── BadRequest                   400
+    │   ├── AuthError (PermissionError)  401 / 403: missing, wrong or insufficient token
+    │   ├── ResourceNotFound (LookupError) 404
+    │   ├── Conflict                     409 (e.g. downsample already running)
+    │   ├── RequestTooLarge              413
+    │   └── RetryableRemoteError         retried with backoff before it surfaces
+    │       ├── ServerError              5xx
+    │       └── Throttled                429 / 503 (carries retry_after)
+    ├── TransportError (OSError)         no usable answer at all; retried
+    │   ├── RemoteUnreachable            connection refused / DNS / reset
+    │   ├── RemoteTimeout
+    │   └── CorruptBody                  truncated or undecodable body
+    ├── SinkError (OSError)              writing local output failed (disk full, permissions)
+    ├── SourceError (OSError)            reading input images failed (missing, truncated, wrong size)
+    └── TransferFailed                   some blocks failed after retries; carries the failed blocks
+
+`is_retryable(exc)` is the single rule the client and the schedulers use.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class NdexError(Exception):
+    """Root of every error ndex raises on purpose."""
+
+
+class UsageError(NdexError, ValueError):
+    """The request cannot be satisfied as given; the message says what to change."""
+
+
+class ConfigError(UsageError):
+    """Missing or unreadable connection settings (URL, token, config file)."""
+
+
+class InvalidBox(UsageError):
+    """A range or box is empty, inverted or otherwise malformed."""
+
+
+class OutOfBounds(UsageError):
+    """A range lies outside the coordinate frame, or a resolution outside the hierarchy."""
+
+
+class RemoteError(NdexError):
+    """An HTTP error answer from a BOSS server, with its status, BOSS code and message."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
+                 url: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.url = url
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        tag = ", ".join(p for p in (f"HTTP {self.status}" if self.status else "",
+                                    f"BOSS code {self.code}" if self.code else "") if p)
+        if tag:
+            parts.append(f"({tag})")
+        return " ".join(parts)
+
+
+class BadRequest(RemoteError):
+    """HTTP 400: the server refused the request's arguments or body."""
+
+
+class AuthError(RemoteError, PermissionError):
+    """HTTP 401/403: the token is missing, unknown or lacks a permission."""
+
+
+class ResourceNotFound(RemoteError, LookupError):
+    """HTTP 404: collection, experiment, channel, frame, group or object does not exist."""
+
+
+class Conflict(RemoteError):
+    """HTTP 409: the resource is in a state that forbids the request."""
+
+
+class RequestTooLarge(RemoteError):
+    """HTTP 413: the cutout exceeds the server's size cap."""
+
+
+class RetryableRemoteError(RemoteError):
+    """A server answer worth retrying after a pause."""
+
+
+class ServerError(RetryableRemoteError):
+    """HTTP 5xx other than 503."""
+
+
+class Throttled(RetryableRemoteError):
+    """HTTP 429 or 503: slow down; `retry_after` is the server's hint in seconds, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class TransportError(NdexError, OSError):
+    """No usable answer from the server."""
+
+
+class RemoteUnreachable(TransportError):
+    """The server could not be reached (refused, reset, name not resolved)."""
+
+
+class RemoteTimeout(TransportError):
+    """The server did not answer in time."""
+
+
+class CorruptBody(TransportError):
+    """The server's body was truncated or could not be decoded."""
+
+
+class SinkError(NdexError, OSError):
+    """Writing the local output failed."""
+
+
+class SourceError(NdexError, OSError):
+    """Reading the input images failed."""
+
+
+class TransferFailed(NdexError):
+    """Some blocks failed after every retry; `failures` maps each block to its error."""
+
+    def __init__(self, message: str, failures: dict[Any, BaseException] | None = None) -> None:
+        super().__init__(message)
+        self.failures = dict(failures or {})
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for errors a retry may cure: transport failures, 5xx, 429/503."""
+    return isinstance(exc, (TransportError, RetryableRemoteError))

@@ -1,0 +1,1 @@
+"""ndex.server (see ../shared/design/architecture.md)."""

@@ -1,0 +1,1 @@
+"""ndex.sinks (see ../shared/design/architecture.md)."""

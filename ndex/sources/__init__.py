@@ -1,0 +1,1 @@
+"""ndex.sources (see ../shared/design/architecture.md)."""

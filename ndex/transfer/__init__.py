@@ -1,0 +1,1 @@
+"""ndex.transfer (see ../shared/design/architecture.md)."""

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Set up a virtualenv for ndex and run its main job or its test suite.
+
+    python3 scripts/dev.py demo     # venv + install, then `ndex demo`
+    python3 scripts/dev.py test     # venv + install with test extras, then the whole pytest suite
+
+Only the standard library is used here: this runs on a machine that has nothing but Python 3.10+
+and this repository. The virtualenv lives in `.venv` (override with NDEX_VENV); installs are
+skipped when setup.py and the constraints have not changed since the last one.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONSTRAINTS = ROOT / "scripts" / "constraints.txt"
+
+
+def venv_dir() -> Path:
+    return Path(os.environ.get("NDEX_VENV", ROOT / ".venv")).resolve()
+
+
+def venv_bin(name: str) -> Path:
+    sub = "Scripts" if os.name == "nt" else "bin"
+    suffix = ".exe" if os.name == "nt" else ""
+    return venv_dir() / sub / f"{name}{suffix}"
+
+
+def install_stamp(extras: str) -> str:
+    digest = hashlib.sha256(extras.encode())
+    for path in (ROOT / "setup.py", ROOT / "pyproject.toml", CONSTRAINTS):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv(extras: str) -> None:
+    """Create the venv if needed and install ndex (editable) with `extras`, once per change."""
+    if not venv_bin("python").exists():
+        print(f"creating virtualenv {venv_dir()}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(venv_dir())
+    stamp_file = venv_dir() / f".ndex-install-{extras or 'base'}"
+    stamp = install_stamp(extras)
+    if stamp_file.exists() and stamp_file.read_text() == stamp:
+        return
+    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
+    print(f"installing ndex{f'[{extras}]' if extras else ''} into {venv_dir()} (a minute or two)", flush=True)
+    cmd = [str(venv_bin("python")), "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS), "-e", target]
+    subprocess.run(cmd, check=True)
+    stamp_file.write_text(stamp)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test", "setup"}:
+        print("usage: python3 scripts/dev.py demo|test|setup [extra arguments]", file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_venv("test,s3,dask" if command in {"test", "setup"} else "")
+    if command == "setup":
+        print(f"ready: activate with `source {venv_dir() / 'bin' / 'activate'}`")
+        return 0
+    if command == "demo":
+        return subprocess.call([str(venv_bin("ndex")), "demo", *rest])
+    env = dict(os.environ, PATH=f"{venv_bin('python').parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.call([str(venv_bin("python")), "-m", "pytest", *rest], cwd=ROOT, env=env)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except subprocess.CalledProcessError as exc:
+        print(f"error: `{' '.join(map(str, exc.cmd))}` failed with exit code {exc.returncode}", file=sys.stderr)
+        sys.exit(exc.returncode or 1)

@@ -1,0 +1,59 @@
+"""ndex: move large 3D/4D image volumes in and out of BOSS-style spatial databases."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="ndex",
+    version="2.0.0.dev0",
+    description="Fast, memory-bounded, resumable transfer of image volumes to and from BOSS spatial databases",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["ndex", "ndex.*"]),
+    include_package_data=True,
+    install_requires=[
+        "numpy>=1.24",
+        "blosc>=1.10,<2",  # BOSS wire codec: Blosc-1 frames only (python-blosc 1.x)
+        "requests>=2.28",
+        "tifffile>=2023.1",
+        "Pillow>=9",
+        "tqdm>=4.60",
+        "intern>=1.4",
+        "fastapi>=0.100",
+        "uvicorn>=0.23",
+        "tensorstore>=0.1.60",
+        "SQLAlchemy>=2.0",
+        "slack_sdk>=3.20",
+        "jsonschema>=4",
+    ],
+    extras_require={
+        "s3": ["boto3>=1.26"],
+        "dask": ["distributed>=2023.1"],
+        "test": [
+            "pytest>=7.4",
+            "pytest-timeout>=2.1",
+            "responses>=0.23",
+            "hypothesis>=6.80",
+            "moto[server]>=5",
+            "boto3>=1.26",
+            "httpx>=0.24",
+            "distributed>=2023.1",
+            "ruff>=0.4",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "ndex=ndex.cli.main:main",
+            "ndpull=ndex.cli.pull:main",
+            "ndpush=ndex.cli.push:main",
+            "expand_stacks=ndex.cli.expand_stacks:main",
+        ]
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Image Processing",
+    ],
+)

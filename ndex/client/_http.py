@@ -1,0 +1,299 @@
+"""The only module that knows `requests`: one pooled session, retries, error translation, counters.
+
+Every answer that is not the expected success status becomes an exception of `ndex.errors`:
+
+    400 BadRequest · 401/403 AuthError · 404 ResourceNotFound · 409 Conflict · 413 RequestTooLarge
+    429/503 Throttled(retry_after) · other 5xx ServerError · other unexpected status RemoteError
+    connection failure RemoteUnreachable · timeout RemoteTimeout · cut-off/undecodable body CorruptBody
+
+Retryable errors (`ndex.errors.is_retryable`) are retried with jittered exponential backoff, or after
+the server's Retry-After; a 4xx never is. The token travels only in the Authorization header: it is
+never part of a URL, a log line, an exception message or a repr.
+"""
+from __future__ import annotations
+
+import email.utils
+import json as jsonlib
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ndex.errors import (
+    AuthError,
+    BadRequest,
+    ConfigError,
+    Conflict,
+    CorruptBody,
+    NdexError,
+    RemoteError,
+    RemoteTimeout,
+    RemoteUnreachable,
+    RequestTooLarge,
+    ResourceNotFound,
+    ServerError,
+    Throttled,
+    is_retryable,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 60.0  # seconds; past this, waiting longer rarely helps a multi-day transfer
+MAX_RETRY_AFTER = 600.0  # a server hint beyond BOSS's own 600 s request limit is not believed
+EXCERPT_CHARS = 200  # enough of an HTML error page to recognise it, short enough for one line
+STATUS_ERRORS: dict[int, type[RemoteError]] = {
+    400: BadRequest, 401: AuthError, 403: AuthError, 404: ResourceNotFound, 409: Conflict,
+    413: RequestTooLarge, 429: Throttled, 503: Throttled,
+}
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """What went over the wire: attempts sent (retries included), retries, body bytes in and out."""
+
+    requests: int = 0
+    retries: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful answer: status, raw body and what the caller's `decode` made of it."""
+
+    status: int
+    body: bytes
+    value: Any = None
+
+    def json(self) -> Any:
+        try:
+            return jsonlib.loads(self.body)
+        except ValueError:
+            raise RemoteError(f"expected a JSON answer, got: {excerpt(self.body)!r}", status=self.status) from None
+
+
+class Counters:
+    """Thread-safe running totals behind `ClientStats`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals = ClientStats()
+
+    def add(self, *, requests: int = 0, retries: int = 0, bytes_in: int = 0, bytes_out: int = 0) -> None:
+        with self._lock:
+            t = self._totals
+            self._totals = ClientStats(t.requests + requests, t.retries + retries,
+                                       t.bytes_in + bytes_in, t.bytes_out + bytes_out)
+
+    def snapshot(self) -> ClientStats:
+        with self._lock:
+            return self._totals
+
+
+# --- turning answers and foreign exceptions into ndex errors ------------------------------------------
+
+
+def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
+    """One line of text from a body: tags of an HTML page dropped, whitespace collapsed, truncated."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", text)
+    text = " ".join(re.sub(r"<[^>]*>", " ", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_error_body(body: bytes) -> tuple[int | None, str]:
+    """(BOSS code, message) from BOSS's {"status","code","message"}, DRF's {"detail"} or any other body."""
+    try:
+        data = jsonlib.loads(body)
+    except ValueError:
+        return None, excerpt(body)
+    if isinstance(data, dict) and "message" in data:
+        code = data.get("code")
+        return (int(code) if isinstance(code, int) or str(code).isdigit() else None), excerpt(str(data["message"]))
+    if isinstance(data, dict) and "detail" in data:
+        return None, excerpt(str(data["detail"]))
+    return None, excerpt(body)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def error_for_status(status: int, body: bytes, headers: Mapping[str, str], what: str, url: str,
+                     reason: str = "") -> RemoteError:
+    """The ndex exception for an HTTP answer that was not the expected success."""
+    code, text = parse_error_body(body)
+    text = text or reason or "no message"
+    if status < 400:
+        return RemoteError(f"{what}: unexpected answer HTTP {status}: {text}", status=status, code=code, url=url)
+    cls = STATUS_ERRORS.get(status, ServerError if status >= 500 else RemoteError)
+    message = f"{what}: {text}"
+    if cls is Throttled:
+        return Throttled(message, retry_after=parse_retry_after(headers.get("Retry-After")),
+                         status=status, code=code, url=url)
+    return cls(message, status=status, code=code, url=url)
+
+
+def innermost_reason(exc: BaseException) -> str:
+    """The useful part of a requests/urllib3 error ('[Errno 111] Connection refused'), one line."""
+    inner: BaseException = exc
+    for _ in range(4):  # requests wraps urllib3's MaxRetryError/ProtocolError, which wrap the cause
+        cause = getattr(inner, "reason", None) or (inner.args[0] if inner.args else None)
+        if not isinstance(cause, BaseException):
+            break
+        inner = cause
+    text = inner.args[0] if inner.args and isinstance(inner.args[0], str) else str(inner)
+    text = re.sub(r"<[^>]*>:?\s*", "", text)  # drop '<HTTPConnection object at 0x..>:'
+    return excerpt(text) or type(exc).__name__
+
+
+def translate(exc: requests.RequestException, what: str, host: str) -> NdexError:
+    """The ndex exception for a requests failure that produced no usable answer."""
+    reason = innermost_reason(exc)
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return CorruptBody(f"{what}: the answer from {host} was cut off or damaged ({reason})")
+    if isinstance(exc, requests.Timeout):  # before ConnectionError: ConnectTimeout is both
+        return RemoteTimeout(f"{what}: {host} did not answer in time ({reason})")
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema)):
+        return ConfigError(f"{what}: the server URL is not usable ({reason}): fix --url or the config file")
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return RemoteError(f"{what}: {host} redirects in a loop ({reason})")
+    return RemoteUnreachable(f"{what}: cannot reach {host} ({reason})")
+
+
+def check_length(response: requests.Response, what: str) -> None:
+    """CorruptBody if the body is shorter or longer than its Content-Length announced."""
+    announced = response.headers.get("Content-Length")
+    if announced is None or response.headers.get("Content-Encoding") or response.request.method == "HEAD":
+        return
+    if announced.isdigit() and int(announced) != len(response.content):
+        raise CorruptBody(f"{what}: body has {len(response.content)} bytes but Content-Length said {announced}")
+
+
+# --- the session --------------------------------------------------------------------------------------
+
+
+def make_session(factory: Callable[[], requests.Session], token: str, threads: int,
+                 user_agent: str) -> requests.Session:
+    """A session whose connection pool holds one connection per worker thread."""
+    session = factory()
+    adapter = HTTPAdapter(pool_connections=threads, pool_maxsize=threads, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["Authorization"] = f"Token {token}"
+    session.headers["User-Agent"] = user_agent
+    return session
+
+
+class Http:
+    """Pooled, retrying, counting HTTP against one server; answers are `Reply`, failures `NdexError`."""
+
+    def __init__(self, base_url: str, token: str, *, threads: int = 8,
+                 timeout: tuple[float, float] = (10.0, 300.0), retries: int = 6, backoff: float = 0.5,
+                 session_factory: Callable[[], requests.Session] | None = None,
+                 on_retry: Callable[[str, BaseException], None] | None = None,
+                 sleep: Callable[[float], None] = time.sleep, jitter: Callable[[], float] = random.random,
+                 user_agent: str = "ndex") -> None:
+        if threads < 1 or retries < 0 or backoff < 0:
+            raise ValueError("threads must be >= 1, retries and backoff >= 0")
+        self.base_url = base_url.rstrip("/")
+        self.host = self.base_url.split("://", 1)[-1]
+        self.timeout = tuple(timeout)
+        self.retries, self.backoff = retries, backoff
+        self.on_retry, self.sleep, self.jitter = on_retry, sleep, jitter
+        self._token = token
+        self.counters = Counters()
+        self.session = make_session(session_factory or requests.Session, token, threads, user_agent)
+
+    def __repr__(self) -> str:
+        return f"Http({self.base_url!r})"
+
+    def close(self) -> None:
+        self.session.close()
+
+    @property
+    def stats(self) -> ClientStats:
+        return self.counters.snapshot()
+
+    def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), query: str = "",
+                body: bytes | None = None, headers: Mapping[str, str] | None = None,
+                decode: Callable[[bytes], Any] | None = None) -> Reply:
+        """Send until an expected status arrives (then `decode` its body) or a non-retryable error occurs.
+
+        `decode` runs inside the retry loop: a body it rejects with CorruptBody is fetched again.
+        """
+        url = self.base_url + path + (f"?{query}" if query else "")
+        what = f"{method} {path}"
+        for attempt in range(self.retries + 1):
+            try:
+                return self._attempt(method, url, what, expect, body, headers, decode, attempt)
+            except NdexError as exc:
+                if not is_retryable(exc) or attempt >= self.retries:
+                    raise
+                self._pause(what, exc, attempt)
+        raise AssertionError("unreachable: the last attempt either returns or raises")
+
+    def _attempt(self, method: str, url: str, what: str, expect: tuple[int, ...], body: bytes | None,
+                 headers: Mapping[str, str] | None, decode: Callable[[bytes], Any] | None,
+                 attempt: int) -> Reply:
+        self.counters.add(requests=1, retries=int(attempt > 0), bytes_out=len(body or b""))
+        started = time.monotonic()
+        try:
+            response = self.session.request(method, url, data=body, headers=dict(headers or {}),
+                                            timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise self._scrubbed(translate(exc, what, self.host)) from None
+        self.counters.add(bytes_in=len(response.content))
+        log.debug("%s -> %s (%d bytes in %.2f s)", what, response.status_code, len(response.content),
+                  time.monotonic() - started)
+        if response.status_code not in expect:
+            raise self._scrubbed(error_for_status(response.status_code, response.content, response.headers,
+                                                  what, response.url, response.reason or ""))
+        check_length(response, what)
+        value = decode(response.content) if decode else None
+        return Reply(response.status_code, response.content, value)
+
+    def _pause(self, what: str, exc: NdexError, attempt: int) -> None:
+        delay = self.delay(exc, attempt)
+        log.log(logging.DEBUG if self.on_retry else logging.INFO,
+                "retry %d/%d of %s in %.1f s after: %s", attempt + 1, self.retries, what, delay, exc)
+        if self.on_retry is not None:
+            self.on_retry(what, exc)
+        self.sleep(delay)
+
+    def delay(self, exc: BaseException, attempt: int) -> float:
+        """Seconds to wait before retry `attempt + 1`: the server's Retry-After, else jittered backoff."""
+        hint = getattr(exc, "retry_after", None)
+        if hint is not None:  # a little jitter on top so that many workers do not return at once
+            return hint * (1.0 + 0.1 * self.jitter())
+        return min(MAX_BACKOFF, self.backoff * 2**attempt) * (0.5 + 0.5 * self.jitter())
+
+    def _scrubbed(self, exc: NdexError) -> NdexError:
+        """The error with the token masked, should a server or library have echoed it back."""
+        if len(self._token) < 8 or self._token not in str(exc.args[0] if exc.args else ""):
+            return exc
+        masked = str(exc.args[0]).replace(self._token, "<token>")
+        exc.args = (masked, *exc.args[1:])
+        if isinstance(exc, RemoteError):
+            exc.message = masked
+        return exc
+
+

@@ -1,0 +1,257 @@
+"""BOSS resources as frozen values, parsed once from the server's JSON (boss-api.md section 2).
+
+`ChannelRef` names a channel; `ChannelInfo` bundles a channel with its experiment and coordinate
+frame and answers the questions a transfer asks before moving a voxel: which dtype, which extent and
+voxel size at a resolution level, and whether a level, box or time range can be served at all.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ndex.codecs import dtype_of
+from ndex.errors import OutOfBounds, RemoteError, UsageError
+from ndex.geometry import Box, box_at_res, voxel_size_at_res
+
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # BOSS's model regex; also keeps names URL-safe
+DOWNSAMPLED = "DOWNSAMPLED"
+MAX_RESOLUTION = 9  # BOSS routes take a single-digit resolution
+
+
+def check_name(kind: str, name: Any) -> str:
+    """`name` if BOSS accepts it as a resource name; a UsageError saying what is allowed otherwise."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise UsageError(f"{kind} name {name!r} is not valid: use 1 to 255 letters, digits, '_' or '-'")
+    return name
+
+
+def _from_json(cls: type, kind: str, data: Any, coerce: Mapping[str, Callable[[Any], Any]]) -> Any:
+    """Build dataclass `cls` from a JSON object: required fields must be present, lists become tuples."""
+    if not isinstance(data, Mapping):
+        raise RemoteError(f"the server described a {kind} with {type(data).__name__}, not a JSON object")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data or data[f.name] is None and f.name in coerce:
+            if f.default is dataclasses.MISSING:
+                raise RemoteError(f"the server's {kind} description lacks the field {f.name!r}")
+            continue
+        value = data[f.name]
+        try:
+            values[f.name] = coerce[f.name](value) if f.name in coerce else value
+        except (TypeError, ValueError):
+            raise RemoteError(f"the server's {kind} field {f.name!r} has an unusable value {value!r}") from None
+    return cls(**values)
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str
+    description: str = ""
+    public: bool = False
+    experiments: tuple[str, ...] = ()
+    creator: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any) -> Collection:
+        return _from_json(cls, "collection", data, {"public": bool, "experiments": _names})
+
+
+@dataclass(frozen=True)
+class CoordFrame:
+    name: str
+    x_start: int
+    x_stop: int
+    y_start: int
+    y_stop: int
+    z_start: int
+    z_stop: int
+    x_voxel_size: float = 1.0
+    y_voxel_size: float = 1.0
+    z_voxel_size: float = 1.0
+    voxel_unit: str = "nanometers"
+    description: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any) -> CoordFrame:
+        ints = {f"{a}_{e}": int for a in "xyz" for e in ("start", "stop")}
+        floats = {f"{a}_voxel_size": float for a in "xyz"}
+        return _from_json(cls, "coordinate frame", data, {**ints, **floats})
+
+    @property
+    def box(self) -> Box:
+        """The frame's extent at resolution 0."""
+        return Box((self.x_start, self.y_start, self.z_start), (self.x_stop, self.y_stop, self.z_stop))
+
+    @property
+    def voxel_size(self) -> tuple[float, float, float]:
+        return self.x_voxel_size, self.y_voxel_size, self.z_voxel_size
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    coord_frame: str
+    collection: str = ""
+    description: str = ""
+    public: bool = False
+    num_hierarchy_levels: int = 1
+    hierarchy_method: str = "anisotropic"
+    num_time_samples: int = 1
+    time_step: int | None = None
+    time_step_unit: str | None = None
+    channels: tuple[str, ...] = ()
+    creator: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any) -> Experiment:
+        return _from_json(cls, "experiment", data, {
+            "public": bool, "num_hierarchy_levels": int, "num_time_samples": int, "channels": _names})
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    type: str
+    datatype: str
+    experiment: str = ""
+    description: str = ""
+    public: bool = False
+    base_resolution: int = 0
+    default_time_sample: int = 0
+    sources: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
+    downsample_status: str = "NOT_DOWNSAMPLED"
+    creator: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any) -> Channel:
+        return _from_json(cls, "channel", data, {
+            "public": bool, "base_resolution": int, "default_time_sample": int,
+            "sources": _names, "related": _names})
+
+
+@dataclass(frozen=True)
+class ChannelRef:
+    """Which channel: collection, experiment and channel names (validated, so always URL-safe)."""
+
+    collection: str
+    experiment: str
+    channel: str
+
+    def __post_init__(self) -> None:
+        for kind in ("collection", "experiment", "channel"):
+            check_name(kind, getattr(self, kind))
+
+    @classmethod
+    def parse(cls, text: str) -> ChannelRef:
+        """'coll/exp/chan' or 'bossdb://coll/exp/chan'."""
+        parts = re.sub(r"^(bossdb|boss)://", "", text.strip()).strip("/").split("/")
+        if len(parts) != 3:
+            raise UsageError(f"{text!r} does not name a channel: write collection/experiment/channel")
+        return cls(*parts)
+
+    @property
+    def path(self) -> str:
+        """'coll/exp/chan', the form cutout and metadata URLs use."""
+        return f"{self.collection}/{self.experiment}/{self.channel}"
+
+    @property
+    def prefix(self) -> str:
+        """'coll_exp_chan', the prefix of ndex 1.x output file names."""
+        return f"{self.collection}_{self.experiment}_{self.channel}"
+
+    def __str__(self) -> str:
+        return self.path
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """A channel with its experiment and frame: dtype, per-level geometry and request checks."""
+
+    ref: ChannelRef
+    channel: Channel
+    experiment: Experiment
+    frame: CoordFrame
+
+    @property
+    def dtype(self) -> np.dtype:
+        try:
+            return dtype_of(self.channel.datatype)
+        except ValueError as exc:
+            raise UsageError(f"channel {self.ref}: {exc}") from None
+
+    @property
+    def isotropic(self) -> bool:
+        return self.experiment.hierarchy_method == "isotropic"
+
+    @property
+    def levels(self) -> range:
+        """The resolution levels the hierarchy defines (built or not)."""
+        base = self.channel.base_resolution
+        return range(base, base + self.experiment.num_hierarchy_levels)
+
+    def iso_level(self) -> int:
+        """First level whose x voxel size best matches z (boss-api.md 3.7); 0 for isotropic experiments."""
+        vx, _, vz = self.frame.voxel_size
+        if self.isotropic or vx <= 0 or vz <= 0:
+            return 0
+        return min(range(30), key=lambda r: abs(vz / (vx * 2**r) - 1))
+
+    def z_scaled(self, res: int, iso: bool = False) -> bool:
+        """Whether z halves on the step to level `res`: always for isotropic, never for anisotropic
+        hierarchies (unless `iso` asks for the isotropic copy above the iso level)."""
+        return self.isotropic or (iso and res > self.iso_level())
+
+    def box_at(self, box: Box, res: int, iso: bool = False) -> Box:
+        """A resolution-0 box mapped to level `res` (start floored, stop rounded up)."""
+        if self.isotropic or not iso or res <= self.iso_level():
+            return box_at_res(box, res, self.isotropic)
+        level = self.iso_level()  # x, y halve up to the iso level, then x, y and z halve together
+        return box_at_res(box_at_res(box, level, False), res - level, True)
+
+    def extent_at(self, res: int, iso: bool = False) -> Box:
+        """The frame's extent in voxels of level `res`."""
+        return self.box_at(self.frame.box, res, iso)
+
+    def voxel_size_at(self, res: int, iso: bool = False) -> tuple[float, float, float]:
+        if self.isotropic or not iso or res <= self.iso_level():
+            return voxel_size_at_res(self.frame.voxel_size, res, self.isotropic)
+        level = self.iso_level()
+        return voxel_size_at_res(voxel_size_at_res(self.frame.voxel_size, level, False), res - level, True)
+
+    def check_res(self, res: int) -> None:
+        """OutOfBounds unless level `res` exists in the hierarchy and has been built."""
+        levels = self.levels
+        if res not in levels or res > MAX_RESOLUTION:
+            raise OutOfBounds(f"resolution {res} is outside channel {self.ref}'s hierarchy: use "
+                              f"{levels.start} to {min(levels.stop - 1, MAX_RESOLUTION)}")
+        status = self.channel.downsample_status
+        if res > levels.start and status != DOWNSAMPLED:
+            raise OutOfBounds(f"resolution {res} of channel {self.ref} has not been built (downsample status "
+                              f"{status}): run a downsample of the channel first, or use resolution {levels.start}")
+
+    def check_box(self, box: Box, res: int, iso: bool = False) -> None:
+        """OutOfBounds naming the first axis on which `box` leaves the frame at level `res`."""
+        extent = self.extent_at(res, iso)
+        for axis, (lo, hi), (elo, ehi) in zip("xyz", (box.x, box.y, box.z), (extent.x, extent.y, extent.z)):
+            if lo < elo or hi > ehi:
+                raise OutOfBounds(f"{axis} range {lo}:{hi} lies outside the coordinate frame "
+                                  f"{self.frame.name!r} of {self.ref} at resolution {res}, whose {axis} range "
+                                  f"is {elo}:{ehi}")
+
+    def check_time(self, time_range: tuple[int, int]) -> None:
+        """OutOfBounds unless time_range lies inside [0, num_time_samples)."""
+        t0, t1 = time_range
+        n = self.experiment.num_time_samples
+        if not 0 <= t0 < t1 <= n:
+            raise OutOfBounds(f"time range {t0}:{t1} is outside experiment {self.experiment.name!r}, "
+                              f"which has time samples 0:{n}")

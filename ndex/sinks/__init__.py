@@ -1,1 +1,12 @@
-"""ndex.sinks (see ../shared/design/architecture.md)."""
+"""ndex.sinks: the write side of a pull (see ../shared/design/architecture.md and base.py)."""
+from ndex.sinks.base import COMPRESSIONS, OutputSpec, Sink
+from ndex.sinks.factory import SINKS, open_sink
+from ndex.sinks.layout import slice_name
+from ndex.sinks.numpy_sink import NumpySink
+from ndex.sinks.ome_zarr import OmeZarr
+from ndex.sinks.tiff_options import needs_bigtiff, tiff_compression
+from ndex.sinks.tiff_slices import TiffSlices
+from ndex.sinks.tiff_stack import TiffStack
+
+__all__ = ["COMPRESSIONS", "SINKS", "NumpySink", "OmeZarr", "OutputSpec", "Sink", "TiffSlices", "TiffStack",
+           "needs_bigtiff", "open_sink", "slice_name", "tiff_compression"]

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
+import re
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -16,6 +21,7 @@ from hypothesis import strategies as st
 
 from ndex.client import BossClient
 from ndex.client._http import Http, excerpt, parse_error_body, parse_retry_after
+from ndex.config import Remote
 from ndex.errors import (
     AuthError,
     BadRequest,
@@ -344,3 +350,52 @@ def test_stats_are_exact_under_concurrency(remote, rsps):
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda _: boss.http.request("GET", "/v1/collection/c1"), range(200)))
         assert boss.stats.requests == 200 and boss.stats.bytes_in == 2000
+
+
+# --- a real server ------------------------------------------------------------------------------------
+
+
+class KeepAliveHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep connections open, so the pool is what gets exercised
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        authorized = self.headers["Authorization"] == f"Token {TOKEN}"
+        body = json.dumps({"name": "c1"} if authorized else {"detail": "Invalid token."}).encode()
+        self.send_response(200 if authorized else 401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def live_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_threads_share_the_pool_without_discarding_connections(live_url, caplog):
+    caplog.set_level(logging.WARNING, logger="urllib3")
+    remote = Remote("http", live_url.split("://")[1], TOKEN)
+    with BossClient(remote, threads=6) as boss:
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda _: boss.get_collection("c1"), range(60)))
+        assert all(a.name == "c1" for a in answers) and boss.stats.requests == 60
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+
+
+def test_only_the_http_module_imports_requests():
+    package = Path(Http.__module__.replace(".", "/")).parent
+    root = Path(__file__).resolve().parents[2]
+    offenders = [p.name for p in (root / package).glob("*.py") if p.name != "_http.py"
+                 and re.search(r"^\s*(import requests|from requests)", p.read_text(), re.M)]
+    assert offenders == []

@@ -45,8 +45,9 @@ class NumpySink:
 
     def write_block(self, box: Box, data: np.ndarray, t: int | None) -> None:
         ti = time_index(self.spec, t)
+        data = conform(self.spec, box, data)
         index = box.slices_in(self.spec.box)
-        self.array[index if ti is None else (ti, *index)] = conform(self.spec, box, data)
+        self.array[index if ti is None else (ti, *index)] = data
 
     def write_slab(self, slab: Box, data: np.ndarray, t: int | None) -> None:
         self.write_block(slab, data, t)

@@ -12,9 +12,9 @@ chunk shared by two blocks when the region is not chunk-aligned). The directory 
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 LEVEL_PATH = "0"
 CHUNK_ZYX = (BOSS_CUBOID[2], BOSS_CUBOID[1], BOSS_CUBOID[0])  # the server's cuboid: aligned pulls write whole chunks
 SUFFIX = ".ome.zarr"
+OS_ERROR_CODE = re.compile(r"os_error_code=\W?(\d+)")
 
 
 def zarr_name(spec: OutputSpec) -> str:
@@ -148,14 +149,11 @@ class OmeZarr:
         """Nothing to undo: the .partial directory and the ledger are the resumable state."""
 
 
-def _oserror_in(exc: BaseException) -> BaseException:
-    """The OSError a tensorstore error stands for, judged from its message (it keeps no errno)."""
+def _oserror_in(exc: BaseException) -> OSError:
+    """The OSError behind a tensorstore error: it appends `[os_error_code='28']` to its message."""
     text = str(exc)
-    for code in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
-        if _errno_text(code) in text:
-            return OSError(code, _errno_text(code))
+    found = OS_ERROR_CODE.search(text)
+    if found:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code))
     return OSError(None, text.splitlines()[0] if text else type(exc).__name__)
-
-
-def _errno_text(code: int) -> str:
-    return os.strerror(code)

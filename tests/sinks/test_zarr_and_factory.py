@@ -1,0 +1,78 @@
+"""OME-Zarr metadata and layout, the numpy sink's own array, and open_sink's errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sink_harness import feed, make_spec, read_zarr, volume
+
+from ndex.errors import InvalidBox, UsageError
+from ndex.geometry import Box
+from ndex.sinks import OmeZarr, open_sink
+
+
+def test_zarr_is_ngff_04_with_units_scale_and_origin(tmp_path):
+    spec = make_spec(tmp_path, "uint16", times=(2, 3), voxel_unit="micrometers", stack_filename="vol.zarr",
+                     compression="zstd", compression_level=3)
+    sink = open_sink("zarr", spec)
+    feed(sink, spec, vol := volume(spec))
+    (path,) = sink.finish()
+    assert path.name == "vol.ome.zarr" and not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.json"))
+    assert json.loads((path / ".zgroup").read_text()) == {"zarr_format": 2}
+    (ms,) = json.loads((path / ".zattrs").read_text())["multiscales"]
+    assert ms["version"] == "0.4"
+    assert ms["axes"] == [{"name": "t", "type": "time"}] + [
+        {"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    scale, shift = ms["datasets"][0]["coordinateTransformations"]
+    assert ms["datasets"][0]["path"] == "0"
+    assert scale == {"type": "scale", "scale": [1.0, 40.0, 4.0, 4.0]}
+    assert shift == {"type": "translation", "translation": [2.0, 14 * 40.0, 1000 * 4.0, 500 * 4.0]}
+    zarray = json.loads((path / "0" / ".zarray").read_text())
+    assert zarray["chunks"] == [1, 16, 512, 512] and zarray["dimension_separator"] == "/"
+    assert zarray["compressor"]["cname"] == "zstd" and zarray["dtype"] == "<u2"
+    np.testing.assert_array_equal(read_zarr(path), vol)
+
+
+def test_zarr_lives_as_partial_until_finish(tmp_path):
+    spec = make_spec(tmp_path, "uint64")
+    sink = OmeZarr(spec)
+    feed(sink, spec, volume(spec))
+    assert sink.path.name == "col_exp_chan_x500-530_y1000-1022_z14-37.ome.zarr"
+    assert not sink.path.exists() and (tmp_path / (sink.path.name + ".partial")).is_dir()
+    progress = json.loads((tmp_path / (sink.path.name + ".progress.json")).read_text())
+    assert progress["slabs"] == [[14, 16], [16, 32], [32, 37]]
+    assert json.loads((tmp_path / (sink.path.name + ".partial") / "0" / ".zarray").read_text())["chunks"] == [16, 512, 512]
+    sink.finish()
+    assert sink.path.is_dir()
+
+
+def test_zarr_refuses_lzw(tmp_path):
+    with pytest.raises(UsageError, match="OME-Zarr cannot use compression lzw"):
+        open_sink("zarr", make_spec(tmp_path, compression="lzw"))
+
+
+def test_numpy_sink_fills_a_given_array(tmp_path):
+    out = np.ones((23, 22, 30), np.uint16)
+    spec = make_spec(tmp_path, extra={"out": out})
+    sink = open_sink("numpy", spec)
+    feed(sink, spec, vol := volume(spec))
+    assert sink.array is out and sink.finish() == []
+    np.testing.assert_array_equal(out, vol)
+    with pytest.raises(UsageError, match="the pull needs"):
+        open_sink("numpy", make_spec(tmp_path, extra={"out": np.ones((2, 2, 2), np.uint16)}))
+
+
+def test_factory_errors(tmp_path):
+    with pytest.raises(UsageError, match="unknown output format 'hdf5': use one of tif, stack, ome-tiff, zarr, numpy"):
+        open_sink("hdf5", make_spec(tmp_path))
+    with pytest.raises(UsageError, match="cannot write float32 voxels"):
+        open_sink("tif", make_spec(tmp_path, "float32"))
+
+
+def test_block_outside_region_is_refused(tmp_path):
+    sink = open_sink("numpy", make_spec(tmp_path))
+    with pytest.raises(InvalidBox, match="outside the pulled region"):
+        sink.write_block(Box((0, 0, 0), (2, 2, 2)), np.zeros((2, 2, 2), np.uint16), None)
+    with pytest.raises(InvalidBox, match="time point 3 given for a pull without a time range"):
+        sink.write_block(Box((500, 1000, 14), (502, 1002, 16)), np.zeros((2, 2, 2), np.uint16), 3)

@@ -40,6 +40,7 @@ from ndex.errors import (
     ResourceNotFound,
     ServerError,
     Throttled,
+    UsageError,
     is_retryable,
 )
 
@@ -77,6 +78,19 @@ class Reply:
             return jsonlib.loads(self.body)
         except ValueError:
             raise RemoteError(f"expected a JSON answer, got: {excerpt(self.body)!r}", status=self.status) from None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One logical request, re-sent as is on every retry."""
+
+    method: str
+    url: str
+    what: str  # 'GET /v1/...' for messages: never the host's credentials
+    expect: tuple[int, ...]
+    body: bytes | None
+    headers: dict[str, str]
+    decode: Callable[[bytes], Any] | None
 
 
 class Counters:
@@ -213,7 +227,8 @@ class Http:
                  sleep: Callable[[float], None] = time.sleep, jitter: Callable[[], float] = random.random,
                  user_agent: str = "ndex") -> None:
         if threads < 1 or retries < 0 or backoff < 0:
-            raise ValueError("threads must be >= 1, retries and backoff >= 0")
+            raise UsageError(f"threads ({threads}) must be at least 1, retries ({retries}) and backoff "
+                             f"({backoff}) at least 0")
         self.base_url = base_url.rstrip("/")
         self.host = self.base_url.split("://", 1)[-1]
         self.timeout = tuple(timeout)
@@ -240,35 +255,37 @@ class Http:
 
         `decode` runs inside the retry loop: a body it rejects with CorruptBody is fetched again.
         """
-        url = self.base_url + path + (f"?{query}" if query else "")
-        what = f"{method} {path}"
-        for attempt in range(self.retries + 1):
+        call = Call(method, self.base_url + path + (f"?{query}" if query else ""), f"{method} {path}",
+                    expect, body, dict(headers or {}), decode)
+        attempt = 0
+        while True:
             try:
-                return self._attempt(method, url, what, expect, body, headers, decode, attempt)
+                return self._attempt(call, retry=attempt > 0)
             except NdexError as exc:
                 if not is_retryable(exc) or attempt >= self.retries:
                     raise
-                self._pause(what, exc, attempt)
-        raise AssertionError("unreachable: the last attempt either returns or raises")
+                self._pause(call.what, exc, attempt)
+                attempt += 1
 
-    def _attempt(self, method: str, url: str, what: str, expect: tuple[int, ...], body: bytes | None,
-                 headers: Mapping[str, str] | None, decode: Callable[[bytes], Any] | None,
-                 attempt: int) -> Reply:
-        self.counters.add(requests=1, retries=int(attempt > 0), bytes_out=len(body or b""))
+    def _attempt(self, call: Call, retry: bool) -> Reply:
+        self.counters.add(requests=1, retries=int(retry), bytes_out=len(call.body or b""))
         started = time.monotonic()
         try:
-            response = self.session.request(method, url, data=body, headers=dict(headers or {}),
+            response = self.session.request(call.method, call.url, data=call.body, headers=call.headers,
                                             timeout=self.timeout)
         except requests.RequestException as exc:
-            raise self._scrubbed(translate(exc, what, self.host)) from None
+            raise self._scrubbed(translate(exc, call.what, self.host)) from None
         self.counters.add(bytes_in=len(response.content))
-        log.debug("%s -> %s (%d bytes in %.2f s)", what, response.status_code, len(response.content),
+        log.debug("%s -> %s (%d bytes in %.2f s)", call.what, response.status_code, len(response.content),
                   time.monotonic() - started)
-        if response.status_code not in expect:
+        if response.status_code not in call.expect:
             raise self._scrubbed(error_for_status(response.status_code, response.content, response.headers,
-                                                  what, response.url, response.reason or ""))
-        check_length(response, what)
-        value = decode(response.content) if decode else None
+                                                  call.what, response.url, response.reason or ""))
+        check_length(response, call.what)
+        try:
+            value = call.decode(response.content) if call.decode else None
+        except CorruptBody as exc:
+            raise CorruptBody(f"{call.what}: {exc}") from None
         return Reply(response.status_code, response.content, value)
 
     def _pause(self, what: str, exc: NdexError, attempt: int) -> None:

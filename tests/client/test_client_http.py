@@ -36,6 +36,7 @@ from ndex.errors import (
     ServerError,
     Throttled,
     TransportError,
+    UsageError,
 )
 
 URL = f"{BASE}/v1/collection/c1"
@@ -399,3 +400,9 @@ def test_only_the_http_module_imports_requests():
     offenders = [p.name for p in (root / package).glob("*.py") if p.name != "_http.py"
                  and re.search(r"^\s*(import requests|from requests)", p.read_text(), re.M)]
     assert offenders == []
+
+
+@pytest.mark.parametrize("kw", [{"threads": 0}, {"retries": -1}, {"backoff": -0.5}])
+def test_impossible_settings_are_usage_errors(remote, kw):
+    with pytest.raises(UsageError, match="threads .* must be at least 1"):
+        BossClient(remote, **kw)

@@ -1,0 +1,45 @@
+"""`expand_stacks`: split a multipage TIFF into one TIFF per slice (optionally one set per RGB channel)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ndex.cli.common import EXIT_OK, add_logging_flags, run_guarded, setup_logging
+from ndex.sources.stacks import expand_stack
+
+DESCRIPTION = "Split a multipage TIFF stack into single-slice TIFF files that ndpush can read."
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="the multipage TIFF (or OME-TIFF / ImageJ) stack to split")
+    parser.add_argument("--outdir", required=True, help="directory for the slice files (created if needed)")
+    parser.add_argument("--base_filename", default=None,
+                        help="file name template without extension, ndex 1.x syntax: <p:4> zero-padded z, "
+                             "<> unpadded z, <ch> the RGB channel (r, g, b); default <p:4> "
+                             "(<ch>/<p:4> with --split_rgb)")
+    parser.add_argument("--split_rgb", action="store_true",
+                        help="write the red, green and blue channels of an RGB stack as three file sets")
+    add_logging_flags(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose, args.quiet)
+
+    def body() -> int:
+        result = expand_stack(args.input, args.outdir, base_filename=args.base_filename, split_rgb=args.split_rgb)
+        print(f"wrote {result.files} files to {result.outdir}")
+        for channel in result.channels:
+            print(f"read back with: ndpush {result.ndpush_args(channel)}")
+        return EXIT_OK
+
+    return run_guarded(body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="expand_stacks", description=DESCRIPTION)
+    configure(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The read side of a push: what every image source implements, and the spec that opens one.
+
+The upload engine asks a source for z-slabs (at most one BOSS cuboid deep, 16 slices) and never
+for a whole volume, so memory stays bounded by the slab, whatever the size of the input:
+
+    source = open_source(SourceSpec(datasource="local", base_path="/data", base_filename="img_<p:4>",
+                                    extension="tif", z_range=(0, 1000), datatype="uint8"))
+    source.validate()                 # reads a few slices now, so bad input fails before any post
+    slab = source.read_slab(0, 16)    # (16, y, x) array, z numbered as in the source
+    source.close()
+
+Coordinates: a source numbers z as its input does (file names, stack pages, render z values);
+`z_range` is that numbering, half-open, before any --offset_extents or --forced_offsets, which are
+the engine's business. `origin_xy` is where the first voxel of a slice lies in the input's own x/y
+coordinates (the --x_extent/--y_extent starts for files, the scaled stack bounds for render), so
+the engine can derive offsets the way ndex 1.x did.
+
+Errors: every failure to read input is a `SourceError` whose message names the file (or URL),
+what was found and what was expected; a spec that cannot work is a `UsageError`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ndex.errors import InvalidBox, OutOfBounds, UsageError
+
+DATASOURCES = ("local", "s3", "render", "tiles", "stack")  # built in; open_source checks the name
+RGB_NAMES = {"r": 0, "red": 0, "g": 1, "green": 1, "b": 2, "blue": 2, "a": 3, "alpha": 3}
+
+Range = tuple[int, int]
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A z-indexed stack of equally sized 2D grayscale slices.
+
+    `missing` lists the z's that were replaced by zero slices because their input did not exist
+    and the spec allowed it (warn_missing_files); it grows as slabs are read. Sources are used
+    from one thread at a time; each may read the slices of one slab in parallel internally.
+    """
+
+    dtype: np.dtype
+    shape_xy: tuple[int, int]  # (x, y) size of one slice
+    z_range: Range  # source z numbering, half-open, before any offset
+    origin_xy: tuple[int, int]  # (x, y) of the slice's first voxel in the input's own coordinates
+
+    @property
+    def missing(self) -> list[int]:
+        """Sorted z's read as zero slices because their input was missing."""
+
+    def read_slab(self, z0: int, z1: int) -> np.ndarray:
+        """Slices z0..z1-1 (source numbering) as a C-ordered (z1-z0, y, x) array of `dtype`."""
+
+    def validate(self, sample: int = 3) -> None:
+        """Read the first, the last and `sample` evenly spaced slices; SourceError on the first problem."""
+
+    def describe(self) -> str:
+        """One line for logs and run reports."""
+
+    def close(self) -> None:
+        """Release files, connections and threads. Idempotent."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Everything needed to open a source; JSON round-trippable through `to_dict`/`from_dict`.
+
+    Field names follow ndpush's flags. File name templates (base_path and base_filename) take
+    ndex 1.x's placeholders: `<p:4>` the file number zero-padded to 4 digits, `<>` unpadded,
+    `<ch>` the channel name. The file number of slice z is `z * z_step` (ndex 1.x's meaning:
+    with z_step 2, z 0, 1, 2 read files 0, 2, 4).
+    """
+
+    datasource: str = "local"
+    base_path: str = ""
+    base_filename: str = ""
+    extension: str = "tif"
+    channel: str = ""  # substituted for <ch>
+    z_step: int = 1
+    z_range: Range | None = None
+    x_extent: Range | None = None  # BOSS x range of the data; its width is the slice width
+    y_extent: Range | None = None
+    datatype: str | None = None  # None: taken from the first slice
+    warn_missing_files: bool = False
+    rgb_channel: int | None = None  # which channel of RGB(A) input to keep; "r"/"g"/"b" accepted
+    threads: int = 4  # slices (or tiles) decoded in parallel within one slab
+    # s3
+    s3_bucket: str | None = None
+    aws_profile: str | None = None
+    s3_endpoint: str | None = None  # default: AWS_ENDPOINT_URL
+    # render-ws
+    render_base_url: str | None = None
+    render_owner: str | None = None
+    render_project: str | None = None
+    render_stack: str | None = None
+    render_channel: str | None = None
+    render_scale: float = 1.0
+    render_window: Range | None = None  # (min, max) of 16-bit intensities mapped onto 0..255
+    render_tile_size: int = 4096  # pixels per side of one box request (after scaling)
+    limit_x: Range | None = None
+    limit_y: Range | None = None
+    limit_z: Range | None = None
+    # CATMAID-style tiles
+    tile_pattern: str = "{z}/{row}_{col}.png"
+    tile_size: tuple[int, int] = (1024, 1024)  # (x, y)
+
+    def __post_init__(self) -> None:
+        for name in ("z_range", "x_extent", "y_extent", "render_window", "limit_x", "limit_y", "limit_z"):
+            object.__setattr__(self, name, _range(getattr(self, name), name))
+        if int(self.z_step) < 1:
+            raise UsageError(f"z_step {self.z_step} must be a positive integer")
+        if int(self.threads) < 1:
+            raise UsageError(f"threads {self.threads} must be at least 1")
+        if not float(self.render_scale) > 0:
+            raise UsageError(f"render_scale {self.render_scale} must be positive")
+        object.__setattr__(self, "z_step", int(self.z_step))
+        object.__setattr__(self, "threads", int(self.threads))
+        object.__setattr__(self, "render_scale", float(self.render_scale))
+        object.__setattr__(self, "rgb_channel", parse_rgb_channel(self.rgb_channel))
+        object.__setattr__(self, "tile_size", _tile_size(self.tile_size))
+        object.__setattr__(self, "extension", str(self.extension or "").lstrip("."))
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        """The requested numpy dtype, or None to take the input's."""
+        if self.datatype is None:
+            return None
+        try:
+            return np.dtype(self.datatype)
+        except TypeError:
+            raise UsageError(f"unknown datatype {self.datatype!r}: use uint8, uint16 or uint64") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"unknown source spec field(s) {', '.join(unknown)}")
+        return cls(**data)
+
+
+def parse_rgb_channel(value: int | str | None) -> int | None:
+    """'r'/'g'/'b'/'a' (or red/green/blue/alpha, or an index 0..3) -> channel index."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    if text in RGB_NAMES:
+        return RGB_NAMES[text]
+    if text.isdigit() and int(text) < 4:
+        return int(text)
+    raise UsageError(f"rgb channel {value!r} is not one of r, g, b, a or an index 0..3")
+
+
+def _range(value: Any, name: str) -> Range | None:
+    if value is None:
+        return None
+    try:
+        lo, hi = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidBox(f"{name} {value!r} is not a pair of integers (start, stop)") from None
+    if lo >= hi:
+        raise InvalidBox(f"{name} {lo}:{hi} is empty or inverted: the stop must be greater than the start")
+    return lo, hi
+
+
+def _tile_size(value: Any) -> tuple[int, int]:
+    sizes = (value, value) if isinstance(value, int) else tuple(int(v) for v in value)
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise UsageError(f"tile_size {value!r} must be one positive integer or an (x, y) pair")
+    return sizes  # type: ignore[return-value]
+
+
+def check_slab(z_range: Range, z0: int, z1: int) -> None:
+    """OutOfBounds unless z0:z1 is a non-empty part of `z_range`."""
+    if not z_range[0] <= z0 < z1 <= z_range[1]:
+        raise OutOfBounds(f"slab z {z0}:{z1} is not inside the source's z range {z_range[0]}:{z_range[1]}")
+
+
+def sample_points(z_range: Range, sample: int) -> list[int]:
+    """The first and last z of `z_range` and `sample` evenly spaced ones between, in order."""
+    lo, hi = z_range
+    count = max(int(sample), 0) + 2
+    points = {lo, hi - 1} | {lo + (hi - 1 - lo) * i // (count - 1) for i in range(count)}
+    return sorted(points)

@@ -1,0 +1,101 @@
+"""Decoding one image file into one 2D grayscale slice, and checking it against the spec.
+
+Both decoders release the GIL while they decompress, so slices of a slab decode in parallel
+threads. Every failure names the file: with thousands of slices, "which one?" is the question.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from ndex.errors import SourceError
+
+TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """TIFF (one page) or anything Pillow reads -> array (y, x) or (y, x, channels)."""
+    try:
+        if data[:4] in TIFF_MAGICS:
+            return _decode_tiff(data, name)
+        return _decode_pillow(data)
+    except SourceError:
+        raise
+    except Exception as exc:  # decoders raise many types (ValueError, struct.error, OSError...) on bad files
+        raise SourceError(f"cannot decode {name}: {_reason(exc)} (truncated or not an image?)") from exc
+
+
+def _decode_tiff(data: bytes, name: str) -> np.ndarray:
+    # is_ome=False: OME metadata may reference sibling files; one slice file is all we read (ndex 1.x fix)
+    with tifffile.TiffFile(io.BytesIO(data), is_ome=False) as tif:
+        if len(tif.pages) > 1:
+            raise SourceError(f"{name} has {len(tif.pages)} pages but a slice file must have one: "
+                              "use --datasource stack for multipage TIFFs (or expand_stacks)")
+        return page_array(tif.pages.first)
+
+
+def page_array(page: tifffile.TiffPage | tifffile.TiffFrame) -> np.ndarray:
+    """One TIFF page as (y, x) or (y, x, samples), whatever its planar configuration."""
+    array = page.asarray()
+    if page.keyframe.planarconfig == tifffile.PLANARCONFIG.SEPARATE and array.ndim == 3:
+        array = np.moveaxis(array, 0, -1)  # samples-first RGB -> (y, x, samples)
+    return array
+
+
+def _decode_pillow(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()  # decode now, inside the try, so a truncated file fails here
+        if image.mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        array = np.asarray(image)
+    if array.dtype == np.int32 and array.size and array.min() >= 0 and array.max() < 2**16:
+        array = array.astype(np.uint16)  # Pillow's "I" mode holds 16-bit PNGs as int32
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    return array
+
+
+def to_grayscale(array: np.ndarray, name: str, rgb_channel: int | None) -> np.ndarray:
+    """A 2D slice: grayscale kept, one channel picked from RGB(A), anything else refused."""
+    if array.ndim == 2:
+        return array
+    if array.ndim == 3 and array.shape[2] in (2, 3, 4):
+        if rgb_channel is None:
+            raise SourceError(f"{name} is a {array.shape[2]}-channel (RGB/RGBA) image but ndex ingests one "
+                              "grayscale channel: pick one with --rgb_channel r|g|b, or split the files "
+                              "with expand_stacks --split_rgb")
+        if rgb_channel >= array.shape[2]:
+            raise SourceError(f"{name} has {array.shape[2]} channels, so --rgb_channel {rgb_channel} does not exist")
+        return array[:, :, rgb_channel]
+    raise SourceError(f"{name} has shape {array.shape}; expected a 2D grayscale slice")
+
+
+def check_slice(array: np.ndarray, name: str, shape_xy: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    """The slice as `dtype`, or a SourceError naming the file, what was found and what was expected."""
+    y, x = array.shape
+    if (x, y) != tuple(shape_xy):
+        raise SourceError(f"{name} is {x}x{y} (x by y) but the x/y extents say {shape_xy[0]}x{shape_xy[1]}: "
+                          "fix --x_extent/--y_extent or the file")
+    if array.dtype != dtype:
+        if not _widening_allowed(array.dtype, dtype):
+            raise SourceError(f"{name} holds {array.dtype.name} voxels but the datatype is {dtype.name}: "
+                              "fix --datatype or convert the file")
+        array = array.astype(dtype)
+    return array
+
+
+def _widening_allowed(found: np.dtype, expected: np.dtype) -> bool:
+    # annotation channels are uint64 in BOSS while label images are usually uint16/uint32 files;
+    # byte order differences are not a mismatch either
+    if found.newbyteorder("=") == expected.newbyteorder("="):
+        return True
+    return expected == np.uint64 and found.kind == "u"
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

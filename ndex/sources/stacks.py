@@ -1,0 +1,98 @@
+"""expand_stack: split a multipage TIFF into one TIFF per slice, named so ndpush can read them back.
+
+ndex 1.x shipped this as a script; here it is a library function (the `expand_stacks` command is a
+thin wrapper). Pages are read one at a time, so the stack is never held in memory. Each file is
+written under `<name>.partial` and renamed, so a file that exists is complete.
+
+    result = expand_stack("stack.tif", "out/", split_rgb=True)
+    # out/r/0000.tif, out/g/0000.tif, out/b/0000.tif, ...   (templates: r/<p:4>, ...)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from ndex.errors import SinkError, UsageError
+from ndex.sources.base import SourceSpec
+from ndex.sources.stack import StackSource
+from ndex.sources.templates import check_template, fill_template
+
+RGB = ("r", "g", "b")
+
+
+@dataclass(frozen=True)
+class ExpandResult:
+    """What was written, and the ndpush arguments that read it back."""
+
+    outdir: Path
+    base_filename: str  # template; with split_rgb it contains <ch>
+    extension: str
+    z_range: tuple[int, int]
+    channels: tuple[str, ...]  # ("",) unless split_rgb
+    files: int
+
+    def ndpush_args(self, channel: str = "") -> str:
+        """The ndpush flags that read one channel's slices back (<ch> is filled from --channel)."""
+        return (f"--datasource local --base_path {self.outdir} --base_filename '{self.base_filename}' "
+                f"--extension {self.extension} --z_range {self.z_range[0]} {self.z_range[1]}"
+                + (f" --channel {channel}" if channel else ""))
+
+
+def default_template(depth: int, split_rgb: bool) -> str:
+    width = max(4, len(str(max(depth - 1, 0))))
+    return f"<ch>/<p:{width}>" if split_rgb else f"<p:{width}>"
+
+
+def expand_stack(input_path: str | os.PathLike[str], outdir: str | os.PathLike[str], *,
+                 base_filename: str | None = None, split_rgb: bool = False) -> ExpandResult:
+    """Write each page of `input_path` as `outdir/<base_filename>.tif` (one set per RGB channel if asked)."""
+    outdir = Path(outdir)
+    source = StackSource(SourceSpec(datasource="stack", base_path=str(input_path), rgb_channel=0 if split_rgb else None))
+    try:
+        depth = source.depth
+        template = base_filename or default_template(depth, split_rgb)
+        _check_output_template(template, split_rgb, depth)
+        channels = RGB if split_rgb else ("",)
+        for z in range(depth):
+            _write_page(source.plane(z), z, outdir, template, channels, f"{source.path} page {z}")
+    finally:
+        source.close()
+    return ExpandResult(outdir, template, "tif", (0, depth), channels, depth * len(channels))
+
+
+def _check_output_template(template: str, split_rgb: bool, depth: int) -> None:
+    has_z = check_template(template, "base_filename")
+    if not has_z and depth > 1:
+        raise UsageError(f"base_filename {template!r} has no z placeholder (<p:N> or <>): every page would "
+                         "overwrite the same file")
+    if split_rgb and "<ch>" not in template:
+        raise UsageError(f"--split_rgb writes one file set per channel: put <ch> in base_filename "
+                         f"(e.g. <ch>/{template} or {template}_<ch>)")
+
+
+def _write_page(plane: np.ndarray, z: int, outdir: Path, template: str, channels: tuple[str, ...],
+                what: str) -> None:
+    if channels != ("",):
+        if plane.ndim != 3 or plane.shape[2] < 3:
+            raise UsageError(f"--split_rgb needs RGB pages but {what} has shape {plane.shape}")
+        images = [plane[:, :, i] for i in range(len(channels))]
+    else:
+        if plane.ndim != 2:
+            raise UsageError(f"{what} has shape {plane.shape}, not grayscale: use --split_rgb for RGB stacks")
+        images = [plane]
+    for channel, image in zip(channels, images):
+        _write_atomic(outdir / f"{fill_template(template, z, channel)}.tif", image)
+
+
+def _write_atomic(path: Path, image: np.ndarray) -> None:
+    partial = path.with_name(path.name + ".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(partial, np.ascontiguousarray(image))
+        os.replace(partial, path)
+    except OSError as exc:
+        raise SinkError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -1,0 +1,145 @@
+"""CATMAID-style tiled slices: each z is a grid of equal tiles named by a pattern.
+
+    base_path="/data/catmaid", tile_pattern="{z}/{row}_{col}.png", tile_size=(1024, 1024)
+
+The pattern is a Python format string with {z}, {row}, {col} (and optionally {ch}); format specs
+such as {z:05d} work. CATMAID leaves blank tiles out, so a missing tile is read as zeros and
+counted in `missing_tiles`; a z whose every tile is missing is listed in `missing`. Tiles live on
+the local file system, or in S3 when a bucket is given (--s3_bucket_name or an s3:// base_path).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ndex.errors import SourceError, UsageError
+from ndex.sources.base import SourceSpec, check_slab, sample_points
+from ndex.sources.images import check_slice, decode_image, to_grayscale
+from ndex.sources.local import LocalFiles
+from ndex.sources.slices import FileStore
+
+log = logging.getLogger(__name__)
+
+
+def check_pattern(pattern: str) -> None:
+    try:
+        pattern.format(z=0, row=0, col=0, ch="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UsageError(f"tile pattern {pattern!r} is not a format string over {{z}}, {{row}}, {{col}}, {{ch}}: "
+                         f"{exc}") from None
+    for name in ("{z", "{row", "{col"):
+        if name not in pattern:
+            raise UsageError(f"tile pattern {pattern!r} lacks {name}}}: every tile name needs z, row and col")
+
+
+class TileSource:
+    """Source protocol over tiled slices, stitched in parallel."""
+
+    def __init__(self, spec: SourceSpec, store: FileStore) -> None:
+        if spec.x_extent is None or spec.y_extent is None or spec.z_range is None:
+            raise UsageError("tiled slices need --x_extent, --y_extent and --z_range (the tiles do not tell)")
+        check_pattern(spec.tile_pattern)
+        self.spec, self.store = spec, store
+        self.z_range = spec.z_range
+        self.shape_xy = (spec.x_extent[1] - spec.x_extent[0], spec.y_extent[1] - spec.y_extent[0])
+        self.origin_xy = (spec.x_extent[0], spec.y_extent[0])
+        self.grid = (math.ceil(self.shape_xy[0] / spec.tile_size[0]), math.ceil(self.shape_xy[1] / spec.tile_size[1]))
+        self.missing_tiles = 0
+        self._missing: set[int] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(spec.threads, thread_name_prefix="ndex-tiles")
+        try:
+            self.dtype = spec.dtype if spec.dtype is not None else self._probe_dtype()
+        except BaseException:
+            self._pool.shutdown()
+            raise
+
+    @property
+    def missing(self) -> list[int]:
+        with self._lock:
+            return sorted(self._missing)
+
+    def location(self, z: int, row: int, col: int) -> str:
+        name = self.spec.tile_pattern.format(z=z, row=row, col=col, ch=self.spec.channel)
+        return self.store.join(self.spec.base_path, name)
+
+    def read_slab(self, z0: int, z1: int) -> np.ndarray:
+        check_slab(self.z_range, z0, z1)
+        out = np.zeros((z1 - z0, self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
+        absent = self._stitch(range(z0, z1), lambda z: out[z - z0])
+        with self._lock:
+            self.missing_tiles += sum(absent.values())
+            self._missing.update(z for z, n in absent.items() if n == self.grid[0] * self.grid[1])
+        return out
+
+    def validate(self, sample: int = 3) -> None:
+        scratch = np.zeros((self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
+        for z in sample_points(self.z_range, sample):
+            self._stitch([z], lambda _: scratch)
+
+    def _stitch(self, zs: Iterable[int], target: Callable[[int], np.ndarray]) -> dict[int, int]:
+        """Place every tile of slices `zs` (all tiles in parallel); returns missing tiles per z."""
+        cells = [(z, row, col) for z in zs for row in range(self.grid[1]) for col in range(self.grid[0])]
+        results = self._pool.map(lambda cell: self._place_tile(*cell, target(cell[0])), cells)
+        absent: dict[int, int] = {}
+        for (z, _, _), missing in zip(cells, results):
+            absent[z] = absent.get(z, 0) + missing
+        return absent
+
+    def describe(self) -> str:
+        x, y = self.shape_xy
+        return (f"tiles {self.location(self.z_range[0], 0, 0)} .. (z {self.z_range[0]}:{self.z_range[1]}, "
+                f"{self.grid[0]}x{self.grid[1]} tiles of {self.spec.tile_size[0]}x{self.spec.tile_size[1]}, "
+                f"{x}x{y} {self.dtype.name}) from {self.store.describe()}")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.store.close()
+
+    def _place_tile(self, z: int, row: int, col: int, out: np.ndarray) -> int:
+        location = self.location(z, row, col)
+        data = self.store.read(location)
+        if data is None:
+            log.debug("tile %s is missing: zeros (CATMAID omits empty tiles)", location)
+            return 1
+        tile = to_grayscale(decode_image(data, location), location, self.spec.rgb_channel)
+        tx, ty = self.spec.tile_size
+        x0, y0 = col * tx, row * ty
+        need_x, need_y = min(tx, self.shape_xy[0] - x0), min(ty, self.shape_xy[1] - y0)
+        h, w = tile.shape
+        if not (need_x <= w <= tx and need_y <= h <= ty):
+            raise SourceError(f"tile {location} is {w}x{h} (x by y) but tiles are {tx}x{ty} "
+                              f"(at least {need_x}x{need_y} at this edge): fix --tile_size or the extents")
+        out[y0:y0 + need_y, x0:x0 + need_x] = check_slice(tile[:need_y, :need_x], location, (need_x, need_y), self.dtype)
+        return 0
+
+    def _probe_dtype(self) -> np.dtype:
+        for z in sample_points(self.z_range, 3):
+            data = self.store.read(self.location(z, 0, 0))
+            if data is not None:
+                location = self.location(z, 0, 0)
+                tile = to_grayscale(decode_image(data, location), location, self.spec.rgb_channel)
+                return tile.dtype.newbyteorder("=")
+        raise SourceError(f"cannot learn the datatype: no first tile found (e.g. {self.location(self.z_range[0], 0, 0)}); "
+                          "give --datatype")
+
+
+def open_tiles(spec: SourceSpec) -> TileSource:
+    if spec.s3_bucket or spec.base_path.startswith("s3://"):
+        from ndex.sources.s3 import S3Files, s3_location
+
+        spec = s3_location(spec)
+        store: FileStore = S3Files(spec.s3_bucket or "", profile=spec.aws_profile, endpoint=spec.s3_endpoint,
+                                   max_connections=spec.threads)
+    else:
+        store = LocalFiles()
+    try:
+        return TileSource(spec, store)
+    except BaseException:
+        store.close()
+        raise

@@ -11,7 +11,7 @@ import struct
 import blosc
 import numpy as np
 
-from ndex.errors import CorruptBody
+from ndex.errors import CorruptBody, UsageError
 
 blosc.set_releasegil(True)  # blosc then runs outside the GIL: threads decode in parallel
 blosc.set_nthreads(1)  # parallelism comes from our worker threads, one block each
@@ -25,7 +25,7 @@ def dtype_of(name: str) -> np.dtype:
     try:
         return np.dtype(SUPPORTED_DTYPES[name])
     except KeyError:
-        raise ValueError(f"unsupported channel datatype {name!r}: use one of {', '.join(SUPPORTED_DTYPES)}") from None
+        raise UsageError(f"unsupported channel datatype {name!r}: use one of {', '.join(SUPPORTED_DTYPES)}") from None
 
 
 def encode(array: np.ndarray, *, clevel: int = 1, cname: str = "lz4") -> bytes:
@@ -34,7 +34,7 @@ def encode(array: np.ndarray, *, clevel: int = 1, cname: str = "lz4") -> bytes:
     if data.dtype.byteorder == ">":
         data = data.astype(data.dtype.newbyteorder("<"))
     if data.nbytes == 0:
-        raise ValueError("cannot encode an empty array")
+        raise UsageError("cannot encode an empty array: a cutout needs at least one voxel")
     return blosc.compress(data, typesize=data.dtype.itemsize, clevel=clevel, shuffle=blosc.SHUFFLE, cname=cname)
 
 

@@ -1,0 +1,192 @@
+"""`ndpull` / `ndex pull`: download a region of a BOSS channel.
+
+Every ndex 1.x flag keeps its meaning; new options are additive.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from ndex.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    TqdmProgress,
+    add_connection_flags,
+    add_logging_flags,
+    run_guarded,
+    setup_logging,
+)
+from ndex.client import BossClient, ChannelRef
+from ndex.config import discover
+from ndex.errors import UsageError
+from ndex.geometry import DEFAULT_BLOCK_BYTES, Box
+from ndex.sinks.base import COMPRESSIONS
+from ndex.transfer.convert import MODES
+from ndex.transfer.download import OUTPUTS, PullSpec, make_plan, pull
+
+EPILOG = """\
+examples:
+  ndpull --collection kasthuri --experiment em --channel images --x 0 1024 --y 0 1024 --z 0 32 --outdir out
+  ndpull --collection c --experiment e --channel ch --full_extent --res 2 --stack_filename vol.ome.tif
+  ndpull ... --output zarr --stack_filename vol.ome.zarr       (OME-Zarr, blocks placed directly)
+  ndpull ... --dry_run                                        (print the plan: blocks, bytes, memory)
+Re-running an interrupted pull with the same arguments continues where it stopped.
+"""
+
+
+def parse_size(text: str) -> int:
+    """'8GB', '512MiB', '1e9' -> bytes."""
+    units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+             "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 10**3, "m": 10**6, "g": 10**9}
+    raw = text.strip().lower().replace(" ", "")
+    number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = raw[len(number):]
+    try:
+        return int(float(number) * units[unit])
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 8GB or 512MiB") from None
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    add_connection_flags(parser)
+    what = parser.add_argument_group("what to download")
+    what.add_argument("--collection", help="collection name")
+    what.add_argument("--experiment", help="experiment name")
+    what.add_argument("--channel", help="channel name")
+    what.add_argument("--x", nargs=2, type=int, metavar=("X0", "X1"), help="x range, half-open, at --res")
+    what.add_argument("--y", nargs=2, type=int, metavar=("Y0", "Y1"), help="y range, half-open, at --res")
+    what.add_argument("--z", nargs=2, type=int, metavar=("Z0", "Z1"), help="z range, half-open, at --res")
+    what.add_argument("--t", nargs=2, type=int, metavar=("T0", "T1"),
+                      help="time range of a time-series channel; writes one output per time point")
+    what.add_argument("--res", type=int, default=0, help="resolution level (0 = full resolution)")
+    what.add_argument("--iso", action="store_true", help="read the isotropic pyramid of an anisotropic experiment")
+    what.add_argument("--full_extent", action="store_true",
+                      help="download the channel's full extent (scaled to --res); not with --x/--y/--z")
+    out = parser.add_argument_group("output")
+    out.add_argument("--outdir", default="./", help="output directory (default: current directory)")
+    out.add_argument("--output", choices=OUTPUTS, default=None,
+                     help="tif: one TIFF per slice (default); stack: one multipage (Big)TIFF; ome-tiff: OME-TIFF "
+                          "stack with voxel size; zarr: OME-Zarr; numpy: .npy file")
+    out.add_argument("--stack_filename", help="write one stack file of this name in --outdir (a .ome.tif name "
+                     "gives OME-TIFF, .ome.zarr gives OME-Zarr, .npy numpy) instead of slices")
+    out.add_argument("--compression", choices=COMPRESSIONS, default=None,
+                     help="TIFF compression (default: none for image channels, zlib level 1 for annotations)")
+    out.add_argument("--compression_level", type=int, help="compression level (zlib 1-9, zstd 1-22)")
+    out.add_argument("--force_datatype", choices=("uint8", "uint16", "uint64"),
+                     help="convert the data to this type (see --force_datatype_mode)")
+    out.add_argument("--force_datatype_mode", choices=MODES, default="scale",
+                     help="scale: shift by the bit-depth difference (uint16->uint8 is >>8, default); "
+                          "clip: saturate; wrap: keep the low bits")
+    run = parser.add_argument_group("how")
+    run.add_argument("--threads", type=int, default=8, help="parallel requests (default 8)")
+    run.add_argument("--block_size", type=parse_size, default=DEFAULT_BLOCK_BYTES,
+                     help="largest block per request, e.g. 32MiB (cuboid-aligned, never over the server's cap)")
+    run.add_argument("--max_memory", type=parse_size, help="cap on memory for data, e.g. 2GB")
+    run.add_argument("--print_metadata", action="store_true",
+                     help="print the collection/experiment/channel/frame metadata as JSON and exit")
+    run.add_argument("--dry_run", action="store_true", help="print the plan (blocks, bytes, memory) and exit")
+    add_logging_flags(parser)
+
+
+def output_kind(args: argparse.Namespace) -> str:
+    if args.output:
+        return args.output
+    name = (args.stack_filename or "").lower()
+    if not name:
+        return "tif"
+    if name.endswith(".ome.zarr") or name.endswith(".zarr"):
+        return "zarr"
+    if name.endswith(".npy"):
+        return "numpy"
+    if name.endswith(".ome.tif") or name.endswith(".ome.tiff"):
+        return "ome-tiff"
+    return "stack"
+
+
+def requested_box(args: argparse.Namespace) -> Box | None:
+    given = [r is not None for r in (args.x, args.y, args.z)]
+    if args.full_extent:
+        if any(given):
+            raise UsageError("--full_extent cannot be combined with --x/--y/--z: drop one or the other")
+        return None
+    if not all(given):
+        missing = ", ".join(f"--{a}" for a, g in zip("xyz", given) if not g)
+        raise UsageError(f"missing {missing}: give --x, --y and --z ranges, or --full_extent")
+    return Box.from_ranges(tuple(args.x), tuple(args.y), tuple(args.z))
+
+
+def build_spec(args: argparse.Namespace) -> PullSpec:
+    names = {"--collection": args.collection, "--experiment": args.experiment, "--channel": args.channel}
+    missing = [flag for flag, value in names.items() if not value]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}: name the channel to download")
+    kind = output_kind(args)
+    if kind in ("stack", "ome-tiff", "numpy") and not args.stack_filename:
+        raise UsageError(f"--output {kind} writes one file: give its name with --stack_filename")
+    return PullSpec(
+        ref=ChannelRef(args.collection, args.experiment, args.channel), box=requested_box(args), res=args.res,
+        iso=args.iso, time_range=tuple(args.t) if args.t else None, output=kind, outdir=Path(args.outdir),
+        stack_filename=args.stack_filename, compression=args.compression, compression_level=args.compression_level,
+        force_datatype=args.force_datatype, force_datatype_mode=args.force_datatype_mode, threads=args.threads,
+        block_bytes=args.block_size, max_memory=args.max_memory)
+
+
+def print_metadata(client: BossClient, args: argparse.Namespace) -> int:
+    ref = ChannelRef(args.collection, args.experiment, args.channel)
+    info = client.channel_info(ref)
+    meta = {"url": client.remote.url, "collection": args.collection, "experiment": asdict(info.experiment),
+            "channel": asdict(info.channel), "coord_frame": asdict(info.frame)}
+    print(json.dumps(meta, indent=2, default=str))
+    return EXIT_OK
+
+
+def execute(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose, args.quiet)
+    remote = discover(url=args.url, token=args.token, config_file=args.config_file)
+    with BossClient(remote, threads=max(1, args.threads)) as client:
+        if args.print_metadata:
+            return print_metadata(client, args)
+        spec = build_spec(args)
+        plan = make_plan(client, spec)
+        if args.dry_run:
+            print("\n".join(plan.describe()))
+            return EXIT_OK
+        progress = TqdmProgress("ndpull", enabled=not args.quiet and sys.stderr.isatty())
+        if not args.quiet:
+            print(f"pulling {plan.box} of {spec.ref.collection}/{spec.ref.experiment}/{spec.ref.channel} "
+                  f"res {spec.res}: {plan.nblocks} blocks, {plan.nbytes / 1e6:,.1f} MB, "
+                  f"~{plan.memory_estimate / 1e6:,.0f} MB memory", file=sys.stderr)
+        report = pull(spec, client=client, progress=progress, plan=plan)
+    print(report.summary())
+    for line in report.failure_lines():
+        print(line, file=sys.stderr)
+    if not report.ok:
+        print("some blocks failed: re-run the same command to retry only those", file=sys.stderr)
+        return EXIT_FAILED
+    if report.blocks_skipped and not args.quiet:
+        print(f"resumed: {report.blocks_skipped} blocks were already written by an earlier run", file=sys.stderr)
+    where = report.files[0] if len(report.files) == 1 else Path(args.outdir)
+    print(f"wrote {len(report.files)} file(s) to {where}")
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_guarded(lambda: execute(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ndpull", description="Download a region of a BOSS channel.")
+    configure(parser)
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,402 @@
+"""Pull a region of a channel: cuboid-aligned blocks fetched across threads, streamed into a sink.
+
+Memory is bounded by the blocks in flight (`inflight` x block size) plus, for sinks that take whole
+slabs (TIFF slices and stacks), one 16-slice slab of the requested XY extent. It does not grow with
+the depth of the volume. Slabs already written by an interrupted earlier run (the sink knows) are
+not fetched again.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ndex.client import BossClient, ChannelInfo, ChannelRef
+from ndex.config import Remote
+from ndex.errors import TransferFailed, UsageError
+from ndex.geometry import BOSS_CUBOID, DEFAULT_BLOCK_BYTES, Box, plan_blocks, z_slabs
+from ndex.progress import NullProgress, Progress
+from ndex.sinks import open_sink
+from ndex.sinks.base import COMPRESSIONS, OutputSpec, Sink
+from ndex.transfer.convert import MODES, convert
+from ndex.transfer.report import RunReport
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("tif", "stack", "ome-tiff", "zarr", "numpy")
+
+
+@dataclass(frozen=True)
+class PullSpec:
+    """Everything that defines a pull; the same spec re-run resumes it."""
+
+    ref: ChannelRef
+    box: Box | None = None  # voxel coordinates at `res`; None means the full extent at `res`
+    res: int = 0
+    iso: bool = False
+    time_range: tuple[int, int] | None = None  # None: the channel's default time sample, 3D output
+    output: str = "tif"
+    outdir: Path = Path(".")
+    stack_filename: str | None = None
+    compression: str | None = None  # None: "none" for image channels, "zlib" level 1 for annotations
+    compression_level: int | None = None
+    force_datatype: str | None = None
+    force_datatype_mode: str = "scale"
+    threads: int = 8
+    block_bytes: int = DEFAULT_BLOCK_BYTES
+    max_memory: int | None = None  # bytes; shrinks blocks in flight (and block size) to fit
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise UsageError(f"unknown output {self.output!r}: use one of {', '.join(OUTPUTS)}")
+        if self.compression is not None and self.compression not in COMPRESSIONS:
+            raise UsageError(f"unknown compression {self.compression!r}: use one of {', '.join(COMPRESSIONS)}")
+        if self.force_datatype_mode not in MODES:
+            raise UsageError(f"unknown --force_datatype_mode {self.force_datatype_mode!r}: use {', '.join(MODES)}")
+        if self.threads < 1:
+            raise UsageError(f"--threads {self.threads} must be at least 1")
+        if self.time_range is not None and self.time_range[0] >= self.time_range[1]:
+            raise UsageError(f"time range {self.time_range[0]}:{self.time_range[1]} is empty or inverted")
+
+
+@dataclass(frozen=True)
+class PullPlan:
+    """The resolved pull: region, blocks, slabs and the memory it will need."""
+
+    spec: PullSpec
+    info: ChannelInfo
+    box: Box
+    slabs: tuple[Box, ...]
+    blocks_per_slab: tuple[tuple[Box, ...], ...]
+    block_bytes: int
+    inflight: int
+    out_dtype: np.dtype
+    output_spec: OutputSpec = field(repr=False)
+
+    @property
+    def nblocks(self) -> int:
+        return sum(len(b) for b in self.blocks_per_slab)
+
+    @property
+    def ntimes(self) -> int:
+        return 1 if self.spec.time_range is None else self.spec.time_range[1] - self.spec.time_range[0]
+
+    @property
+    def nbytes(self) -> int:
+        return self.box.nbytes(self.info.dtype.itemsize, self.ntimes)
+
+    @property
+    def slab_bytes(self) -> int:
+        """Bytes of the one slab buffer a slab-writing sink needs (0 for sinks that place blocks)."""
+        if self.spec.output in ("zarr", "numpy"):
+            return 0
+        sx, sy, _ = self.box.shape
+        return sx * sy * BOSS_CUBOID[2] * self.ntimes * self.info.dtype.itemsize
+
+    @property
+    def memory_estimate(self) -> int:
+        return self.inflight * self.block_bytes + self.slab_bytes
+
+    def describe(self) -> list[str]:
+        """The dry-run plan, one fact per line."""
+        s = self.spec
+        return [
+            f"channel   {s.ref.collection}/{s.ref.experiment}/{s.ref.channel} ({self.info.channel.datatype}, "
+            f"{self.info.channel.type}) at resolution {s.res}",
+            f"region    {self.box}" + (f", time {s.time_range[0]}:{s.time_range[1]}" if s.time_range else ""),
+            f"blocks    {self.nblocks} cuboid-aligned requests in {len(self.slabs)} slabs of 16 slices",
+            f"bytes     {self.nbytes / 1e6:,.1f} MB uncompressed",
+            f"memory    ~{self.memory_estimate / 1e6:,.0f} MB peak ({self.inflight} blocks of "
+            f"<= {self.block_bytes / 1e6:,.1f} MB in flight + {self.slab_bytes / 1e6:,.1f} MB slab buffer)",
+            f"output    {s.output} in {s.outdir}" + (f" ({self.output_spec.compression} compression)"
+                                                     if s.output in ("tif", "stack", "ome-tiff") else ""),
+        ]
+
+
+def resolve_box(spec: PullSpec, info: ChannelInfo) -> Box:
+    """The requested region at `spec.res`, checked against the frame at that level."""
+    info.check_res(spec.res)
+    box = spec.box if spec.box is not None else info.extent_at(spec.res, spec.iso)
+    info.check_box(box, spec.res, spec.iso)
+    if spec.time_range is not None:
+        info.check_time(spec.time_range)
+    return box
+
+
+def fit_memory(spec: PullSpec, slab_bytes: int, itemsize: int) -> tuple[int, int]:
+    """(block_bytes, inflight) so that blocks in flight plus the slab buffer fit `max_memory`."""
+    inflight = spec.threads * 2
+    block_bytes = spec.block_bytes
+    if spec.max_memory is None:
+        return block_bytes, inflight
+    budget = spec.max_memory - slab_bytes
+    cuboid_bytes = BOSS_CUBOID[0] * BOSS_CUBOID[1] * BOSS_CUBOID[2] * itemsize
+    if budget < cuboid_bytes:
+        raise UsageError(
+            f"--max_memory {spec.max_memory / 1e6:,.0f} MB is too small: this pull needs a "
+            f"{slab_bytes / 1e6:,.0f} MB slab buffer plus at least one {cuboid_bytes / 1e6:,.1f} MB block; "
+            f"raise --max_memory, pull a narrower x/y region, or use --output zarr (no slab buffer)")
+    inflight = max(1, min(inflight, budget // cuboid_bytes))
+    return max(cuboid_bytes, min(block_bytes, budget // inflight)), int(inflight)
+
+
+def default_compression(info: ChannelInfo, spec: PullSpec) -> tuple[str, int | None]:
+    if spec.compression is not None:
+        return spec.compression, spec.compression_level
+    if info.channel.type == "annotation" or info.dtype.itemsize == 8:
+        return "zlib", 1 if spec.compression_level is None else spec.compression_level
+    return "none", spec.compression_level
+
+
+def make_plan(client: BossClient, spec: PullSpec, info: ChannelInfo | None = None) -> PullPlan:
+    info = info or client.channel_info(spec.ref)
+    box = resolve_box(spec, info)
+    times = None if spec.time_range is None else tuple(range(*spec.time_range))
+    ntimes = 1 if times is None else len(times)
+    itemsize = info.dtype.itemsize
+    slab_bytes = 0 if spec.output in ("zarr", "numpy") else box.shape[0] * box.shape[1] * 16 * ntimes * itemsize
+    block_bytes, inflight = fit_memory(spec, slab_bytes, itemsize)
+    slabs = tuple(z_slabs(box))
+    blocks = tuple(tuple(plan_blocks(slab, itemsize, block_bytes, time_samples=ntimes, depth=BOSS_CUBOID[2]))
+                   for slab in slabs)
+    out_dtype = np.dtype(spec.force_datatype) if spec.force_datatype else info.dtype
+    compression, level = default_compression(info, spec)
+    output_spec = OutputSpec(
+        box=box, dtype=out_dtype, prefix=spec.ref.prefix, outdir=Path(spec.outdir), time_points=times,
+        voxel_size=info.voxel_size_at(spec.res, spec.iso), voxel_unit=info.frame.voxel_unit, resolution=spec.res,
+        compression=compression, compression_level=level, stack_filename=spec.stack_filename)
+    return PullPlan(spec, info, box, slabs, blocks, block_bytes, inflight, out_dtype, output_spec)
+
+
+class _Fetcher:
+    """Runs block requests on a thread pool with at most `inflight` blocks held in memory."""
+
+    def __init__(self, client: BossClient, plan: PullPlan, report: RunReport, progress: Progress) -> None:
+        self.client, self.plan, self.report, self.progress = client, plan, report, progress
+        self.slots = threading.Semaphore(plan.inflight)
+        self.stop = threading.Event()
+
+    def fetch(self, block: Box) -> np.ndarray:
+        s = self.plan.spec
+        data = self.client.get_cutout(s.ref, s.res, block, self.plan.info.dtype, time_range=s.time_range, iso=s.iso)
+        if s.time_range is None:
+            data = data[np.newaxis]
+        return convert(data, self.plan.out_dtype, s.force_datatype_mode)
+
+    def run(self, work: list[tuple[int, Box]], deliver: Callable[[int, Box, Any], None]) -> None:
+        """Fetch every (slab index, block) in order; `deliver(slab, block, array | exception)`.
+
+        Submission is in slab order, so the blocks of the earliest unfinished slab always hold
+        slots before any later block does: the consumer can always make progress.
+        """
+        with ThreadPoolExecutor(self.plan.spec.threads, thread_name_prefix="ndpull") as pool:
+            try:
+                for index, block in work:
+                    while not self.slots.acquire(timeout=0.2):
+                        if self.stop.is_set():
+                            return
+                    if self.stop.is_set():
+                        self.slots.release()
+                        return
+                    pool.submit(self._one, index, block, deliver)
+            except BaseException:  # Ctrl-C while submitting: queued blocks must not start
+                self.stop.set()
+                raise
+
+    def _one(self, index: int, block: Box, deliver: Callable[[int, Box, Any], None]) -> None:
+        if self.stop.is_set():
+            deliver(index, block, None)
+            return
+        try:
+            deliver(index, block, self.fetch(block))
+        except Exception as exc:  # every failure is reported per block, none is swallowed
+            deliver(index, block, exc)
+
+
+def pending_work(plan: PullPlan, sink: Sink, report: RunReport) -> list[tuple[int, Box]]:
+    done = sink.completed(list(plan.slabs))
+    work = []
+    for index, (slab, blocks) in enumerate(zip(plan.slabs, plan.blocks_per_slab)):
+        if slab in done:
+            report.blocks_skipped += len(blocks)
+            continue
+        work.extend((index, block) for block in blocks)
+    return work
+
+
+def _run_direct(fetcher: _Fetcher, plan: PullPlan, sink: Sink, work: list[tuple[int, Box]]) -> None:
+    """Blocks go straight into the sink from the worker threads."""
+    remaining = {i: len(plan.blocks_per_slab[i]) for i, _ in work}
+    failed: set[int] = set()
+    lock = threading.Lock()
+
+    def deliver(index: int, block: Box, result: Any) -> None:
+        try:
+            if isinstance(result, np.ndarray):
+                for t, arr in zip(plan.output_spec.times, result):
+                    sink.write_block(block, arr, t)
+                fetcher.report.block_done(result.nbytes)
+                fetcher.progress.advance(1, result.nbytes)
+            elif isinstance(result, BaseException):
+                fetcher.report.block_failed(block, result)
+            with lock:
+                remaining[index] -= 1
+                failed.update([index] if not isinstance(result, np.ndarray) else [])
+                finished = remaining[index] == 0 and index not in failed
+            if finished:
+                sink.slab_done(plan.slabs[index])
+        except BaseException as exc:  # a sink failure (disk full) stops the whole run
+            fetcher.report.block_failed(block, exc)
+            fetcher.stop.set()
+        finally:
+            fetcher.slots.release()
+
+    fetcher.run(work, deliver)
+
+
+def _run_slabs(fetcher: _Fetcher, plan: PullPlan, sink: Sink, work: list[tuple[int, Box]]) -> None:
+    """Blocks are assembled into one slab buffer; complete slabs are written in increasing z."""
+    arrivals: queue.Queue = queue.Queue()
+    submitter = threading.Thread(target=fetcher.run, args=(work, lambda *item: arrivals.put(item)),
+                                 name="ndpull-submit", daemon=True)
+    submitter.start()
+    expected: dict[int, int] = {}
+    for index, _ in work:
+        expected[index] = expected.get(index, 0) + 1
+    order = sorted(expected)
+    waiting: dict[int, list[tuple[Box, Any]]] = {i: [] for i in order}
+    buffer: np.ndarray | None = None
+    try:
+        for index in order:
+            slab = plan.slabs[index]
+            shape = (plan.ntimes, *slab.shape_zyx)
+            buffer = np.empty(shape, plan.out_dtype) if buffer is None or buffer.shape != shape else buffer
+            ok = _fill_slab(fetcher, slab, buffer, expected[index], waiting, index, arrivals)
+            if ok and not fetcher.stop.is_set():
+                for t, arr in zip(plan.output_spec.times, buffer):
+                    sink.write_slab(slab, arr, t)
+                sink.slab_done(slab)
+    finally:
+        fetcher.stop.set()
+        submitter.join()
+        _drain(fetcher, arrivals)
+
+
+def _fill_slab(fetcher: _Fetcher, slab: Box, buffer: np.ndarray, count: int,
+               waiting: dict[int, list[tuple[Box, Any]]], index: int, arrivals: queue.Queue) -> bool:
+    """Copy `count` blocks of slab `index` into `buffer`; later slabs' blocks wait (holding their slot)."""
+    ok = True
+    for block, result in _arrivals_for(index, count, waiting, arrivals, fetcher):
+        if isinstance(result, np.ndarray):
+            buffer[(slice(None), *block.slices_in(slab))] = result
+            fetcher.report.block_done(result.nbytes)
+            fetcher.progress.advance(1, result.nbytes)
+        else:
+            ok = False
+            if isinstance(result, BaseException):
+                fetcher.report.block_failed(block, result)
+        fetcher.slots.release()
+    return ok
+
+
+def _arrivals_for(index: int, count: int, waiting: dict[int, list[tuple[Box, Any]]], arrivals: queue.Queue,
+                  fetcher: _Fetcher) -> Iterator[tuple[Box, Any]]:
+    got = 0
+    while waiting[index]:
+        got += 1
+        yield waiting[index].pop()
+    while got < count:
+        try:
+            slab_index, block, result = arrivals.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if slab_index == index:
+            got += 1
+            yield block, result
+        else:
+            waiting[slab_index].append((block, result))
+
+
+def _drain(fetcher: _Fetcher, arrivals: queue.Queue) -> None:
+    while True:
+        try:
+            arrivals.get_nowait()
+        except queue.Empty:
+            return
+
+
+def pull(spec: PullSpec, *, client: BossClient | None = None, remote: Remote | None = None,
+         progress: Progress | None = None, sink: Sink | None = None, plan: PullPlan | None = None) -> RunReport:
+    """Download `spec`'s region into its output; returns the report (failures listed, never raised).
+
+    Pass a `client` (or a `remote` to build one). A re-run of the same spec resumes.
+    """
+    progress = progress or NullProgress()
+    own_client = client is None
+    if client is None:
+        if remote is None:
+            raise UsageError("pull() needs a BossClient or a Remote (ndex.config.discover() finds one)")
+        client = BossClient(remote, threads=spec.threads, on_retry=progress.retry)
+    try:
+        plan = plan or make_plan(client, spec)
+        sink = sink or open_sink(spec.output, plan.output_spec)
+        return _execute(client, plan, sink, progress)
+    finally:
+        if own_client:
+            client.close()
+
+
+def _execute(client: BossClient, plan: PullPlan, sink: Sink, progress: Progress) -> RunReport:
+    report = RunReport("pull", blocks_total=plan.nblocks)
+    before = client.stats
+    work = pending_work(plan, sink, report)
+    total_bytes = plan.box.nbytes(plan.out_dtype.itemsize, plan.ntimes)
+    todo_bytes = sum(b.nbytes(plan.out_dtype.itemsize, plan.ntimes) for _, b in work)
+    progress.start(plan.nblocks, total_bytes, done_blocks=report.blocks_skipped, done_bytes=total_bytes - todo_bytes)
+    fetcher = _Fetcher(client, plan, report, progress)
+    runner = _run_direct if sink.places_blocks else _run_slabs
+    try:
+        runner(fetcher, plan, sink, work)
+    except BaseException:
+        fetcher.stop.set()
+        sink.abort()
+        raise
+    finally:
+        progress.close()
+        after = client.stats
+        report.requests = after.requests - before.requests
+        report.retries = after.retries - before.retries
+        report.stop_clock()
+    if report.ok:
+        report.files = list(sink.finish())
+    else:
+        sink.abort()
+    return report
+
+
+def pull_array(ref: ChannelRef, box: Box | None = None, *, res: int = 0, client: BossClient | None = None,
+               remote: Remote | None = None, **options: Any) -> np.ndarray:
+    """A region as a numpy array: (z, y, x), or (t, z, y, x) with `time_range=`. Raises on any failed block."""
+    spec = PullSpec(ref=ref, box=box, res=res, output="numpy", **options)
+    own = client is None
+    if client is None:
+        if remote is None:
+            raise UsageError("pull_array() needs a BossClient or a Remote (ndex.config.discover() finds one)")
+        client = BossClient(remote, threads=spec.threads)
+    try:
+        plan = make_plan(client, spec)
+        sink = open_sink("numpy", plan.output_spec)
+        report = _execute(client, plan, sink, NullProgress())
+    finally:
+        if own:
+            client.close()
+    if not report.ok:
+        raise TransferFailed("; ".join(report.failure_lines(3)), report.failures)
+    return sink.array

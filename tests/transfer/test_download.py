@@ -1,0 +1,146 @@
+"""The pull engine against an in-memory server: exact data, aligned blocks, bounded memory, resume."""
+import tracemalloc
+
+import numpy as np
+import pytest
+import tifffile
+from pull_fakes import FakeClient
+
+from ndex.errors import OutOfBounds, UsageError
+from ndex.geometry import BOSS_CUBOID, Box
+from ndex.sinks import open_sink
+from ndex.transfer.download import PullSpec, make_plan, pull, pull_array
+
+
+def volume(shape=(40, 700, 1100), dtype=np.uint16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, np.iinfo(dtype).max, size=shape, dtype=dtype)
+
+
+def test_numpy_pull_of_an_unaligned_region_is_exact_and_every_block_aligned():
+    vol = volume()
+    client = FakeClient(vol)
+    box = Box((100, 37, 5), (1100, 650, 39))
+    got = pull_array(client.ref, box, client=client, threads=4, block_bytes=2**20 * 3)
+    assert np.array_equal(got, vol[5:39, 37:650, 100:1100])
+    for block in client.requests:
+        assert box.contains(block)
+        for axis in range(3):
+            assert block.start[axis] % BOSS_CUBOID[axis] == 0 or block.start[axis] == box.start[axis]
+            assert block.stop[axis] % BOSS_CUBOID[axis] == 0 or block.stop[axis] == box.stop[axis]
+    assert sum(b.nvoxels for b in client.requests) == box.nvoxels  # nothing fetched twice
+
+
+def test_tiff_slices_have_ndex1_names_and_exact_content(tmp_path):
+    vol = volume(dtype=np.uint8)
+    client = FakeClient(vol)
+    spec = PullSpec(ref=client.ref, box=Box((10, 20, 3), (530, 300, 20)), outdir=tmp_path, threads=3)
+    report = pull(spec, client=client)
+    assert report.ok and report.blocks_done == report.blocks_total
+    files = sorted(tmp_path.glob("*.tif"))
+    assert [f.name for f in files][:2] == ["coll_exp_chan_x10-530_y20-300_z03.tif", "coll_exp_chan_x10-530_y20-300_z04.tif"]
+    assert len(files) == 17
+    for z, f in zip(range(3, 20), files):
+        assert np.array_equal(tifffile.imread(f), vol[z, 20:300, 10:530])
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_failed_blocks_are_reported_and_only_they_are_fetched_again(tmp_path):
+    vol = volume(dtype=np.uint8)
+    box = Box((0, 0, 0), (1100, 700, 40))
+    healthy = FakeClient(vol)
+    plan = make_plan(healthy, PullSpec(ref=healthy.ref, box=box, outdir=tmp_path, block_bytes=2**20 * 4))
+    bad_block = plan.blocks_per_slab[1][0]
+    flaky = FakeClient(vol, fail={bad_block})
+    report = pull(PullSpec(ref=flaky.ref, box=box, outdir=tmp_path, block_bytes=2**20 * 4), client=flaky)
+    assert not report.ok and list(report.failures) == [bad_block]
+    assert len(list(tmp_path.glob("*.tif"))) == 40 - 16  # the slab with the failed block is not written
+    again = FakeClient(vol)
+    report = pull(PullSpec(ref=again.ref, box=box, outdir=tmp_path, block_bytes=2**20 * 4), client=again)
+    assert report.ok and report.blocks_skipped == plan.nblocks - len(plan.blocks_per_slab[1])
+    assert {b.z for b in again.requests} == {(16, 32)}
+    for z in range(40):
+        assert np.array_equal(tifffile.imread(next(tmp_path.glob(f"*_z{z:02d}.tif"))), vol[z])
+
+
+def test_interrupt_leaves_no_final_half_file_and_the_rerun_resumes(tmp_path, monkeypatch):
+    vol = volume(shape=(48, 300, 600), dtype=np.uint8)
+    client = FakeClient(vol)
+    spec = PullSpec(ref=client.ref, box=Box((0, 0, 0), (600, 300, 48)), outdir=tmp_path, output="stack",
+                    stack_filename="vol.tif", threads=2)
+    plan = make_plan(client, spec)
+    sink = open_sink("stack", plan.output_spec)
+    written = []
+    original = sink.write_slab
+
+    def write_then_interrupt(slab, data, t):
+        if len(written) == 1:
+            raise KeyboardInterrupt
+        written.append(slab)
+        original(slab, data, t)
+
+    monkeypatch.setattr(sink, "write_slab", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        pull(spec, client=client, plan=plan, sink=sink)
+    assert not (tmp_path / "vol.tif").exists()
+    again = FakeClient(vol)
+    report = pull(spec, client=again)
+    assert report.ok and report.blocks_skipped > 0
+    assert min(b.z[0] for b in again.requests) == 16  # the first slab was not fetched again
+    assert np.array_equal(tifffile.imread(tmp_path / "vol.tif"), vol)
+
+
+def peak_bytes(depth, output, tmp_path):
+    vol = np.ones((depth, 512, 2048), np.uint8)
+    client = FakeClient(vol)
+    spec = PullSpec(ref=client.ref, outdir=tmp_path / f"{output}{depth}", output=output, threads=2,
+                    block_bytes=2**20, stack_filename=None if output == "tif" else "v.ome.zarr")
+    tracemalloc.start()
+    try:
+        report = pull(spec, client=client)
+        return tracemalloc.get_traced_memory()[1], make_plan(client, spec).memory_estimate, report
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("output", ["tif", "zarr"])
+def test_peak_memory_does_not_grow_with_depth(output, tmp_path):
+    shallow, estimate, report = peak_bytes(32, output, tmp_path)
+    deep, _, report2 = peak_bytes(160, output, tmp_path)
+    assert report.ok and report2.ok
+    assert deep < shallow * 1.5 + 2**20  # 5x the depth, not 5x the memory
+    assert deep < 3 * estimate + 8 * 2**20  # and near the plan's estimate (the volume itself is 160 MiB)
+
+
+def test_threads_bound_concurrent_requests():
+    vol = volume(shape=(64, 1024, 1024), dtype=np.uint8)
+    client = FakeClient(vol)
+    pull_array(client.ref, client=client, threads=3, block_bytes=2**19)
+    assert 1 <= client.max_active <= 3
+
+
+def test_time_series_and_force_datatype(tmp_path):
+    vol = volume(shape=(3, 20, 100, 120), dtype=np.uint16)
+    client = FakeClient(vol)
+    got = pull_array(client.ref, Box((0, 0, 0), (120, 100, 20)), client=client, time_range=(1, 3),
+                     force_datatype="uint8")
+    assert got.shape == (2, 20, 100, 120) and got.dtype == np.uint8
+    assert np.array_equal(got, (vol[1:3] >> 8).astype(np.uint8))
+
+
+def test_bad_requests_fail_before_any_download(tmp_path):
+    client = FakeClient(volume(shape=(20, 100, 100), dtype=np.uint8))
+    with pytest.raises(OutOfBounds, match="x range 0:200"):
+        make_plan(client, PullSpec(ref=client.ref, box=Box((0, 0, 0), (200, 50, 5))))
+    with pytest.raises(OutOfBounds, match="resolution 3"):
+        make_plan(client, PullSpec(ref=client.ref, res=3))
+    with pytest.raises(UsageError, match="max_memory"):
+        make_plan(client, PullSpec(ref=client.ref, max_memory=1000))
+    assert client.requests == []
+
+
+def test_dry_run_plan_describes_blocks_bytes_and_memory():
+    client = FakeClient(volume(shape=(40, 700, 1100), dtype=np.uint8))
+    lines = make_plan(client, PullSpec(ref=client.ref, block_bytes=2**20 * 4)).describe()
+    text = "\n".join(lines)
+    assert "blocks" in text and "MB uncompressed" in text and "memory" in text

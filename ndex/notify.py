@@ -122,7 +122,8 @@ class SlackNotifier:
         self._secrets = tuple(s for s in (token, webhook_url) if s)
         self._lock = threading.Lock()
         self._target: str | None = None  # resolved channel/DM id, cached after the first success
-        self._web = self._hook = None
+        self._web: WebClient | None = None
+        self._hook: WebhookClient | None = None
         if token:
             url = (base_url or WebClient.BASE_URL).rstrip("/") + "/"  # slack_sdk joins method names onto it
             self._web = WebClient(token=token, base_url=url, timeout=timeout, logger=_SDK_LOG)
@@ -142,12 +143,18 @@ class SlackNotifier:
         except Exception as exc:  # a notification must never stop an ingest
             log.warning("Slack message not sent: %s", scrub(f"{type(exc).__name__}: {exc}", self._secrets))
 
+    @property
+    def _api(self) -> WebClient:
+        if self._web is None:  # unreachable: webhook mode never resolves users or channels
+            raise _SlackFailure("not_authed")
+        return self._web
+
     def _deliver(self, text: str) -> None:
         if self._hook is not None:
-            self._retrying(self._post_webhook, text=text)
+            self._retrying(self._post_webhook, hook=self._hook, text=text)
             return
         target = self._resolve_target()
-        self._retrying(self._web.chat_postMessage, channel=target, text=text)
+        self._retrying(self._api.chat_postMessage, channel=target, text=text)
 
     def _retrying(self, call: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
         """Run one Slack call; after a 429 wait its Retry-After and try exactly once more."""
@@ -168,8 +175,9 @@ class SlackNotifier:
             raise _api_failure(exc) from None
         return getattr(result, "data", result)  # a SlackResponse, or the webhook's dict
 
-    def _post_webhook(self, *, text: str) -> dict[str, Any]:
-        response = self._hook.send(text=text)
+    @staticmethod
+    def _post_webhook(*, hook: WebhookClient, text: str) -> dict[str, Any]:
+        response = hook.send(text=text)
         if response.status_code == 200:
             return {"ok": True}
         retry = _retry_after(response.headers) if response.status_code == 429 else None
@@ -184,7 +192,7 @@ class SlackNotifier:
             return self._target
 
     def _open_dm(self, user: str) -> str:
-        opened = self._retrying(self._web.conversations_open, users=self._user_id(user))
+        opened = self._retrying(self._api.conversations_open, users=self._user_id(user))
         return opened["channel"]["id"]
 
     def _user_id(self, user: str) -> str:
@@ -192,7 +200,7 @@ class SlackNotifier:
         if _USER_ID.fullmatch(name):
             return name
         if "@" in name:
-            return self._retrying(self._web.users_lookupByEmail, email=name)["user"]["id"]
+            return self._retrying(self._api.users_lookupByEmail, email=name)["user"]["id"]
         for member in self._members():
             profile = member.get("profile") or {}
             if name in (member.get("name"), profile.get("display_name"), member.get("real_name")):
@@ -202,7 +210,7 @@ class SlackNotifier:
     def _members(self) -> Iterable[dict[str, Any]]:
         cursor = None
         while True:
-            page = self._retrying(self._web.users_list, limit=200, cursor=cursor)
+            page = self._retrying(self._api.users_list, limit=200, cursor=cursor)
             yield from (m for m in page.get("members", []) if not m.get("deleted"))
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:

@@ -45,6 +45,14 @@ def is_ome_name(name: str) -> bool:
     return name.lower().endswith(OME_SUFFIXES)
 
 
+def stack_title(name: str) -> str:
+    """The file name without its TIFF / OME-TIFF suffix: the image name shown by OME readers."""
+    for suffix in OME_SUFFIXES + (".tif", ".tiff"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 class TiffStack:
     """`spec.stack_filename` in `spec.outdir`; OME-TIFF if the name ends in .ome.tif(f) or `ome=True`.
 
@@ -158,7 +166,7 @@ class TiffStack:
         if not self.ome:
             return {"axes": axes}
         symbol, _ = units(self.spec)
-        meta: dict = {"axes": axes, "Name": self.path.name.split(".")[0]}
+        meta: dict = {"axes": axes, "Name": stack_title(self.path.name)}
         for axis, size in zip("XYZ", self.spec.voxel_size):
             meta[f"PhysicalSize{axis}"] = float(size)
             meta[f"PhysicalSize{axis}Unit"] = symbol

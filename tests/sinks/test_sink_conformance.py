@@ -186,3 +186,11 @@ def test_tensorstore_errno_is_recovered(tmp_path):
     exc = ValueError("RESOURCE_EXHAUSTED: Error writing local file \"/x/0/0\": Failed writing: "
                      "No space left on device [os_error_code='28']")
     assert _oserror_in(exc).errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize("kind", PERSISTENT)
+def test_unusable_output_directory_is_a_sink_error(tmp_path, kind):
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output directory should be")
+    with pytest.raises(SinkError, match=r"cannot write .*out"):
+        open_sink(kind, make_spec(blocker / "sub"))

@@ -89,6 +89,7 @@ def test_ome_tiff_carries_physical_sizes_units_and_order(tmp_path):
     for attr in ('PhysicalSizeX="0.5"', 'PhysicalSizeY="0.5"', 'PhysicalSizeZ="2.0"', 'PhysicalSizeXUnit="µm"',
                  'PhysicalSizeZUnit="µm"', 'SizeT="2"', 'SizeZ="23"'):
         assert attr in xml
+    assert 'Name="cells"' in xml
 
 
 @pytest.mark.parametrize("unit,symbol", [("nanometers", "nm"), ("millimeters", "mm"), ("centimeters", "cm")])

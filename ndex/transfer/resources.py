@@ -1,0 +1,245 @@
+"""Create or check the resources of a push, attach metadata, run the server's downsample.
+
+`ensure_resources` creates what is missing (collection, coordinate frame, experiment, channel) and
+checks what exists: an existing resource that differs from what the push needs (datatype, frame
+extents, voxel size or unit, channel type, annotation source) is a `ResourceMismatch` naming the
+field -- never an overwrite. Names and defaults follow ndex 1.x: the frame is `<collection>_<experiment>`,
+the experiment is isotropic when all voxel sizes are equal, and has enough hierarchy levels to
+reach a 512-voxel top level in x and y.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ndex.client import ChannelRef, CoordFrame
+from ndex.errors import Conflict, RemoteError, ResourceNotFound, UsageError
+from ndex.geometry import Box
+from ndex.progress import NullProgress, Progress
+
+log = logging.getLogger(__name__)
+
+OFFSETS_KEY = "offsets"  # ndex 1.x's experiment metadata key for --offset_extents
+
+
+class ResourceMismatch(UsageError):
+    """An existing resource differs from what the push needs."""
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """What `--create_resources` creates or checks."""
+
+    ref: ChannelRef
+    frame: Box  # the coordinate frame's extents, BOSS coordinates (after offsets)
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    voxel_unit: str = "nanometers"
+    datatype: str = "uint8"
+    source_channel: str | None = None  # set for annotation channels (then uint64)
+    base_resolution: int = 0
+    frame_name: str | None = None
+    num_hierarchy_levels: int | None = None  # None: enough levels for a 512-voxel top
+    hierarchy_method: str | None = None  # None: isotropic if all voxel sizes are equal
+
+    def __post_init__(self) -> None:
+        if self.source_channel and self.datatype != "uint64":
+            raise UsageError(f"annotation channels (--source_channel) hold uint64, not {self.datatype}: "
+                             "pass --datatype uint64")
+        if not self.source_channel and self.datatype not in ("uint8", "uint16"):
+            raise UsageError(f"image channels hold uint8 or uint16, not {self.datatype}: give --source_channel "
+                             "to create a uint64 annotation channel")
+
+    @property
+    def coord_frame(self) -> str:
+        return self.frame_name or f"{self.ref.collection}_{self.ref.experiment}"
+
+    @property
+    def channel_type(self) -> str:
+        return "annotation" if self.source_channel else "image"
+
+    @property
+    def levels(self) -> int:
+        if self.num_hierarchy_levels:
+            return self.num_hierarchy_levels
+        widest = max(self.frame.shape[0], self.frame.shape[1])
+        return max(1, math.ceil(math.log2(widest / 512)) + 1) if widest > 512 else 1
+
+    @property
+    def method(self) -> str:
+        return self.hierarchy_method or ("isotropic" if len(set(self.voxel_size)) == 1 else "anisotropic")
+
+
+def _exists(get: Callable[[], Any]) -> Any:
+    try:
+        return get()
+    except ResourceNotFound:
+        return None
+
+
+def check_frame(frame: CoordFrame, spec: ResourceSpec) -> None:
+    want = {"x_start": spec.frame.x[0], "x_stop": spec.frame.x[1], "y_start": spec.frame.y[0],
+            "y_stop": spec.frame.y[1], "z_start": spec.frame.z[0], "z_stop": spec.frame.z[1],
+            "x_voxel_size": float(spec.voxel_size[0]), "y_voxel_size": float(spec.voxel_size[1]),
+            "z_voxel_size": float(spec.voxel_size[2]), "voxel_unit": spec.voxel_unit}
+    for name, value in want.items():
+        have = getattr(frame, name)
+        if (not math.isclose(have, value, rel_tol=1e-9)) if isinstance(value, float) else have != value:
+            raise ResourceMismatch(
+                f"coordinate frame {frame.name!r} exists with {name} {have}, but this push needs {value}: fix the "
+                "--x/y/z_extent, --coord_frame_*_extent, --voxel_size or --voxel_unit flags (frames are never changed)")
+
+
+def check_channel_matches(channel: Any, spec: ResourceSpec) -> None:
+    if channel.datatype != spec.datatype:
+        raise ResourceMismatch(f"channel {spec.ref} exists with datatype {channel.datatype}, but this push needs "
+                               f"{spec.datatype}: use --datatype {channel.datatype} or another channel name")
+    if channel.type != spec.channel_type:
+        raise ResourceMismatch(f"channel {spec.ref} exists as an {channel.type} channel, but this push needs an "
+                               f"{spec.channel_type} channel: fix --source_channel or use another channel name")
+    if spec.source_channel and spec.source_channel not in channel.sources:
+        raise ResourceMismatch(f"annotation channel {spec.ref} exists with sources {list(channel.sources)}, not "
+                               f"{spec.source_channel!r}: fix --source_channel")
+
+
+def ensure_resources(client: Any, spec: ResourceSpec) -> list[str]:
+    """Create what is missing, check what exists; one line per resource saying which it was."""
+    ref, lines = spec.ref, []
+    if _exists(lambda: client.get_collection(ref.collection)) is None:
+        client.create_collection(ref.collection)
+        lines.append(f"created collection {ref.collection}")
+    else:
+        lines.append(f"collection {ref.collection} exists")
+    lines.append(_ensure_experiment(client, spec))
+    lines.extend(_ensure_channel(client, spec))
+    return lines
+
+
+def _ensure_experiment(client: Any, spec: ResourceSpec) -> str:
+    ref = spec.ref
+    experiment = _exists(lambda: client.get_experiment(ref.collection, ref.experiment))
+    frame_name = experiment.coord_frame if experiment is not None else spec.coord_frame
+    frame = _exists(lambda: client.get_coord_frame(frame_name))
+    if frame is None:
+        frame = client.create_coord_frame(frame_name, spec.frame.x, spec.frame.y, spec.frame.z,
+                                          voxel_size=spec.voxel_size, voxel_unit=spec.voxel_unit)
+        made = f"created coordinate frame {frame_name} ({spec.frame})"
+    else:
+        check_frame(frame, spec)
+        made = f"coordinate frame {frame_name} matches"
+    if experiment is None:
+        client.create_experiment(ref.collection, ref.experiment, frame_name, num_hierarchy_levels=spec.levels,
+                                 hierarchy_method=spec.method)
+        return f"{made}; created experiment {ref.experiment} ({spec.levels} levels, {spec.method})"
+    return f"{made}; experiment {ref.experiment} exists"
+
+
+def _ensure_channel(client: Any, spec: ResourceSpec) -> list[str]:
+    ref, lines = spec.ref, []
+    if spec.source_channel:
+        source_ref = ChannelRef(ref.collection, ref.experiment, spec.source_channel)
+        if _exists(lambda: client.get_channel(source_ref)) is None:
+            # as ndex 1.x did: BOSS needs an annotation channel's source to exist
+            client.create_channel(source_ref, "image", "uint8", base_resolution=spec.base_resolution)
+            lines.append(f"created empty source channel {spec.source_channel} (uint8 image) for the annotations")
+    channel = _exists(lambda: client.get_channel(ref))
+    if channel is None:
+        client.create_channel(ref, spec.channel_type, spec.datatype, base_resolution=spec.base_resolution,
+                              sources=[spec.source_channel] if spec.source_channel else [])
+        lines.append(f"created channel {ref.channel} ({spec.channel_type}, {spec.datatype})")
+    else:
+        check_channel_matches(channel, spec)
+        lines.append(f"channel {ref.channel} exists ({channel.type}, {channel.datatype})")
+    return lines
+
+
+# --- metadata ---------------------------------------------------------------------------------------
+
+
+def load_metadata(path: str | Path, schema_path: str | Path | None = None) -> dict[str, str]:
+    """Key/value metadata from a JSON object file, validated against a JSON Schema file if given.
+
+    Values become strings as BOSS stores them: strings as they are, anything else as JSON.
+    """
+    data = _read_json(path, "--metadata")
+    if not isinstance(data, dict):
+        raise UsageError(f"--metadata {path} must hold a JSON object of key/value pairs, not {type(data).__name__}")
+    if schema_path is not None:
+        validate_metadata(data, _read_json(schema_path, "--metadata_schema"), str(schema_path))
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+
+
+def validate_metadata(data: Mapping[str, Any], schema: Any, schema_name: str = "the schema") -> None:
+    """UsageError naming the first failing key (and why) if `data` does not satisfy `schema`."""
+    import jsonschema  # only metadata validation needs it
+
+    try:
+        validator_cls = jsonschema.validators.validator_for(schema)
+        validator_cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise UsageError(f"{schema_name} is not a valid JSON Schema: {exc.message}") from None
+    error = jsonschema.exceptions.best_match(validator_cls(schema).iter_errors(dict(data)))
+    if error is None:
+        return
+    key = ".".join(str(p) for p in error.absolute_path)
+    if not key and error.validator == "required":
+        key = error.message.split("'")[1] if "'" in error.message else ""
+    where = f"metadata key {key!r}" if key else "the metadata"
+    raise UsageError(f"{where} does not satisfy {schema_name}: {error.message}")
+
+
+def _read_json(path: str | Path, flag: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"{flag} file {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{flag} file {path} is not readable JSON: {exc}") from None
+
+
+def record_offsets(client: Any, ref: ChannelRef, offsets: tuple[int, int, int]) -> bool:
+    """Store non-zero offsets on the experiment as ndex 1.x did (key `offsets`, value `[x, y, z]`)."""
+    if not any(offsets):
+        return False
+    client.set_metadata(ref.collection, ref.experiment, values={OFFSETS_KEY: json.dumps(list(offsets))})
+    return True
+
+
+# --- downsample -------------------------------------------------------------------------------------
+
+
+def downsample(client: Any, ref: ChannelRef, *, progress: Progress | None = None, poll: float = 5.0,
+               timeout: float | None = None, sleep: Callable[[float], None] = time.sleep,
+               clock: Callable[[], float] = time.monotonic) -> dict:
+    """Start the server's downsample of `ref` (or join one already queued) and wait for its end.
+
+    Returns the final status document; RemoteError if the server reports FAILED or `timeout` passes.
+    """
+    progress = progress or NullProgress()
+    try:
+        client.start_downsample(ref)
+    except Conflict:  # already queued or running (by another job of the same channel): wait for it
+        log.info("downsample of %s was already started; waiting for it", ref)
+    deadline = None if timeout is None else clock() + timeout
+    last = None
+    while True:
+        status = client.downsample_status(ref)
+        state = status.get("status")
+        if state != last:
+            progress.note(f"downsample of {ref}: {state} ({status.get('num_hierarchy_levels', '?')} levels)")
+            last = state
+        if state == "DOWNSAMPLED":
+            return status
+        if state == "FAILED":
+            raise RemoteError(f"the server's downsample of {ref} failed: check the server log, then re-run "
+                              "with --downsample")
+        if deadline is not None and clock() > deadline:
+            raise RemoteError(f"the downsample of {ref} did not finish within {timeout:.0f} s (status {state}); "
+                              "it continues on the server")
+        sleep(poll)

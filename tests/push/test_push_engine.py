@@ -1,0 +1,220 @@
+"""The push engine against an in-memory BOSS: placement, zeros, resume, throttling, verification."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from push_helpers import REF, local_spec, random_volume, write_slices
+
+from ndex.errors import BadRequest, OutOfBounds, SourceError, UsageError
+from ndex.geometry import Box
+from ndex.sources import open_source
+from ndex.transfer.manifest import FAILED, POSTED, VERIFIED, Manifest
+from ndex.transfer.upload import InflightLimit, PushSpec, make_plan, push
+
+CUBOID8 = 512 * 512 * 16  # block_bytes of one uint8 cuboid: one block per cuboid in these tests
+
+
+def Spec(source, **kw):  # noqa: N802 - reads like the class it builds
+    return PushSpec(REF, source, **{"block_bytes": CUBOID8, **kw})
+
+
+def run(boss, spec, **kw):
+    return push(spec, client=boss, seed=1, **kw)
+
+
+def test_push_places_non_aligned_volume_exactly(tmp_path, boss):
+    vol = random_volume((37, 300, 700), "uint16", zero_fraction=0.3)
+    write_slices(tmp_path / "s", vol)
+    boss.make_channel(REF, "uint16", extent=(1024, 512, 64))
+    report = run(boss, Spec(local_spec(tmp_path / "s", (0, 37)), threads=3, verify="all"))
+    assert report.ok, report.failures
+    stored = boss.volume(REF)
+    np.testing.assert_array_equal(stored[:37, :300, :700], vol)
+    assert not stored[37:].any() and not stored[:, 300:].any() and not stored[:, :, 700:].any()
+    assert report.slices_read == 37
+    assert report.blocks_total == 3 * 2 == report.blocks_done == report.verified  # 3 slabs x 2 cuboids in x
+    assert all(b.is_aligned() or b.stop[0] == 700 or b.stop[1] == 300 or b.stop[2] == 37 for b in boss.posted)
+
+
+def test_offsets_shift_the_data_and_slabs_align_in_boss_coordinates(tmp_path, boss):
+    vol = random_volume((20, 64, 80), "uint8")
+    write_slices(tmp_path / "s", vol, first=5)  # files 5..24: source z numbering 5..24
+    boss.make_channel(REF, "uint8", extent=(1024, 1024, 64))
+    source = local_spec(tmp_path / "s", (5, 25), x_extent=(-10, 70), y_extent=(0, 64))
+    report = run(boss, Spec(source, offsets=(10, 3, 7)))
+    assert report.ok, report.failures
+    # source x -10..70 -> BOSS 0..80; y 0..64 -> 3..67; z 5..25 -> 12..32
+    np.testing.assert_array_equal(boss.volume(REF)[12:32, 3:67, 0:80], vol)
+    assert sorted({b.z for b in boss.posted}) == [(12, 16), (16, 32)]  # cut on BOSS's 16-grid
+
+
+def test_negative_start_without_offsets_is_refused_before_posting(tmp_path, boss):
+    write_slices(tmp_path / "s", random_volume((2, 8, 8)))
+    boss.make_channel(REF)
+    spec = Spec(local_spec(tmp_path / "s", (0, 2), x_extent=(-8, 0), y_extent=(0, 8)))
+    with pytest.raises(OutOfBounds, match="--offset_extents"):
+        run(boss, spec)
+    assert boss.calls.posts == 0
+
+
+def test_datatype_and_frame_mismatch_fail_before_anything_is_posted(tmp_path, boss):
+    write_slices(tmp_path / "s", random_volume((4, 16, 16), "uint16"))
+    boss.make_channel(REF, "uint8", extent=(1024, 1024, 64))
+    with pytest.raises(UsageError, match="holds uint8 but the images are uint16"):
+        run(boss, Spec(local_spec(tmp_path / "s", (0, 4))))
+    boss2 = type(boss)()
+    boss2.make_channel(REF, "uint16", extent=(8, 16, 64))
+    with pytest.raises(OutOfBounds, match="x range 0:16 lies outside"):
+        run(boss2, Spec(local_spec(tmp_path / "s", (0, 4))))
+    assert boss.calls.posts == boss2.calls.posts == 0
+
+
+def test_missing_slice_is_a_clear_error_before_posting(tmp_path, boss):
+    write_slices(tmp_path / "s", random_volume((3, 8, 8)))
+    boss.make_channel(REF)
+    with pytest.raises(SourceError, match=r"img_000[34].tif does not exist"):
+        run(boss, Spec(local_spec(tmp_path / "s", (0, 5))))
+    assert boss.calls.posts == 0
+
+
+def test_zero_blocks_are_skipped_and_post_zero_blocks_replaces_old_data(tmp_path, boss):
+    vol = random_volume((16, 64, 1024), "uint8")
+    vol[:, :, 512:] = 0  # the second cuboid is empty
+    write_slices(tmp_path / "s", vol)
+    boss.make_channel(REF, extent=(1024, 64, 16))
+    boss.volume(REF)[:] = 9  # data of an earlier ingest
+    report = run(boss, Spec(local_spec(tmp_path / "s", (0, 16)), verify="all"))
+    assert report.ok and report.blocks_empty == 1 and report.blocks_done == 1 and boss.calls.posts == 1
+    assert (boss.volume(REF)[:, :, 512:] == 9).all()  # merge: zeros do not clear
+    replace = Spec(local_spec(tmp_path / "s", (0, 16)), post_zero_blocks=True, verify="all")
+    report = run(boss, replace)
+    assert report.ok and report.blocks_done == 2 and report.verified == 2 and boss.calls.to_black == 2
+    np.testing.assert_array_equal(boss.volume(REF), vol)
+
+
+def test_rerun_posts_only_unconfirmed_blocks(tmp_path, boss):
+    vol = random_volume((32, 64, 1100), "uint8")
+    write_slices(tmp_path / "s", vol)
+    boss.make_channel(REF, extent=(1100, 64, 32))
+    bad = Box((512, 0, 16), (1024, 64, 32))
+    boss.fail_boxes[bad] = BadRequest("storage hiccup", status=400, code=9001)
+    spec = Spec(local_spec(tmp_path / "s", (0, 32)), manifest=str(tmp_path / "m.sqlite"))
+    first = run(boss, spec)
+    assert not first.ok and list(first.failures) == [bad] and first.blocks_done == 5
+    rows = Manifest(tmp_path / "m.sqlite", spec.key(boss.remote.url))
+    assert rows.row(bad)["state"] == FAILED and "storage hiccup" in rows.row(bad)["error"]
+    assert rows.counts().get(POSTED, 0) + rows.counts().get(VERIFIED, 0) == 5
+    rows.close()
+    del boss.fail_boxes[bad]
+    boss.posted.clear()
+    second = run(boss, spec)
+    assert second.ok and boss.posted == [bad] and second.blocks_resumed == 5 and second.blocks_done == 1
+    np.testing.assert_array_equal(boss.volume(REF), vol)
+    third = run(boss, spec)
+    assert third.ok and third.blocks_done == 0 and boss.posted == [bad] and third.slices_read == 0
+
+
+def test_a_different_spec_does_not_reuse_the_manifest(tmp_path, boss):
+    write_slices(tmp_path / "s", random_volume((16, 32, 32)))
+    boss.make_channel(REF)
+    manifest = str(tmp_path / "m.sqlite")
+    run(boss, Spec(local_spec(tmp_path / "s", (0, 16)), manifest=manifest))
+    shifted = Spec(local_spec(tmp_path / "s", (0, 16)), offsets=(32, 0, 0), manifest=manifest)
+    report = run(boss, shifted)
+    assert report.blocks_resumed == 0 and report.blocks_done == 1 and boss.calls.posts == 2
+
+
+def test_throttling_slows_down_instead_of_failing(tmp_path, boss):
+    write_slices(tmp_path / "s", random_volume((32, 64, 2048)))
+    boss.make_channel(REF, extent=(2048, 64, 32))
+    boss.throttle_posts = 5
+    report = run(boss, Spec(local_spec(tmp_path / "s", (0, 32)), threads=4, verify="none"))
+    assert report.ok and report.blocks_done == 8 and report.throttled == 5
+    assert boss.calls.posts == 8 + 5
+
+
+def test_inflight_limit_is_aimd_and_shares_the_pause():
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(s):
+        slept.append(s)
+        now[0] += s
+
+    limit = InflightLimit(8, clock=lambda: now[0], sleep=sleep)
+    limit.throttled(2.5)
+    limit.throttled(None)
+    assert limit.limit == 2
+    limit.wait_turn()
+    assert pytest.approx(sum(slept)) == 2.5
+    for _ in range(2):
+        limit.success()
+    assert limit.limit == 3  # additive increase after `limit` successes
+
+
+def test_verification_mismatch_is_reposted_and_reported(tmp_path, boss):
+    vol = random_volume((16, 64, 64))
+    write_slices(tmp_path / "s", vol)
+    boss.make_channel(REF)
+    boss.corrupt.add(Box((0, 0, 0), (64, 64, 16)))
+    report = run(boss, Spec(local_spec(tmp_path / "s", (0, 16)), verify="all"))
+    assert report.ok and report.verify_mismatches == 1 and report.reposted == 1 and report.verified == 1
+    assert boss.calls.posts == 2
+    np.testing.assert_array_equal(boss.volume(REF)[:16, :64, :64], vol)
+
+
+def test_persistent_mismatch_fails_the_block(tmp_path, boss, monkeypatch):
+    write_slices(tmp_path / "s", random_volume((16, 64, 64)))
+    boss.make_channel(REF)
+    real_get = boss.get_cutout
+    monkeypatch.setattr(boss, "get_cutout", lambda *a, **k: real_get(*a, **k) + 1)  # a server that lies
+    report = run(boss, Spec(local_spec(tmp_path / "s", (0, 16)), verify="all"))
+    assert not report.ok and "voxels differ" in next(iter(report.failures.values()))
+
+
+def test_sample_verification_reads_back_blocks_of_every_slab(tmp_path, boss):
+    write_slices(tmp_path / "s", random_volume((48, 32, 1500)))
+    boss.make_channel(REF, extent=(1536, 32, 48))
+    report = run(boss, Spec(local_spec(tmp_path / "s", (0, 48)), verify="sample"))
+    assert report.ok and report.verified == 3 and boss.calls.gets == 3
+
+
+def test_unreadable_slab_fails_its_blocks_and_the_rest_is_posted(tmp_path, boss):
+    vol = random_volume((32, 16, 16))
+    write_slices(tmp_path / "s", vol)
+    boss.make_channel(REF)
+    source = open_source(local_spec(tmp_path / "s", (0, 32)))
+    (tmp_path / "s" / "img_0020.tif").write_bytes(b"not a tiff at all")
+    source.validate = lambda sample=3: None  # the damage is found while reading, not beforehand
+    report = run(boss, Spec(local_spec(tmp_path / "s", (0, 32))), source=source)
+    source.close()
+    assert list(report.failures) == [Box((0, 0, 16), (16, 16, 32))] and report.blocks_done == 1
+    assert "img_0020.tif" in report.failures[Box((0, 0, 16), (16, 16, 32))]
+
+
+def test_spec_json_round_trip_and_z_restriction(tmp_path):
+    spec = PushSpec(REF, local_spec(tmp_path, (0, 100), x_extent=(0, 64), y_extent=(0, 64)), offsets=(0, 0, 5),
+                    verify="all", manifest="m.sqlite")
+    assert PushSpec.from_json(spec.to_json()) == spec
+    job = spec.for_z_range(16, 32)
+    assert job.source.z_range == (11, 27) and job.key("u") != spec.key("u")
+    assert spec.key("a") != spec.key("b")
+    assert PushSpec(REF, spec.source, threads=2).key() == PushSpec(REF, spec.source, threads=9).key()
+    with pytest.raises(UsageError, match="unknown push spec field"):
+        PushSpec.from_json('{"ref": "a/b/c", "source": {}, "bogus": 1}')
+
+
+def test_plan_memory_estimate_and_cap(tmp_path, boss):
+    write_slices(tmp_path / "s", random_volume((2, 1024, 1024), "uint16"))
+    boss.make_channel(REF, "uint16", extent=(1024, 1024, 16))
+    source = open_source(local_spec(tmp_path / "s", (0, 2)))
+    plan = make_plan(boss, PushSpec(REF, local_spec(tmp_path / "s", (0, 2)), threads=4), source)
+    slab = 1024 * 1024 * 16 * 2
+    assert plan.slab_bytes == slab and plan.memory_estimate == 2 * slab + 4 * 3 * (512 * 512 * 2 * 2)  # blocks are 2 slices deep here
+    capped = make_plan(boss, PushSpec(REF, local_spec(tmp_path / "s", (0, 2)), threads=4, max_memory=36 * 2**20),
+                       source)
+    assert capped.slabs_in_flight == 1 and capped.inflight == 1 and capped.memory_estimate <= 36 * 2**20
+    with pytest.raises(UsageError, match="--max_memory"):
+        make_plan(boss, PushSpec(REF, local_spec(tmp_path / "s", (0, 2)), max_memory=2**20), source)
+    source.close()
+    assert any("memory" in line for line in plan.describe())

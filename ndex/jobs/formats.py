@@ -1,0 +1,69 @@
+"""A plan as text: ndex 1.x-style command lines (POSIX or Windows quoting) and a SLURM array script."""
+from __future__ import annotations
+
+import math
+import shlex
+import subprocess
+from collections.abc import Sequence
+
+from ndex.errors import UsageError
+from ndex.jobs.spec import JobSpec, PlanFiles
+
+PROGRAMS = {"push": "ndpush", "pull": "ndpull", "create": "ndpush"}  # the ndex 1.x command names
+STYLES = ("posix", "cmd")
+# the interpreter, numpy, the HTTP pool and codecs, on top of the data the engine holds; measured
+# RSS of an idle `ndex run` is well under this
+PROCESS_OVERHEAD = 256 * 2**20
+
+
+def command_line(argv: Sequence[str], style: str = "posix") -> str:
+    """One command line that a POSIX shell (shlex quoting) or Windows cmd (list2cmdline) splits back to argv."""
+    if style == "posix":
+        return shlex.join(argv)
+    if style == "cmd":
+        return subprocess.list2cmdline(list(argv))
+    raise UsageError(f"unknown quoting style {style!r}: use one of {', '.join(STYLES)}")
+
+
+def job_argv(job: JobSpec) -> list[str]:
+    """The ndex 1.x spelling of a job: `ndpush ...` / `ndpull ...` instead of `ndex push ...`."""
+    return [PROGRAMS[job.kind], *job.argv[1:]]
+
+
+def shell_lines(jobs: Sequence[JobSpec], create: JobSpec | None = None, style: str = "posix") -> list[str]:
+    """One command per line; the resource-creating command first (run it once, before the others)."""
+    return [command_line(job_argv(j), style) for j in ([create] if create else []) + list(jobs)]
+
+
+def slurm_memory(memory: int) -> str:
+    """An sbatch --mem value (MiB) for a job whose data needs `memory` bytes."""
+    return f"{math.ceil((memory + PROCESS_OVERHEAD) / 2**20)}M"
+
+
+def slurm_script(files: PlanFiles, jobs: Sequence[JobSpec], *, cpus: int, workers: int | None = None,
+                 job_name: str = "ndex") -> str:
+    """One sbatch array script: task i runs `ndex run jobs/job_i.json` in the plan directory."""
+    if not jobs:
+        raise UsageError("the plan has no jobs: nothing to submit")
+    memory = max(j.memory for j in jobs)
+    limit = f"%{workers}" if workers and workers < len(jobs) else ""
+    root = shlex.quote(str(files.root))
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={job_name}",
+        f"#SBATCH --array=0-{len(jobs) - 1}{limit}",
+        f"#SBATCH --mem={slurm_memory(memory)}",
+        f"#SBATCH --cpus-per-task={max(1, cpus)}",
+        f"#SBATCH --output={files.root / 'logs'}/slurm_%A_%a.out",
+        f"# {len(jobs)} jobs written by `ndex plan`; each needs ~{memory / 1e6:,.0f} MB of data memory.",
+    ]
+    if files.create is not None:
+        lines.append(f"# Before submitting, create the resources once:  ndex run {shlex.quote(str(files.create))}")
+    lines += [
+        f"# Progress: ndex status {root}   Re-submitting this script re-runs only unfinished jobs.",
+        "set -euo pipefail",
+        f"cd {root}",
+        'exec ndex run "jobs/job_${SLURM_ARRAY_TASK_ID}.json"',
+        "",
+    ]
+    return "\n".join(lines)

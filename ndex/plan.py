@@ -1,0 +1,248 @@
+"""Cut one big push or pull into jobs along z: pure arithmetic, no I/O.
+
+A job is a contiguous run of whole 16-slice cuboid slabs in BOSS coordinates (after offsets, at the
+transfer's resolution); only the first and last job may start or end inside a slab, and only at the
+edges of the requested range. Jobs never overlap, so parallel jobs never write the same cuboid and
+never need read-modify-write. Because both transfer engines stream slab by slab, a job's memory does
+not depend on its depth: the `Footprint` of one job is the same for every job, and the planner's
+only memory question is whether that footprint fits a worker.
+
+`pull_footprint` and `push_footprint` take the footprint from the transfer engines themselves, so
+the plan's numbers are the ones the jobs will actually use.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field, replace
+
+from ndex.client import ChannelInfo
+from ndex.errors import UsageError
+from ndex.geometry import BOSS_CUBOID, Box, align_down, plan_blocks
+from ndex.transfer import download, upload
+from ndex.transfer.download import PullSpec
+from ndex.transfer.upload import PushSpec
+
+SLAB_DEPTH = BOSS_CUBOID[2]  # jobs are cut on the server's cuboid grid in z
+DEFAULT_JOB_SLABS = 64  # without --workers/--jobs: 1024 slices per job, a restart unit of minutes, not days
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What one job holds in memory at its peak, in the transfer engine's own terms."""
+
+    slab_bytes: int  # one 16-slice slab of the XY extent (0 for engines that place blocks directly)
+    slabs_in_flight: int
+    block_bytes: int
+    blocks_in_flight: int
+    requests_per_slab: int  # blocks one 16-slice slab is cut into (edge slabs have the same XY tiling)
+    bytes_per_slice: int  # voxel bytes of one z slice of the XY extent, all time points
+    minimum: int  # the least memory a job of this volume can run in: one slab plus one block
+
+    @property
+    def memory(self) -> int:
+        return self.slabs_in_flight * self.slab_bytes + self.blocks_in_flight * self.block_bytes
+
+    def explain(self) -> str:
+        return (f"{self.slabs_in_flight} slab(s) of {mb(self.slab_bytes)} + {self.blocks_in_flight} block(s) "
+                f"of {mb(self.block_bytes)} in flight")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One z range of the plan with what it moves and costs."""
+
+    index: int
+    z: tuple[int, int]
+    nbytes: int
+    requests: int
+    memory: int
+    seconds: float | None = None  # from the throughput, when one was given
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe tag naming the range, e.g. 'z0000016-0000032'."""
+        return f"z{self.z[0]:07d}-{self.z[1]:07d}"
+
+
+@dataclass(frozen=True)
+class Partition:
+    """The jobs of a plan, how many run at once, and what the whole costs."""
+
+    jobs: tuple[Job, ...]
+    workers: int
+    footprint: Footprint
+    throughput: float | None = None  # bytes per second per job
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def nbytes(self) -> int:
+        return sum(j.nbytes for j in self.jobs)
+
+    @property
+    def requests(self) -> int:
+        return sum(j.requests for j in self.jobs)
+
+    @property
+    def memory(self) -> int:
+        """Peak memory of all workers together."""
+        return self.workers * self.footprint.memory
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall time with `workers` jobs at once, each job started on the first free worker."""
+        if self.throughput is None:
+            return None
+        free = [0.0] * self.workers
+        for job in self.jobs:
+            heapq.heappush(free, heapq.heappop(free) + (job.seconds or 0.0))
+        return max(free)
+
+    def describe(self) -> list[str]:
+        """The plan as the user reads it: one line per job, then the totals."""
+        lines = [f"job {j.index:>4}  z {j.z[0]}:{j.z[1]}  {mb(j.nbytes):>12}  {j.requests:>7} requests  "
+                 f"memory {mb(j.memory)}" + (f"  ~{duration(j.seconds)}" if j.seconds is not None else "")
+                 for j in self.jobs]
+        lines.append(f"total: {len(self.jobs)} jobs, {self.workers} at a time, {mb(self.nbytes)}, "
+                     f"{self.requests} requests, memory {mb(self.footprint.memory)} per worker "
+                     f"({self.footprint.explain()}), {mb(self.memory)} for all workers"
+                     + (f", ~{duration(self.seconds)} at {mb(self.throughput or 0)}/s per job"
+                        if self.seconds is not None else ""))
+        return lines + [f"note: {n}" for n in self.notes]
+
+
+def duration(seconds: float | None) -> str:
+    s = int(round(seconds or 0))
+    h, rest = divmod(s, 3600)
+    return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def cuboid_slabs(z0: int, z1: int) -> list[tuple[int, int]]:
+    """[z0, z1) cut on the 16-slice grid; only the first and last slab may be thinner."""
+    return [(max(z0, e), min(z1, e + SLAB_DEPTH)) for e in range(align_down(z0, SLAB_DEPTH), z1, SLAB_DEPTH)]
+
+
+def split_evenly(count: int, parts: int) -> list[tuple[int, int]]:
+    """[0, count) in `parts` contiguous runs whose sizes differ by at most one."""
+    base, extra = divmod(count, parts)
+    bounds, start = [], 0
+    for i in range(parts):
+        stop = start + base + (1 if i < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def check_positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{name} {value} must be at least 1")
+
+
+def job_count(nslabs: int, workers: int | None, jobs: int | None) -> tuple[int, list[str]]:
+    """How many jobs to cut: --jobs, else one per worker, else restartable units of DEFAULT_JOB_SLABS."""
+    wanted = jobs or workers or math.ceil(nslabs / DEFAULT_JOB_SLABS)
+    if wanted <= nslabs:
+        return wanted, []
+    flag = "--jobs" if jobs else "--workers"
+    return nslabs, [f"{flag} {wanted} asks for more jobs than the range has 16-slice slabs: cut {nslabs} jobs"]
+
+
+def check_memory(footprint: Footprint, memory_per_worker: int | None) -> None:
+    if memory_per_worker is None or footprint.memory <= memory_per_worker:
+        return
+    raise UsageError(
+        f"--memory_per_worker {mb(memory_per_worker)} is too small for one 16-slice slab: each job needs at "
+        f"least {mb(footprint.minimum)} (this plan: {footprint.explain()}); raise --memory_per_worker or "
+        f"transfer a narrower x/y region per plan")
+
+
+def partition(z: tuple[int, int], footprint: Footprint, *, workers: int | None = None,
+              memory_per_worker: int | None = None, jobs: int | None = None,
+              throughput: float | None = None) -> Partition:
+    """Cut [z0, z1) into non-overlapping, cuboid-aligned jobs that cover it exactly once."""
+    z0, z1 = int(z[0]), int(z[1])
+    if z0 >= z1:
+        raise UsageError(f"the z range {z0}:{z1} covers nothing: give a range whose stop is above its start")
+    for name, value in (("--workers", workers), ("--jobs", jobs)):
+        check_positive(name, value)
+    if throughput is not None and throughput <= 0:
+        raise UsageError(f"--throughput {throughput} must be a positive rate such as 200MB/s")
+    check_memory(footprint, memory_per_worker)
+    slabs = cuboid_slabs(z0, z1)
+    njobs, notes = job_count(len(slabs), workers, jobs)
+    cut = []
+    for index, (a, b) in enumerate(split_evenly(len(slabs), njobs)):
+        zr = (slabs[a][0], slabs[b - 1][1])
+        nbytes = (zr[1] - zr[0]) * footprint.bytes_per_slice
+        cut.append(Job(index, zr, nbytes, (b - a) * footprint.requests_per_slab, footprint.memory,
+                       None if throughput is None else nbytes / throughput))
+    return Partition(tuple(cut), min(workers or njobs, njobs), footprint, throughput, tuple(notes))
+
+
+# --- footprints, taken from the transfer engines ------------------------------------------------
+
+
+def budget(*limits: int | None) -> int | None:
+    """The tightest of the memory limits given (None: no limit)."""
+    given = [v for v in limits if v is not None]
+    return min(given) if given else None
+
+
+def first_slab(box: Box) -> Box:
+    """The box's first cuboid slab: every slab of the box has its XY tiling, so it has the same footprint."""
+    return box.with_z(*cuboid_slabs(*box.z)[0])
+
+
+def too_small(memory: int, minimum: int, what: str) -> UsageError:
+    return UsageError(
+        f"--memory_per_worker {mb(memory)} is too small for one 16-slice slab: each job needs at least "
+        f"{mb(minimum)} ({what}); raise --memory_per_worker or transfer a narrower x/y region per plan")
+
+
+def pull_footprint(spec: PullSpec, info: ChannelInfo, box: Box, memory_per_worker: int | None = None) -> Footprint:
+    """What one ndpull job of `box` holds, from ndpull's own planner (`download.make_plan`).
+
+    With `memory_per_worker`, the jobs run with `--max_memory` set to it and ndpull shrinks its
+    blocks in flight to fit, exactly as computed here.
+    """
+    slab = first_slab(box)
+    limit = budget(spec.max_memory, memory_per_worker)
+    free = download.make_plan(None, replace(spec, box=slab, max_memory=None), info)
+    try:
+        fitted = download.make_plan(None, replace(spec, box=slab, max_memory=limit), info)
+    except UsageError:
+        cuboid = math.prod(BOSS_CUBOID) * info.dtype.itemsize  # ndpull's smallest block in flight
+        raise too_small(limit or 0, free.slab_bytes + cuboid,
+                        f"a {mb(free.slab_bytes)} slab buffer plus one {mb(cuboid)} block") from None
+    return Footprint(fitted.slab_bytes, 1 if fitted.slab_bytes else 0, fitted.block_bytes, fitted.inflight,
+                     fitted.nblocks, fitted.nbytes // slab.shape[2], free.slab_bytes + math.prod(BOSS_CUBOID)
+                     * info.dtype.itemsize)
+
+
+# ndpush holds, per block in flight, a contiguous copy, its compressed body and (when verified) the
+# read-back copy: upload.PushPlan.memory_estimate; tests/plan checks the two agree
+PUSH_COPIES_PER_BLOCK = 3
+
+
+def push_footprint(spec: PushSpec, xy: Box, itemsize: int, memory_per_worker: int | None = None) -> Footprint:
+    """What one ndpush job with BOSS x/y extent `xy` holds, from ndpush's own memory fitting.
+
+    Only the channel's itemsize is needed, not the channel: a plan is made before --create_resources.
+    """
+    slab = xy.with_z(0, SLAB_DEPTH)  # ndpush sizes its slab buffers for 16 slices whatever the range
+    blocks = plan_blocks(slab, itemsize, spec.block_bytes, depth=SLAB_DEPTH)
+    largest = max(b.nbytes(itemsize) for b in blocks)
+    slab_bytes = slab.nbytes(itemsize)
+    limit = budget(spec.max_memory, memory_per_worker)
+    per_block = PUSH_COPIES_PER_BLOCK * largest
+    try:
+        slabs, inflight = upload.fit_memory(replace(spec, max_memory=limit), slab_bytes, largest)
+    except UsageError:
+        raise too_small(limit or 0, slab_bytes + per_block,
+                        f"one {mb(slab_bytes)} slab plus one block in flight of {mb(per_block)}") from None
+    return Footprint(slab_bytes, slabs, per_block, int(inflight), len(blocks), slab_bytes // SLAB_DEPTH,
+                     slab_bytes + per_block)

@@ -1,0 +1,77 @@
+"""`ndex serve`: run the BOSS-v1-compatible server on a data directory (SQLite + zarr store by default)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from ndex.cli.common import add_logging_flags, run_guarded, setup_logging
+from ndex.errors import UsageError
+from ndex.server.settings import ServerSettings, help_of
+
+DEFAULTS = ServerSettings()
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=DEFAULTS.data_dir, help=help_of("data_dir"))
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 = every interface)")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
+    parser.add_argument("--db", default="", help=help_of("db_url"))
+    parser.add_argument("--store", default="", help=help_of("store_url"))
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes (more than 1 needs --db postgresql://...)")
+    parser.add_argument("--allow-sourceless-annotations", action="store_true",
+                        help=help_of("allow_sourceless_annotations"))
+    parser.add_argument("--downsample-workers", type=int, default=DEFAULTS.downsample_workers,
+                        help=help_of("downsample_workers"))
+    add_logging_flags(parser)
+
+
+def settings_from(args: argparse.Namespace) -> ServerSettings:
+    return ServerSettings(data_dir=args.data, db_url=args.db, store_url=args.store,
+                          allow_sourceless_annotations=args.allow_sourceless_annotations,
+                          downsample_workers=args.downsample_workers)
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose, args.quiet)
+    return run_guarded(lambda: serve(args))
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ndex.server.app import SETTINGS_ENV, create_app
+    from ndex.server.db import Database, DataDirLock
+    from ndex.server.jobs import recover_interrupted
+    from ndex.server.users import ensure_first_admin
+
+    settings = settings_from(args)
+    if args.workers > 1 and settings.sqlite:
+        raise UsageError(f"--workers {args.workers} needs a server database: SQLite allows one server process; "
+                         "pass --db postgresql://... or drop --workers")
+    lock = DataDirLock(settings.data_dir).acquire() if settings.sqlite else None
+    db = Database(settings.database_url)
+    try:
+        with db.begin() as conn:
+            if ensure_first_admin(conn):
+                print(f"created user 'admin'; get its token with: ndex token create --data {settings.data_dir} "
+                      "--user admin --role admin", file=sys.stderr)
+        if not settings.sqlite:
+            recover_interrupted(db)  # before any worker starts, so no live job is marked FAILED
+        print(f"ndex serve: http://{args.host}:{args.port}/ (data {settings.data_dir}, API docs at /docs)",
+              file=sys.stderr)
+        log_level = "warning" if args.quiet else "info"
+        if args.workers > 1:
+            os.environ[SETTINGS_ENV] = settings.to_json()
+            uvicorn.run("ndex.server.app:app_from_env", factory=True, host=args.host, port=args.port,
+                        workers=args.workers, log_level=log_level)
+        else:
+            uvicorn.run(create_app(settings, db=db), host=args.host, port=args.port, log_level=log_level)
+    finally:
+        db.close()
+        if lock is not None:
+            lock.release()
+    logging.getLogger(__name__).info("ndex serve stopped")
+    return 0

@@ -1,0 +1,195 @@
+"""`create_app(settings, store=None, db=None)`: the BOSS-v1-compatible ASGI app of `ndex serve`.
+
+Every error leaves as BOSS's envelope `{"status", "code", "message"}` except the two DRF shapes BOSS
+itself uses (401 and 405 as `{"detail"}`); an unexpected exception is logged and answered 500/9002,
+and the server keeps serving.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ndex import __version__
+from ndex.errors import OutOfBounds, UsageError
+from ndex.server import (
+    routes_auth,
+    routes_data,
+    routes_downsample,
+    routes_image,
+    routes_meta,
+    routes_resources,
+)
+from ndex.server.auth import Authorizer
+from ndex.server.catalog import Catalog
+from ndex.server.db import Database
+from ndex.server.groups import GroupService
+from ndex.server.http_errors import (
+    BOSS_SYSTEM_ERROR,
+    INVALID_CUTOUT_ARGS,
+    INVALID_POST_ARGUMENT,
+    INVALID_URL,
+    UNHANDLED_EXCEPTION,
+    UNSUPPORTED_VERSION,
+    BossError,
+    NotAuthenticated,
+    detail,
+    envelope,
+)
+from ndex.server.jobs import DownsampleJobs
+from ndex.server.metadata import MetadataService
+from ndex.server.services import Services
+from ndex.server.settings import ServerSettings
+from ndex.server.users import ensure_builtin_groups
+from ndex.server.volumes import VolumeStore
+
+log = logging.getLogger(__name__)
+SETTINGS_ENV = "NDEX_SERVE_SETTINGS"  # JSON settings for `app_from_env` (uvicorn workers import the app)
+
+
+def create_app(settings: ServerSettings, store: VolumeStore | None = None, db: Database | None = None) -> FastAPI:
+    """The app; collaborators not passed in are built from `settings` and closed at shutdown."""
+    own_db, own_store = db is None, store is None
+    db = db or Database(settings.database_url)
+    with db.begin() as conn:
+        ensure_builtin_groups(conn)
+    store = store or VolumeStore(settings.volume_url, cache_bytes=settings.store_cache_mb * 2**20)
+    svc = build_services(settings, db, store)
+    if settings.sqlite:
+        svc.jobs.recover()  # one server per SQLite directory (the lock): nothing else can be running a job
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        svc.jobs.close()
+        if own_store:
+            store.close()
+        if own_db:
+            db.close()
+
+    app = FastAPI(title="ndex serve", version=__version__, lifespan=lifespan,
+                  description="A BOSS API v1 compatible spatial database (see boss-api.md).")
+    app.state.services = svc
+    install_error_handlers(app)
+    for module in (routes_resources, routes_data, routes_downsample, routes_image, routes_meta, routes_auth):
+        app.include_router(module.router)
+    add_misc_routes(app)
+    app.add_middleware(NormalisePath)
+    app.add_middleware(CatchAll)
+    return app
+
+
+def build_services(settings: ServerSettings, db: Database, store: VolumeStore) -> Services:
+    auth = Authorizer(db, settings.cache_seconds)
+
+    def drop_data(chan_id: int) -> None:
+        store.delete(f"ch{chan_id}")
+        store.delete(f"ch{chan_id}-iso")
+
+    catalog = Catalog(db, auth, allow_sourceless_annotations=settings.allow_sourceless_annotations,
+                      cache_seconds=settings.cache_seconds, on_channel_deleted=drop_data)
+    jobs = DownsampleJobs(catalog, store, settings.downsample_workers)
+    return Services(settings, db, auth, catalog, MetadataService(catalog), store, jobs, GroupService(catalog, auth))
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings come from the NDEX_SERVE_SETTINGS environment variable."""
+    return create_app(ServerSettings.from_json(os.environ[SETTINGS_ENV]))
+
+
+def add_misc_routes(app: FastAPI) -> None:
+    @app.get("/ping", tags=["misc"], summary="Health check; no authentication")
+    def ping(request: Request):
+        return {"ip": request.url.hostname or "127.0.0.1"}
+
+    @app.api_route("/v0.{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
+    def retired(rest: str):
+        raise BossError(UNSUPPORTED_VERSION, "API versions 0.x are retired: use /v1/")
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BossError)
+    async def boss_error(_request, exc: BossError):
+        return envelope(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(NotAuthenticated)
+    async def not_authenticated(_request, exc: NotAuthenticated):
+        return detail(401, exc.detail, {"WWW-Authenticate": 'Token realm="api"'})
+
+    @app.exception_handler(routes_data.UnsupportedMedia)
+    async def unsupported_media(_request, exc):
+        return detail(415, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):
+        if exc.status_code == 405:
+            return detail(405, f'Method "{request.method}" not allowed.', exc.headers)
+        if exc.status_code == 404:
+            return envelope(404, INVALID_URL, f"no such route: {request.url.path} (see /docs for the API)")
+        return envelope(exc.status_code, INVALID_URL, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in exc.errors())
+        return envelope(400, INVALID_POST_ARGUMENT, f"invalid request: {problems}")
+
+    @app.exception_handler(OutOfBounds)
+    async def out_of_bounds(_request, exc: OutOfBounds):
+        return envelope(400, INVALID_CUTOUT_ARGS, str(exc))
+
+    @app.exception_handler(UsageError)
+    async def usage_error(_request, exc: UsageError):
+        return envelope(400, BOSS_SYSTEM_ERROR, str(exc))
+
+
+class CatchAll:
+    """Outermost guard: an exception nothing else handled becomes 500/9002; the server keeps serving."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = envelope(500, UNHANDLED_EXCEPTION, f"internal server error ({type(exc).__name__}); "
+                                                          "the server log has the details")
+            await response(scope, receive, send)
+
+
+class NormalisePath:
+    """BOSS routes take an optional trailing slash and intern sends `/v1/collection//`: merge repeated
+    slashes and drop the trailing one before routing, so one declared path serves every spelling."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            path = re.sub(r"/{2,}", "/", scope["path"])
+            if len(path) > 1 and path.endswith("/"):
+                path = path[:-1]
+            if path != scope["path"]:
+                scope = {**scope, "path": path, "raw_path": path.encode("utf-8")}
+        await self.app(scope, receive, send)

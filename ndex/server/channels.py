@@ -1,0 +1,111 @@
+"""A channel resolved with its experiment and frame: what the data routes need, as one frozen value.
+
+It knows the channel's resolution levels, its extent per level and the `ChannelLayout` the volume
+store takes. Names never reach the store: data lives under the channel's immutable id.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ndex.geometry import Box
+from ndex.server.volumes import ChannelLayout
+
+MAX_ISO_LEVEL = 29
+
+
+def iso_level(x_voxel: float, z_voxel: float) -> int:
+    """The level whose x voxel size is closest to z's: where an anisotropic pyramid becomes isotropic."""
+    return min(range(MAX_ISO_LEVEL + 1), key=lambda r: abs(z_voxel / (x_voxel * 2**r) - 1))
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    collection: dict[str, Any]
+    experiment: dict[str, Any]
+    frame: dict[str, Any]
+    channel: dict[str, Any]
+
+    @property
+    def id(self) -> int:
+        return self.channel["id"]
+
+    @property
+    def key(self) -> str:
+        return f"ch{self.id}"
+
+    @property
+    def annotation(self) -> bool:
+        return self.channel["type"] == "annotation"
+
+    @property
+    def datatype(self) -> str:
+        return self.channel["datatype"]
+
+    @property
+    def base(self) -> int:
+        return self.channel["base_resolution"]
+
+    @property
+    def num_levels(self) -> int:
+        """Store levels 0 .. base + num_hierarchy_levels - 1 (BOSS addresses base .. base + n - 1)."""
+        return self.base + self.experiment["num_hierarchy_levels"]
+
+    @property
+    def isotropic(self) -> bool:
+        return self.experiment["hierarchy_method"] == "isotropic"
+
+    @property
+    def iso_level(self) -> int:
+        return 0 if self.isotropic else iso_level(self.frame["x_voxel_size"], self.frame["z_voxel_size"])
+
+    def uses_iso(self, res: int, iso: bool) -> bool:
+        """`iso=true` matters only for anisotropic experiments above the iso level."""
+        return iso and not self.isotropic and res > self.iso_level
+
+    def z_scaled(self, iso: bool = False) -> tuple[bool, ...]:
+        if self.isotropic:
+            return (True,) * (self.num_levels - 1)
+        if iso:
+            return tuple(r > self.iso_level for r in range(1, self.num_levels))
+        return (False,) * (self.num_levels - 1)
+
+    def store_levels(self, iso: bool = False) -> int:
+        """The store's `levels`: how many levels a downsample from base (or from the iso level) builds;
+        either way the top stored level is base + num_hierarchy_levels - 1."""
+        return self.num_levels - (self.iso_level if iso else self.base)
+
+    def layout(self, iso: bool = False) -> ChannelLayout:
+        f = self.frame
+        return ChannelLayout(
+            key=self.key + ("-iso" if iso else ""), dtype=self.datatype,
+            extent=(f["x_stop"], f["y_stop"], f["z_stop"]),
+            time_samples=self.experiment["num_time_samples"], levels=self.store_levels(iso),
+            z_scaled=self.z_scaled(iso), voxel_size=(f["x_voxel_size"], f["y_voxel_size"], f["z_voxel_size"]),
+            voxel_unit=f["voxel_unit"], annotation=self.annotation,
+            names=(self.collection["name"], self.experiment["name"], self.channel["name"]))
+
+    def extent_at(self, res: int, iso: bool = False) -> tuple[int, int, int]:
+        """(x, y, z) size of level `res` (< num_levels): ceil halving from the frame's stop values."""
+        x, y, z = self.frame["x_stop"], self.frame["y_stop"], self.frame["z_stop"]
+        for z_halves in self.z_scaled(iso)[:res]:
+            x, y, z = math.ceil(x / 2), math.ceil(y / 2), (math.ceil(z / 2) if z_halves else z)
+        return x, y, z
+
+    def voxel_size_at(self, res: int, iso: bool = False) -> tuple[float, float, float]:
+        f = self.frame
+        x, y, z = f["x_voxel_size"], f["y_voxel_size"], f["z_voxel_size"]
+        for z_halves in self.z_scaled(iso)[:res]:
+            x, y, z = x * 2, y * 2, (z * 2 if z_halves else z)
+        return x, y, z
+
+    def bounds(self, res: int, iso: bool = False) -> Box | None:
+        """Addressable region of level `res`: the frame's start (floored) to the level's extent."""
+        x, y, z = (max(0, self.frame[f"{a}_start"]) for a in "xyz")
+        for z_halves in self.z_scaled(iso)[:res]:
+            x, y, z = x // 2, y // 2, (z // 2 if z_halves else z)
+        try:
+            return Box((x, y, z), self.extent_at(res, iso))
+        except ValueError:
+            return None

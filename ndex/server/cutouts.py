@@ -1,0 +1,164 @@
+"""Cutout requests parsed at the edge: resolution, ranges, time, size cap, and blosc bodies checked
+against what the URL announces (boss-api.md 3 and 4). Every refusal is a BossError with BOSS's code."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ndex import codecs
+from ndex.errors import CorruptBody
+from ndex.geometry import CUTOUT_MAX_BYTES, Box, request_cost
+from ndex.server.channels import ChannelInfo
+from ndex.server.http_errors import (
+    BOSS_SYSTEM_ERROR,
+    DATA_DIMENSION_MISMATCH,
+    DATATYPE_DOES_NOT_MATCH,
+    DATATYPE_NOT_SUPPORTED,
+    INVALID_CUTOUT_ARGS,
+    INVALID_URL,
+    REQUEST_TOO_LARGE,
+    TYPE_ERROR,
+    BossError,
+)
+
+RANGE = re.compile(r"^(\d{1,12}):(\d{1,12})$")
+BLOSC_OVERHEAD = 16  # a blosc-1 frame is at most this much larger than its data
+ITEMSIZES = {"uint8": 1, "uint16": 2, "uint64": 8}
+
+
+@dataclass(frozen=True)
+class Region:
+    """A validated cutout address: channel, level, box, time samples, and whether the URL was 4D."""
+
+    info: ChannelInfo
+    res: int
+    box: Box
+    t_range: tuple[int, int]
+    four_d: bool
+    iso: bool = False
+
+    @property
+    def layout(self):
+        return self.info.layout(self.iso)
+
+    @property
+    def t_span(self) -> int:
+        return self.t_range[1] - self.t_range[0]
+
+    @property
+    def itemsize(self) -> int:
+        return ITEMSIZES[self.info.datatype]
+
+    @property
+    def nbytes(self) -> int:
+        return self.box.nbytes(self.itemsize, self.t_span)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Array shape on the wire: (t, z, y, x) for 4D URLs, (z, y, x) otherwise."""
+        return (self.t_span, *self.box.shape_zyx) if self.four_d else self.box.shape_zyx
+
+
+def parse_res(info: ChannelInfo, text: str) -> int:
+    if not re.fullmatch(r"\d", text or ""):
+        raise BossError(TYPE_ERROR, f"resolution {text!r} must be a single digit")
+    res = int(text)
+    top = info.base + info.experiment["num_hierarchy_levels"] - 1
+    if not info.base <= res <= top:
+        raise BossError(TYPE_ERROR, f"resolution {res} is not available: this channel has levels {info.base}..{top}")
+    return res
+
+
+def parse_range(text: str, axis: str) -> tuple[int, int]:
+    m = RANGE.match(text or "")
+    if not m:
+        raise BossError(INVALID_CUTOUT_ARGS, f"{axis} range {text!r} must be START:STOP with non-negative integers")
+    lo, hi = int(m.group(1)), int(m.group(2))
+    if lo >= hi:
+        raise BossError(INVALID_CUTOUT_ARGS, f"{axis} range {lo}:{hi} is empty: the stop must exceed the start")
+    return lo, hi
+
+
+def parse_box(info: ChannelInfo, res: int, x: str, y: str, z: str, iso: bool = False) -> Box:
+    box = Box.from_ranges(parse_range(x, "x"), parse_range(y, "y"), parse_range(z, "z"))
+    bounds = info.bounds(res, iso)
+    if bounds is None or not bounds.contains(box):
+        raise BossError(INVALID_CUTOUT_ARGS, f"{box} lies outside the coordinate frame at resolution {res} "
+                                             f"({bounds or 'empty'}): clip the request to the frame")
+    return box
+
+
+def parse_time(info: ChannelInfo, t: str | None) -> tuple[tuple[int, int], bool]:
+    """(t_range, four_d); without a time segment the channel's default_time_sample is used."""
+    if t is None:
+        d = info.channel["default_time_sample"]
+        return (d, d + 1), False
+    m = RANGE.match(t)
+    n = info.experiment["num_time_samples"]
+    if not m or not int(m.group(1)) < int(m.group(2)) <= n + 1 or int(m.group(1)) > n:
+        raise BossError(INVALID_URL, f"time range {t!r} is invalid: use T0:T1 with T0 < T1 (the experiment "
+                                     f"has {n} time samples, 0..{n - 1})")
+    return (int(m.group(1)), int(m.group(2))), True
+
+
+def parse_region(info: ChannelInfo, res_text: str, x: str, y: str, z: str, t: str | None,
+                 iso: bool = False) -> Region:
+    res = parse_res(info, res_text)
+    use_iso = info.uses_iso(res, iso)
+    box = parse_box(info, res, x, y, z, use_iso)
+    t_range, four_d = parse_time(info, t)
+    region = Region(info, res, box, t_range, four_d, use_iso)
+    cost = request_cost(box, region.itemsize, region.t_span)
+    if cost > CUTOUT_MAX_BYTES:
+        raise BossError(REQUEST_TOO_LARGE, f"cutout of {region.nbytes / 2**20:,.0f} MiB exceeds the server's "
+                                           f"{CUTOUT_MAX_BYTES // 2**20} MiB cap: split it into smaller blocks")
+    return region
+
+
+def check_writable(region: Region, code: int = BOSS_SYSTEM_ERROR) -> None:
+    """BOSS writes only the base resolution and the one above it."""
+    if region.res not in (region.info.base, region.info.base + 1):
+        raise BossError(code, f"resolution {region.res} is not writable: write resolution {region.info.base} "
+                              "(or the one above it) and downsample")
+
+
+def parse_filter(info: ChannelInfo, text: str) -> np.ndarray:
+    if not info.annotation:
+        raise BossError(DATATYPE_NOT_SUPPORTED, "filter= works only on annotation channels")
+    try:
+        ids = [int(v) for v in text.split(",")]
+        if any(not 0 <= v < 2**64 for v in ids):
+            raise ValueError
+    except ValueError:
+        raise BossError(INVALID_CUTOUT_ARGS, f"filter {text!r} must be a comma list of ids, e.g. filter=1,2,3") from None
+    return np.array(ids, dtype=np.uint64)
+
+
+def decode_body(region: Region, body: bytes) -> np.ndarray:
+    """The posted array as (t, z, y, x), after checking the frame header against the URL's extent."""
+    try:
+        nbytes = codecs.frame_nbytes(body)
+    except CorruptBody as exc:
+        raise BossError(DATATYPE_DOES_NOT_MATCH, f"the body is not a blosc frame ({exc}): compress the raw "
+                                                 f"{region.info.datatype} array with blosc") from None
+    if nbytes != region.nbytes:
+        raise _size_error(region, body, nbytes)
+    try:
+        data = codecs.decode(body, region.info.datatype, (region.t_span, *region.box.shape_zyx))
+    except CorruptBody as exc:
+        raise BossError(DATATYPE_DOES_NOT_MATCH, f"the blosc body could not be decoded: {exc}") from None
+    return data
+
+
+def _size_error(region: Region, body: bytes, nbytes: int) -> BossError:
+    typesize = body[3]
+    voxels = region.box.nvoxels * region.t_span
+    for name, size in ITEMSIZES.items():
+        if name != region.info.datatype and typesize in (size, size * 8) and nbytes == voxels * size:
+            return BossError(DATATYPE_DOES_NOT_MATCH, f"the body holds {name} data but the channel stores "
+                                                      f"{region.info.datatype}: convert the array first")
+    return BossError(DATA_DIMENSION_MISMATCH, f"the body holds {nbytes} bytes but the URL's "
+                                              f"{'x'.join(map(str, region.shape))} {region.info.datatype} "
+                                              f"cutout needs {region.nbytes}: send an array of exactly that shape")

@@ -1,0 +1,207 @@
+"""Volume routes: cutout GET/POST, to_black, ids, reserve, bounding box (boss-api.md 3, 4, 7).
+
+Blocking work (store I/O, blosc) runs in the thread pool; a cutout POST validates the URL and the size
+cap before it reads a single byte of the body, and never reads more than the URL's extent allows.
+"""
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from ndex import codecs
+from ndex.server.channels import ChannelInfo
+from ndex.server.cutouts import (
+    BLOSC_OVERHEAD,
+    Region,
+    check_writable,
+    decode_body,
+    parse_filter,
+    parse_region,
+    parse_res,
+)
+from ndex.server.http_errors import (
+    BAD_REQUEST,
+    DATA_DIMENSION_MISMATCH,
+    DATATYPE_NOT_SUPPORTED,
+    INVALID_ARGUMENT,
+    OBJECT_NOT_FOUND,
+    TYPE_ERROR,
+    BossError,
+)
+from ndex.server.services import Services, identify, services
+
+router = APIRouter(tags=["volumes"])
+CHAN = "{c}/{e}/{ch}"
+XYZ = "{res}/{x}/{y}/{z}"
+BLOSC_TYPES = ("", "application/blosc", "application/octet-stream")
+
+
+def flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() == "true"
+
+
+def channel(svc: Services, request: Request, perm: str, *, public_ok: bool = True) -> ChannelInfo:
+    """The channel named by the path, after the caller's permission `perm` on it is checked."""
+    ident = identify(request)
+    p = request.path_params
+    info = svc.catalog.channel_info(p["c"], p["e"], p["ch"])
+    svc.auth.require(ident, "channel", info.id, perm, public=public_ok and info.channel["public"],
+                     name=f"{p['c']}/{p['e']}/{p['ch']}")
+    return info
+
+
+def region_of(info: ChannelInfo, request: Request) -> Region:
+    p = request.path_params
+    return parse_region(info, p["res"], p["x"], p["y"], p["z"], p.get("t"), iso=flag(request, "iso"))
+
+
+def mark_stale(svc: Services, info: ChannelInfo) -> None:
+    """New data makes a built pyramid stale (BOSS resets DOWNSAMPLED on every write)."""
+    if info.channel["downsample_status"] == "DOWNSAMPLED":
+        svc.catalog.set_status(info.id, "NOT_DOWNSAMPLED", only_if=("DOWNSAMPLED",))
+
+
+# --- to_black (registered before the cutouts: /cutout/to_black/... also fits the 4D cutout path) ----
+
+
+def to_black(request: Request):
+    """Set every voxel of the box (and time range) to 0."""
+    svc = services(request)
+    info = channel(svc, request, "add_volumetric_data", public_ok=False)
+    region = region_of(info, request)
+    check_writable(region, BAD_REQUEST)
+    svc.store.to_black(region.layout, region.res, region.box, region.t_range)
+    mark_stale(svc, info)
+    return Response(status_code=200)
+
+
+for _suffix in ("", "/{t}"):
+    router.add_api_route(f"/v1/cutout/to_black/{CHAN}/{XYZ}{_suffix}", to_black, methods=["PUT"],
+                         summary="Zero a region of a channel")
+
+
+# --- cutouts ------------------------------------------------------------------------------------------
+
+
+def get_cutout(request: Request):
+    """Blosc-compressed C-order (z, y, x) array, or (t, z, y, x) when the URL has a time range."""
+    svc = services(request)
+    info = channel(svc, request, "read_volumetric_data")
+    region = region_of(info, request)
+    wanted = request.query_params.get("filter")
+    ids = parse_filter(info, wanted) if wanted is not None else None
+    data = svc.store.read(region.layout, region.res, region.box, region.t_range)
+    if ids is not None:
+        data = np.where(np.isin(data, ids), data, np.zeros((), dtype=data.dtype))
+    if not region.four_d:
+        data = data[0]
+    return Response(codecs.encode(data), media_type="application/blosc")
+
+
+async def post_cutout(request: Request):
+    """Write a blosc body; non-zero voxels replace stored ones, zeros keep them. 201, empty body."""
+    svc = services(request)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in BLOSC_TYPES:
+        raise UnsupportedMedia(media)
+    region = await run_in_threadpool(_writable_region, svc, request)
+    body = await read_limited(request, region.nbytes + BLOSC_OVERHEAD)
+    await run_in_threadpool(_write, svc, region, body)
+    return Response(status_code=201)
+
+
+class UnsupportedMedia(Exception):
+    def __init__(self, media: str) -> None:
+        super().__init__(f'Unsupported media type "{media}" in request: send application/blosc.')
+
+
+def _writable_region(svc: Services, request: Request) -> Region:
+    info = channel(svc, request, "add_volumetric_data", public_ok=False)
+    region = region_of(info, request)
+    check_writable(region)
+    return region
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refusing (without reading it all) one longer than `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BossError(DATA_DIMENSION_MISMATCH, f"the body has {declared} bytes, more than the URL's extent can "
+                                                 f"hold compressed ({limit}): check the array shape")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BossError(DATA_DIMENSION_MISMATCH, f"the body is longer than the URL's extent can hold "
+                                                     f"compressed ({limit} bytes): check the array shape")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _write(svc: Services, region: Region, body: bytes) -> None:
+    data = decode_body(region, body)
+    svc.store.write(region.layout, region.res, region.box, region.t_range[0], data)
+    mark_stale(svc, region.info)
+
+
+for _suffix in ("", "/{t}"):
+    _path = f"/v1/cutout/{CHAN}/{XYZ}{_suffix}"
+    router.add_api_route(_path, get_cutout, methods=["GET"], summary="Read a cutout (application/blosc)")
+    router.add_api_route(_path, post_cutout, methods=["POST"], status_code=201,
+                         summary="Write a cutout (application/blosc body)")
+
+
+# --- annotation object services ------------------------------------------------------------------------
+
+
+def annotation_channel(svc: Services, request: Request, perm: str, *, public_ok: bool = True) -> ChannelInfo:
+    info = channel(svc, request, perm, public_ok=public_ok)
+    if not info.annotation:
+        raise BossError(DATATYPE_NOT_SUPPORTED, f"channel {info.channel['name']} is an image channel: ids, "
+                                                "bounding boxes and reserved ids exist only on annotation channels")
+    return info
+
+
+def get_ids(request: Request):
+    """Distinct non-zero ids in a region, as decimal strings in ascending order."""
+    svc = services(request)
+    info = annotation_channel(svc, request, "read_volumetric_data", public_ok=False)
+    region = region_of(info, request)
+    found = svc.store.ids(region.layout, region.res, region.box, region.t_range)
+    return {"ids": [str(int(v)) for v in found]}
+
+
+for _suffix in ("", "/{t}"):
+    router.add_api_route(f"/v1/ids/{CHAN}/{XYZ}{_suffix}", get_ids, methods=["GET"],
+                         summary="Ids present in a region of an annotation channel")
+
+
+@router.get("/v1/reserve/" + CHAN + "/{num}", summary="Reserve a block of new annotation ids")
+def reserve(request: Request, num: str):
+    svc = services(request)
+    info = annotation_channel(svc, request, "add_volumetric_data", public_ok=False)
+    if not num.isdigit() or not 0 < int(num) < 2**40:
+        raise BossError(TYPE_ERROR, f"the number of ids {num!r} must be a positive integer")
+    return {"start_id": svc.catalog.reserve_ids(info.id, int(num)), "count": num}
+
+
+@router.get("/v1/boundingbox/" + CHAN + "/{res}/{obj_id}", summary="Bounding box of an annotation id "
+            "(?type=loose|tight)")
+def bounding_box(request: Request, res: str, obj_id: str):
+    svc = services(request)
+    kind = request.query_params.get("type", "loose")
+    if kind not in ("loose", "tight"):
+        raise BossError(INVALID_ARGUMENT, f"type {kind!r} must be loose or tight")
+    info = annotation_channel(svc, request, "read_volumetric_data")
+    level = parse_res(info, res)
+    if not obj_id.isdigit() or int(obj_id) >= 2**64:
+        raise BossError(TYPE_ERROR, f"id {obj_id!r} must be a non-negative integer")
+    found = svc.store.bounding_box(info.layout(), level, int(obj_id), kind == "tight")
+    if found is None:
+        raise BossError(OBJECT_NOT_FOUND, f"id {obj_id} does not occur in channel {info.channel['name']} "
+                                          f"at resolution {level}")
+    box, t_range = found
+    return {"x_range": list(box.x), "y_range": list(box.y), "z_range": list(box.z), "t_range": list(t_range)}
+

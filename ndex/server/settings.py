@@ -1,0 +1,55 @@
+"""Settings of `ndex serve` as data: one frozen value, each field carrying its own help text.
+
+The CLI builds its flags from `help_of`, so a setting and its documentation cannot drift apart.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _setting(default, help_text: str):
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything `create_app` needs to know besides its collaborators."""
+
+    data_dir: str = _setting("./ndex-data", "directory holding ndex.sqlite and the zarr store (created if missing)")
+    db_url: str = _setting("", "SQLAlchemy URL of the resource database (default: sqlite in --data); "
+                               "use postgresql://... when several server processes share the data")
+    store_url: str = _setting("", "volume store: a directory, file:///path or s3://bucket/prefix "
+                                  "(default: <data>/store)")
+    allow_sourceless_annotations: bool = _setting(
+        False, "accept annotation channels without source channels (BOSS production does; intern's tests expect "
+               "a rejection)")
+    cache_seconds: float = _setting(2.0, "how long channel and token lookups are cached in each process")
+    downsample_workers: int = _setting(1, "background threads building resolution pyramids")
+    store_cache_mb: int = _setting(256, "chunk cache of the volume store, in MiB")
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{Path(self.data_dir).resolve() / 'ndex.sqlite'}"
+
+    @property
+    def volume_url(self) -> str:
+        return self.store_url or str(Path(self.data_dir).resolve() / "store")
+
+    @property
+    def sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServerSettings:
+        return cls(**json.loads(text))
+
+
+def help_of(name: str) -> str:
+    """The help text of one setting (for CLI flags)."""
+    return next(f.metadata["help"] for f in dataclasses.fields(ServerSettings) if f.name == name)

@@ -1,0 +1,144 @@
+"""Users, roles, API tokens (stored only as sha256 hashes) and group membership."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, insert, select
+
+from ndex.errors import UsageError
+from ndex.server.schema import group_maintainers, group_members, groups, tokens, user_roles, users
+
+ROLES = ("admin", "user-manager", "resource-manager")
+CLI_ROLES = ("admin", "resource-manager", "user")  # "user" = no special role
+ADMIN_GROUP, PUBLIC_GROUP = "admin", "public"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_hex(20)  # 40 hex characters, like DRF authtoken keys
+
+
+def primary_group(username: str) -> str:
+    return f"{username}-primary"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: int
+    username: str
+    roles: tuple[str, ...]
+    created: float
+
+
+def user_id(conn: Connection, username: str) -> int | None:
+    return conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
+
+
+def group_id(conn: Connection, name: str) -> int | None:
+    return conn.execute(select(groups.c.id).where(groups.c.name == name)).scalar()
+
+
+def ensure_group(conn: Connection, name: str, owner: str = "") -> int:
+    gid = group_id(conn, name)
+    if gid is None:
+        gid = conn.execute(insert(groups).values(name=name, owner=owner)).inserted_primary_key[0]
+    return gid
+
+
+def ensure_builtin_groups(conn: Connection) -> None:
+    ensure_group(conn, ADMIN_GROUP)
+    ensure_group(conn, PUBLIC_GROUP)
+
+
+def create_user(conn: Connection, username: str, *, roles: tuple[str, ...] = (), first_name: str = "",
+                last_name: str = "", email: str = "") -> int:
+    """A user with a primary group (member and maintainer) and membership of `public`."""
+    ensure_builtin_groups(conn)
+    uid = conn.execute(insert(users).values(username=username, first_name=first_name, last_name=last_name,
+                                            email=email, created=time.time())).inserted_primary_key[0]
+    gid = ensure_group(conn, primary_group(username), owner=username)
+    conn.execute(insert(group_members).values(group_id=gid, user_id=uid))
+    conn.execute(insert(group_maintainers).values(group_id=gid, user_id=uid))
+    conn.execute(insert(group_members).values(group_id=group_id(conn, PUBLIC_GROUP), user_id=uid))
+    for role in roles:
+        add_role(conn, uid, role)
+    return uid
+
+
+def add_role(conn: Connection, uid: int, role: str) -> None:
+    if role not in roles_of(conn, uid):
+        conn.execute(insert(user_roles).values(user_id=uid, role=role))
+
+
+def roles_of(conn: Connection, uid: int) -> tuple[str, ...]:
+    rows = conn.execute(select(user_roles.c.role).where(user_roles.c.user_id == uid).order_by(user_roles.c.role))
+    return tuple(r[0] for r in rows)
+
+
+def delete_user(conn: Connection, uid: int) -> None:
+    for table in (tokens, user_roles, group_members, group_maintainers):
+        conn.execute(delete(table).where(table.c.user_id == uid))
+    conn.execute(delete(users).where(users.c.id == uid))
+
+
+def issue_token(conn: Connection, username: str, role: str | None = None) -> str:
+    """A new token for `username`, creating the user (with `role`) if needed; the plain token is returned once."""
+    if role is not None and role not in CLI_ROLES:
+        raise UsageError(f"unknown role {role!r}: use one of {', '.join(CLI_ROLES)}")
+    uid = user_id(conn, username)
+    wanted = () if role in (None, "user") else (role,)
+    if uid is None:
+        uid = create_user(conn, username, roles=wanted)
+    for r in wanted:
+        add_role(conn, uid, r)
+    token = new_token()
+    conn.execute(insert(tokens).values(user_id=uid, token_hash=hash_token(token), created=time.time()))
+    return token
+
+
+def list_tokens(conn: Connection) -> list[TokenInfo]:
+    rows = conn.execute(select(tokens.c.id, tokens.c.created, users.c.id.label("uid"), users.c.username)
+                        .join(users, users.c.id == tokens.c.user_id).order_by(tokens.c.id))
+    return [TokenInfo(r.id, r.username, roles_of(conn, r.uid), r.created) for r in rows]
+
+
+def list_users(conn: Connection) -> list[tuple[str, tuple[str, ...]]]:
+    rows = conn.execute(select(users.c.id, users.c.username).order_by(users.c.username))
+    return [(r.username, roles_of(conn, r.id)) for r in rows]
+
+
+def revoke_tokens(conn: Connection, *, token_id: int | None = None, username: str | None = None) -> int:
+    """Delete one token by id, or every token of a user; returns how many were revoked."""
+    if token_id is not None:
+        return conn.execute(delete(tokens).where(tokens.c.id == token_id)).rowcount
+    uid = user_id(conn, username or "")
+    if uid is None:
+        raise UsageError(f"no user {username!r}: `ndex token list` shows the users")
+    return conn.execute(delete(tokens).where(tokens.c.user_id == uid)).rowcount
+
+
+def ensure_first_admin(conn: Connection) -> bool:
+    """On an empty database create user `admin` (role admin, no token yet); True if it was created."""
+    ensure_builtin_groups(conn)
+    if conn.execute(select(users.c.id).limit(1)).first() is not None:
+        return False
+    create_user(conn, "admin", roles=("admin",))
+    return True
+
+
+def user_by_token(conn: Connection, token: str):
+    """(user id, username) of a token, or None."""
+    row = conn.execute(select(users.c.id, users.c.username).join(tokens, tokens.c.user_id == users.c.id)
+                       .where(tokens.c.token_hash == hash_token(token))).first()
+    return None if row is None else (row.id, row.username)
+
+
+def groups_of(conn: Connection, uid: int) -> frozenset[int]:
+    rows = conn.execute(select(group_members.c.group_id).where(group_members.c.user_id == uid))
+    return frozenset(r[0] for r in rows)

@@ -6,7 +6,8 @@
 | `stack`    | TiffStack    | one multipage TIFF `stack_filename` (OME if named .ome.tif)   |
 | `ome-tiff` | TiffStack    | the same as an OME-TIFF with physical sizes (no uint64)       |
 | `zarr`     | OmeZarr      | `<stack_filename or region>.ome.zarr`, NGFF 0.4               |
-| `numpy`    | NumpySink    | an in-memory array, `sink.array`                              |
+| `numpy`    | NumpySink    | `sink.array` in memory, or a `.npy` file if stack_filename    |
+|            |              | ends in .npy (memory-mapped, resumable)                       |
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import logging
 import threading
 from pathlib import Path
 
+from ndex.errors import SinkError
 from ndex.geometry import Box
 from ndex.sinks._files import read_json, remove, write_json
 
@@ -73,6 +74,13 @@ class SlabLedger:
     def is_done(self, slab: Box) -> bool:
         with self._lock:
             return covers(self._runs, slab.z)
+
+    def require_all(self, slabs: list[Box], output: Path) -> None:
+        """SinkError unless every slab is done: finish() must never publish a volume with holes."""
+        missing = [s for s in slabs if not self.is_done(s)]
+        if missing:
+            raise SinkError(f"{len(missing)} of {len(slabs)} z-slabs of {output} were never written "
+                            f"(first: {missing[0]}): run the pull again to fill them in")
 
     def mark(self, slab: Box) -> None:
         with self._lock:

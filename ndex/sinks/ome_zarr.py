@@ -137,10 +137,7 @@ class OmeZarr:
         self._ledger.mark(slab)
 
     def finish(self) -> list[Path]:
-        missing = [s for s in z_slabs(self.spec.box) if not self._ledger.is_done(s)]
-        if missing:
-            raise SinkError(f"{len(missing)} z-slabs of {self.path} were never written (first: {missing[0]}): "
-                            f"run the pull again to fill them in")
+        self._ledger.require_all(z_slabs(self.spec.box), self.path)
         publish(self._partial, self.path)
         self._ledger.remove()
         return [self.path]

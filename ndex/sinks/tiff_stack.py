@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from ndex.errors import SinkError, UsageError
+from ndex.errors import UsageError
 from ndex.geometry import Box, z_slabs
 from ndex.sinks._files import disk_errors, make_dir, partial_of, publish, remove
 from ndex.sinks.base import OutputSpec
@@ -130,10 +130,7 @@ class TiffStack:
         self._ledger.mark(slab)
 
     def finish(self) -> list[Path]:
-        missing = [s for s in self._slabs() if not self._ledger.is_done(s)]
-        if missing:
-            raise SinkError(f"{len(missing)} z-slabs of {self.path} were never written (first: {missing[0]}): "
-                            f"run the pull again to fill them in")
+        self._ledger.require_all(z_slabs(self.spec.box), self.path)
         partial = partial_of(self.path)
         try:
             self._assemble(partial)

@@ -1,6 +1,7 @@
 """Drive a sink the way the download engine does, and read any sink's output back without zarr-python."""
 from __future__ import annotations
 
+import dataclasses
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,10 +11,11 @@ import tensorstore as ts
 import tifffile
 
 from ndex.geometry import BOSS_CUBOID, Box, iter_blocks, z_slabs
-from ndex.sinks import OutputSpec
+from ndex.sinks import OutputSpec, open_sink
 
-KINDS = ("tif", "stack", "ome-tiff", "zarr", "numpy")
-PERSISTENT = ("tif", "stack", "ome-tiff", "zarr")
+KINDS = ("tif", "stack", "ome-tiff", "zarr", "numpy", "npy")
+PERSISTENT = ("tif", "stack", "ome-tiff", "zarr", "npy")  # "npy": the numpy sink backed by a .npy file
+FINAL_SUFFIXES = (".tif", ".ome.zarr", ".npy")
 REGION = Box((500, 1000, 14), (530, 1022, 37))  # crosses x, y and z cuboid edges: 3 z-slabs, 2 blocks in x, y
 DTYPES = ("uint8", "uint16", "uint64")
 
@@ -21,6 +23,13 @@ DTYPES = ("uint8", "uint16", "uint64")
 def make_spec(outdir: Path, dtype: str = "uint16", times: tuple[int, ...] | None = None, **kw) -> OutputSpec:
     return OutputSpec(box=kw.pop("box", REGION), dtype=np.dtype(dtype), prefix="col_exp_chan", outdir=outdir,
                       time_points=times, voxel_size=kw.pop("voxel_size", (4.0, 4.0, 40.0)), **kw)
+
+
+def sink_for(kind: str, spec: OutputSpec):
+    """open_sink, with "npy" meaning the numpy sink writing `vol.npy`."""
+    if kind == "npy":
+        return open_sink("numpy", dataclasses.replace(spec, stack_filename="vol.npy"))
+    return open_sink(kind, spec)
 
 
 def volume(spec: OutputSpec, seed: int = 0) -> np.ndarray:
@@ -61,8 +70,10 @@ def read_back(kind: str, sink, spec: OutputSpec, paths: list[Path]) -> np.ndarra
     if kind == "tif":
         pages = np.stack([tifffile.imread(p) for p in paths])
         return pages if spec.time_points is None else pages.reshape(len(spec.times), -1, *pages.shape[1:])
-    if kind in ("stack", "ome-tiff"):
+    if kind in ("stack", "ome-tiff", "npy"):
         (path,) = paths
+        if kind == "npy":
+            return np.load(path)
         return tifffile.imread(path)
     (path,) = paths
     return read_zarr(path)

@@ -1,13 +1,15 @@
 """OME-Zarr metadata and layout, the numpy sink's own array, and open_sink's errors."""
 from __future__ import annotations
 
+import errno
 import json
+import os
 
 import numpy as np
 import pytest
 from sink_harness import feed, make_spec, read_zarr, volume
 
-from ndex.errors import InvalidBox, UsageError
+from ndex.errors import InvalidBox, SinkError, UsageError
 from ndex.geometry import Box
 from ndex.sinks import OmeZarr, open_sink
 
@@ -76,3 +78,22 @@ def test_block_outside_region_is_refused(tmp_path):
         sink.write_block(Box((0, 0, 0), (2, 2, 2)), np.zeros((2, 2, 2), np.uint16), None)
     with pytest.raises(InvalidBox, match="time point 3 given for a pull without a time range"):
         sink.write_block(Box((500, 1000, 14), (502, 1002, 16)), np.zeros((2, 2, 2), np.uint16), 3)
+
+
+def test_npy_file_reserves_its_space_up_front(tmp_path, monkeypatch):
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    with pytest.raises(SinkError, match=r"cannot write .*vol\.npy\.partial: No space left on device"):
+        open_sink("numpy", make_spec(tmp_path, stack_filename="vol.npy"))
+    assert not (tmp_path / "vol.npy").exists()
+
+
+def test_npy_file_is_a_plain_npy_after_finish(tmp_path):
+    spec = make_spec(tmp_path, "uint64", times=(0, 1), stack_filename="vol.npy")
+    sink = open_sink("numpy", spec)
+    feed(sink, spec, vol := volume(spec))
+    assert sink.finish() == [tmp_path / "vol.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vol.npy"]
+    np.testing.assert_array_equal(np.load(tmp_path / "vol.npy"), vol)

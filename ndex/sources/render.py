@@ -94,10 +94,11 @@ class RenderClient:
                 with urllib.request.urlopen(url, timeout=self.timeout) as response:
                     return response.read()
             except urllib.error.HTTPError as exc:
+                with exc:  # an HTTPError holds the response's socket open until closed
+                    detail = " ".join(exc.read(300).decode("utf-8", "replace").split())
                 if exc.code == 404:
                     raise _NotFound(url) from None
                 if exc.code < 500 and exc.code != 429:
-                    detail = " ".join(exc.read(300).decode("utf-8", "replace").split())
                     raise SourceError(f"render-ws refused {url}: HTTP {exc.code} {detail}".rstrip()) from None
                 error = exc
             except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, cut short

@@ -12,11 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import tifffile
 
-from ndex.errors import OutOfBounds, SourceError, UsageError
+from ndex.errors import NdexError, OutOfBounds, SourceError, UsageError
 from ndex.sources.base import SourceSpec, check_slab, sample_points
 from ndex.sources.images import check_slice, page_array, to_grayscale
 
-PLANE_AXES = "ZQIYXS"  # z-like axes (tifffile names unknown page sequences Q or I), the plane, samples
+# the plane and its samples; the one other axis longer than 1 (Z, or Q/I/C/T as tifffile may label a
+# plain page sequence, e.g. an ImageJ stack without hyperstack metadata) is read as z
+PLANE_AXES = "YXS"
 
 
 def stack_path(spec: SourceSpec) -> str:
@@ -46,18 +48,21 @@ class StackSource:
         self._pool = ThreadPoolExecutor(spec.threads, thread_name_prefix="ndex-stack")
         try:
             self._open_series()
-        except BaseException:
+        except NdexError:
             self.close()
             raise
+        except Exception as exc:  # a damaged file fails in tifffile's series parsing in many ways
+            self.close()
+            raise SourceError(f"cannot read {self.path} as a TIFF stack: {exc}") from exc
         self.origin_xy = (spec.x_extent[0] if spec.x_extent else 0, spec.y_extent[0] if spec.y_extent else 0)
 
     def _open_series(self) -> None:
         series = self._tif.series[0]
-        extra = {a: n for a, n in zip(series.axes, series.shape) if a not in PLANE_AXES and n > 1}
-        if extra:
-            raise SourceError(f"{self.path} has axes {series.axes} {series.shape}; ndex reads one z series of "
-                              "grayscale or RGB planes: split the other axes into separate stacks first")
-        self.depth = int(np.prod([n for a, n in zip(series.axes, series.shape) if a in "ZQI"] or [1]))
+        sequence = {a: n for a, n in zip(series.axes, series.shape) if a not in PLANE_AXES and n > 1}
+        if len(sequence) > 1:
+            raise SourceError(f"{self.path} has axes {series.axes} {series.shape}; ndex reads one sequence of "
+                              "grayscale or RGB planes as z: split the other axes into separate stacks first")
+        self.depth = int(np.prod(list(sequence.values()) or [1]))
         self._memmap = self._try_memmap(series)
         if self._memmap is None and len(series) != self.depth:
             raise SourceError(f"{self.path}: {self.depth} planes are stored in {len(series)} compressed pages, "

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -288,6 +289,8 @@ class VolumeStore:
                 del self._handles[cached]
             self._ensured.pop(key, None)
         _wait(self._root.delete_range(_prefix_range(f"{key}/")), f"deleting {key}")
+        if self._base["driver"] == "file":  # the file driver leaves the emptied directories behind
+            shutil.rmtree(os.path.join(self._base["path"], key), ignore_errors=True)
 
     def close(self) -> None:
         with self._meta_lock:

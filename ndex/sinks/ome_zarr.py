@@ -26,6 +26,7 @@ from ndex.sinks._files import disk_error, make_dir, partial_of, publish, remove,
 from ndex.sinks.base import OutputSpec
 from ndex.sinks.layout import conform, fingerprint, time_index, units, volume_name, volume_shape
 from ndex.sinks.ledger import SlabLedger
+from ndex.sinks.tiff_options import check_compression
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ def zarr_name(spec: OutputSpec) -> str:
 
 
 def compressor(spec: OutputSpec) -> dict | None:
-    """The zarr v2 compressor for the spec's compression: none, zlib or blosc-zstd."""
+    """The zarr v2 compressor for the spec's compression: none, zlib or blosc-zstd (blosc stops at level 9)."""
+    check_compression(spec.compression, spec.compression_level)
     if spec.compression == "none":
         return None
     if spec.compression == "zlib":

@@ -22,13 +22,7 @@ PAGE_OVERHEAD = 1024  # bytes of IFD and tags per page, besides the strip tables
 
 def tiff_compression(name: str, level: int | None = None) -> dict:
     """tifffile write() keyword arguments for codec `name` at `level`; UsageError if unusable here."""
-    if name not in COMPRESSIONS:
-        raise UsageError(f"unknown compression {name!r}: use one of {', '.join(COMPRESSIONS)}")
-    if level is not None and name not in LEVELS:
-        raise UsageError(f"compression {name} takes no level (got {level}): drop the level")
-    if level is not None and level not in LEVELS[name]:
-        lo, hi = LEVELS[name][0], LEVELS[name][-1]
-        raise UsageError(f"{name} level {level} is out of range: use {lo} to {hi}")
+    check_compression(name, level)
     if name == "none":
         return {"compression": None}
     _require_codec(name)
@@ -36,6 +30,17 @@ def tiff_compression(name: str, level: int | None = None) -> dict:
     if level is not None:
         kwargs["compressionargs"] = {"level": level}
     return kwargs
+
+
+def check_compression(name: str, level: int | None) -> None:
+    """UsageError for an unknown codec or a level it does not take."""
+    if name not in COMPRESSIONS:
+        raise UsageError(f"unknown compression {name!r}: use one of {', '.join(COMPRESSIONS)}")
+    if level is not None and name not in LEVELS:
+        raise UsageError(f"compression {name} takes no level (got {level}): drop the level")
+    if level is not None and level not in LEVELS[name]:
+        lo, hi = LEVELS[name][0], LEVELS[name][-1]
+        raise UsageError(f"{name} level {level} is out of range: use {lo} to {hi}")
 
 
 @functools.cache

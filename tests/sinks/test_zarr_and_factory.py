@@ -97,3 +97,8 @@ def test_npy_file_is_a_plain_npy_after_finish(tmp_path):
     assert sink.finish() == [tmp_path / "vol.npy"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vol.npy"]
     np.testing.assert_array_equal(np.load(tmp_path / "vol.npy"), vol)
+
+
+def test_zarr_checks_compression_levels(tmp_path):
+    with pytest.raises(UsageError, match="zlib level 10 is out of range"):
+        open_sink("zarr", make_spec(tmp_path, compression="zlib", compression_level=10))

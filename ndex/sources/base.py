@@ -86,7 +86,7 @@ class SourceSpec:
     datatype: str | None = None  # None: taken from the first slice
     warn_missing_files: bool = False
     rgb_channel: int | None = None  # which channel of RGB(A) input to keep; "r"/"g"/"b" accepted
-    threads: int = 4  # slices (or tiles) decoded in parallel within one slab
+    read_threads: int = 4  # slices, tiles or render boxes fetched and decoded in parallel within one slab
     # s3
     s3_bucket: str | None = None
     aws_profile: str | None = None
@@ -112,12 +112,12 @@ class SourceSpec:
             object.__setattr__(self, name, _range(getattr(self, name), name))
         if int(self.z_step) < 1:
             raise UsageError(f"z_step {self.z_step} must be a positive integer")
-        if int(self.threads) < 1:
-            raise UsageError(f"threads {self.threads} must be at least 1")
+        if int(self.read_threads) < 1:
+            raise UsageError(f"read_threads {self.read_threads} must be at least 1")
         if not float(self.render_scale) > 0:
             raise UsageError(f"render_scale {self.render_scale} must be positive")
         object.__setattr__(self, "z_step", int(self.z_step))
-        object.__setattr__(self, "threads", int(self.threads))
+        object.__setattr__(self, "read_threads", int(self.read_threads))
         object.__setattr__(self, "render_scale", float(self.render_scale))
         object.__setattr__(self, "rgb_channel", parse_rgb_channel(self.rgb_channel))
         object.__setattr__(self, "tile_size", _tile_size(self.tile_size))

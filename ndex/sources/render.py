@@ -155,7 +155,7 @@ class RenderSource:
         s = spec.render_scale
         self.origin_xy = (round(self.x[0] * s), round(self.y[0] * s))
         self.shape_xy = (round(self.x[1] * s) - self.origin_xy[0], round(self.y[1] * s) - self.origin_xy[1])
-        self._pool = ThreadPoolExecutor(spec.threads, thread_name_prefix="ndex-render")
+        self._pool = ThreadPoolExecutor(spec.read_threads, thread_name_prefix="ndex-render")
 
     @staticmethod
     def _dtype(spec: SourceSpec) -> np.dtype:

@@ -85,7 +85,7 @@ def s3_location(spec: SourceSpec) -> SourceSpec:
 def open_s3(spec: SourceSpec) -> SliceSource:
     spec = s3_location(spec)
     store = S3Files(spec.s3_bucket or "", profile=spec.aws_profile, endpoint=spec.s3_endpoint,
-                    max_connections=spec.threads)
+                    max_connections=spec.read_threads)
     try:
         return SliceSource(spec, store)
     except BaseException:

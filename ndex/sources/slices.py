@@ -48,7 +48,7 @@ class SliceSource:
         self.z_range = spec.z_range
         self._missing: set[int] = set()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(spec.threads, thread_name_prefix="ndex-slices")
+        self._pool = ThreadPoolExecutor(spec.read_threads, thread_name_prefix="ndex-slices")
         try:
             self.shape_xy, self.dtype = self._geometry()
         except BaseException:

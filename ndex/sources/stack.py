@@ -45,7 +45,7 @@ class StackSource:
             raise SourceError(f"cannot open {self.path} as a TIFF stack: {exc}") from exc
         self._tif.filehandle.lock = True  # page reads from several threads share one file handle
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(spec.threads, thread_name_prefix="ndex-stack")
+        self._pool = ThreadPoolExecutor(spec.read_threads, thread_name_prefix="ndex-stack")
         try:
             self._open_series()
         except NdexError:

@@ -52,7 +52,7 @@ class TileSource:
         self.missing_tiles = 0
         self._missing: set[int] = set()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(spec.threads, thread_name_prefix="ndex-tiles")
+        self._pool = ThreadPoolExecutor(spec.read_threads, thread_name_prefix="ndex-tiles")
         try:
             self.dtype = spec.dtype if spec.dtype is not None else self._probe_dtype()
         except BaseException:
@@ -135,7 +135,7 @@ def open_tiles(spec: SourceSpec) -> TileSource:
 
         spec = s3_location(spec)
         store: FileStore = S3Files(spec.s3_bucket or "", profile=spec.aws_profile, endpoint=spec.s3_endpoint,
-                                   max_connections=spec.threads)
+                                   max_connections=spec.read_threads)
     else:
         store = LocalFiles()
     try:

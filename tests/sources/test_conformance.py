@@ -23,7 +23,7 @@ def local_tif(request, tmp_path):
 def local_png16_inferred(request, tmp_path):
     # no extents and no datatype: both are learnt from the first slice
     spec = SourceSpec(base_path=str(request.getfixturevalue("png16_dir")), base_filename="img_<p:4>",
-                      extension="png", z_range=(0, 20), threads=2)
+                      extension="png", z_range=(0, 20), read_threads=2)
     return spec, request.getfixturevalue("volume16"), 0
 
 

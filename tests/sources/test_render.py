@@ -11,7 +11,7 @@ from ndex.sources.render import RenderClient, RenderSource, api_root, window_to_
 
 def spec(server, **kw):
     fields = dict(datasource="render", render_base_url=server.base_url, render_owner=server.owner,
-                  render_project=server.project, render_stack=server.stack, render_tile_size=100, threads=3)
+                  render_project=server.project, render_stack=server.stack, render_tile_size=100, read_threads=3)
     fields.update(kw)
     return SourceSpec(**fields)
 

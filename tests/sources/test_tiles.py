@@ -28,7 +28,7 @@ def write_tiles(root, volume, pattern="{z}/{row}_{col}_0.png", pad=False):
 def spec(root, **kw):
     fields = dict(datasource="tiles", base_path=str(root), tile_pattern="{z}/{row}_{col}_0.png", tile_size=TILE,
                   x_extent=(0, VOLUME_SHAPE[2]), y_extent=(0, VOLUME_SHAPE[1]), z_range=(0, VOLUME_SHAPE[0]),
-                  threads=3)
+                  read_threads=3)
     fields.update(kw)
     return SourceSpec(**fields)
 

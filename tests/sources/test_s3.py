@@ -7,7 +7,7 @@ import pytest
 from ndex.errors import ConfigError, SourceError, UsageError
 from ndex.sources import SourceSpec, open_source
 
-from .conftest import make_volume, s3_client, upload_slices
+from .conftest import encode, make_volume, s3_client, upload_slices
 
 SMALL = (3, 20, 25)
 
@@ -71,3 +71,27 @@ def test_no_bucket_is_a_usage_error(s3_env):
 def test_unknown_profile_is_a_config_error(s3_env):
     with pytest.raises(ConfigError, match="AWS profile 'nobody' not found"):
         open_source(spec(aws_profile="nobody"))
+
+
+def test_tiles_can_live_in_s3(s3_env):
+    volume = make_volume(np.uint8, (2, 20, 25), seed=22)
+    client = s3_client(s3_env)
+    client.create_bucket(Bucket="tiles")
+    for z, image in enumerate(volume):
+        for row in range(2):
+            for col in range(2):
+                tile = np.ascontiguousarray(image[row * 16:(row + 1) * 16, col * 16:(col + 1) * 16])
+                client.put_object(Bucket="tiles", Key=f"cat/{z}/{row}_{col}.png", Body=encode(tile, "png"))
+    client.delete_object(Bucket="tiles", Key="cat/1/1_1.png")
+    client.close()
+    source = open_source(SourceSpec(datasource="tiles", base_path="s3://tiles/cat", tile_size=16,
+                                    tile_pattern="{z}/{row}_{col}.png", x_extent=(0, 25), y_extent=(0, 20),
+                                    z_range=(0, 2)))
+    try:
+        slab = source.read_slab(0, 2)
+    finally:
+        source.close()
+    expected = volume.copy()
+    expected[1, 16:, 16:] = 0
+    np.testing.assert_array_equal(slab, expected)
+    assert source.missing_tiles == 1

@@ -105,7 +105,7 @@ class PushSpec:
 
     def key(self, server: str = "") -> str:
         """Hash of what decides the blocks and their contents (not threads, verification or memory)."""
-        source = {k: v for k, v in self.source.to_dict().items() if k != "threads"}
+        source = {k: v for k, v in self.source.to_dict().items() if k != "read_threads"}
         what = {"server": server, "ref": self.ref.path, "source": source, "offsets": list(self.offsets),
                 "res": self.res, "block_bytes": self.block_bytes, "post_zero_blocks": self.post_zero_blocks}
         return hashlib.blake2b(json.dumps(what, sort_keys=True).encode(), digest_size=16).hexdigest()

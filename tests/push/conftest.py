@@ -18,3 +18,6 @@ from fake_boss import FakeBoss  # noqa: E402
 @pytest.fixture
 def boss() -> FakeBoss:
     return FakeBoss()
+
+
+from fixtures_server import make_channel, ndex_server, server_app  # noqa: E402,F401 - shared server fixtures

@@ -33,4 +33,4 @@ def random_volume(shape: tuple[int, int, int], dtype: str = "uint8", seed: int =
 
 def local_spec(directory: Path, z_range: tuple[int, int], **extra) -> SourceSpec:
     return SourceSpec(datasource="local", base_path=str(directory), base_filename="img_<p:4>", extension="tif",
-                      z_range=z_range, threads=2, **extra)
+                      z_range=z_range, read_threads=2, **extra)

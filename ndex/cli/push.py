@@ -1,0 +1,357 @@
+"""`ndpush` / `ndex push`: ingest image slices, stacks, S3 objects or render-ws into a BOSS channel.
+
+Every ndex 1.x flag keeps its meaning; new options are additive. Each channel is one job with its
+own log file (ndex 1.x's name, `ingest_log_<coll>_<exp>_<chan>[_<z0>_<z1>].txt`) and, beside it,
+a resume manifest (`<log name>.manifest.sqlite`). Re-running the same command continues where the
+last run stopped and posts only the blocks not yet confirmed: this replaces ndex 1.x's
+`parse_log` / `repeat_cutouts` workflow.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from ndex.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    TqdmProgress,
+    add_connection_flags,
+    add_logging_flags,
+    one_line,
+    run_guarded,
+    setup_logging,
+)
+from ndex.cli.pull import parse_size
+from ndex.client import BossClient, ChannelRef
+from ndex.config import Remote, discover
+from ndex.errors import ConfigError, NdexError, OutOfBounds, UsageError
+from ndex.geometry import Box
+from ndex.notify import job_log_name, log_tail, make_notifier, open_job_log, read_token_file, report_message
+from ndex.sources import DATASOURCES, SourceSpec, open_source
+from ndex.transfer.resources import ResourceSpec, downsample, ensure_resources, load_metadata, record_offsets
+from ndex.transfer.upload import DEFAULT_PUSH_BLOCK_BYTES, VERIFY_MODES, PushSpec, make_plan, push
+
+log = logging.getLogger("ndex.cli.push")
+
+EPILOG = """\
+examples:
+  ndpush --collection c --experiment e --channel em --datatype uint8 --voxel_size 4 4 40 --voxel_unit nanometers \\
+         --x_extent 0 2048 --y_extent 0 2048 --z_extent 0 500 --base_path /data --base_filename img_<p:4> \\
+         --extension tif --create_resources          (create or check the resources, then exit)
+  ndpush ...same flags without --create_resources... (ingest; re-run the same command to resume)
+  ndpush ... --z_range 0 64 --dry_run                 (print blocks, bytes and the memory estimate)
+  ndpush ... --channels_list_file chans.txt --base_path /data/<ch>   (one job per channel)
+Offsets: BOSS coordinates = file coordinates + offsets; --offset_extents shifts negative extents to 0
+(stored as experiment metadata "offsets"), --forced_offsets X Y Z gives them explicitly.
+"""
+
+
+def _pair(group: argparse._ArgumentGroup, flag: str, text: str, kind: type = int) -> None:
+    group.add_argument(flag, nargs=2, type=kind, metavar=("START", "STOP"), help=text)
+
+
+def add_source_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that say where the images are (shared with `ndex verify`)."""
+    src = parser.add_argument_group("images")
+    src.add_argument("--datasource", choices=DATASOURCES, default="local",
+                     help="local files, s3 objects, a TIFF stack, CATMAID tiles or a render-ws stack (default local)")
+    src.add_argument("--base_path", default="", help="directory of the slices (or the stack file); <ch> allowed")
+    src.add_argument("--base_filename", default="",
+                     help="file name template: <p:4> zero-padded z, <> unpadded z, <ch> channel name")
+    src.add_argument("--extension", default="tif", help="file extension: tif, tiff, ome.tif or png")
+    src.add_argument("--z_step", type=int, default=1, help="file number step between slices (z's file = z * step)")
+    src.add_argument("--warn_missing_files", action="store_true",
+                     help="ingest a zero slice (with a warning) for a missing file instead of stopping")
+    src.add_argument("--rgb_channel", help="keep this channel of RGB(A) images: r, g, b or a")
+    src.add_argument("--s3_bucket_name", help="S3 bucket holding the slices (--datasource s3)")
+    src.add_argument("--aws_profile", help="AWS profile for S3 (default: boto3's usual chain)")
+    src.add_argument("--tile_pattern", default="{z}/{row}_{col}.png", help="CATMAID tile path pattern")
+    src.add_argument("--tile_size", type=int, nargs=2, metavar=("X", "Y"), default=(1024, 1024),
+                     help="CATMAID tile size in pixels")
+    for name, text in (("owner", "render owner"), ("project", "render project"), ("stack", "render stack"),
+                       ("channel", "render channel (if the stack has channels)")):
+        src.add_argument(f"--render_{name}", help=text)
+    src.add_argument("--render_baseURL", dest="render_base_url", help="render-ws base URL, e.g. http://host/render-ws/v1")
+    src.add_argument("--render_scale", type=float, default=1.0, help="scale render data by this factor")
+    _pair(src, "--render_window", "16-bit intensity window mapped onto 0..255")
+    for axis in "xyz":
+        _pair(src, f"--limit_{axis}", f"only this {axis} range of the render stack")
+    where = parser.add_argument_group("extents and offsets")
+    for axis in "xyz":
+        _pair(where, f"--{axis}_extent", f"{axis} extent of the data (its width is the image {axis} size)")
+    _pair(where, "--z_range", "slices to ingest (file numbering before offsets; default: --z_extent)")
+    where.add_argument("--offset_extents", action="store_true",
+                       help="shift negative extents to start at 0; offsets stored as experiment metadata")
+    where.add_argument("--forced_offsets", type=int, nargs=3, metavar=("X", "Y", "Z"),
+                       help="add these offsets to every coordinate")
+    for axis in "xyz":
+        _pair(where, f"--coord_frame_{axis}_extent", f"coordinate frame {axis} extent (default: data extent)")
+    where.add_argument("--res", type=int, default=0, help="resolution to write (the channel's base resolution)")
+    where.add_argument("--datatype", choices=("uint8", "uint16", "uint64"),
+                       help="voxel type (default: the images'; uint64 for annotations)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    add_connection_flags(parser)
+    parser.add_argument("--boss_config_file", help="ndex 1.x name of --config_file")
+    what = parser.add_argument_group("where to")
+    what.add_argument("--collection", help="collection name")
+    what.add_argument("--experiment", help="experiment name")
+    what.add_argument("--channel", help="channel name")
+    what.add_argument("--channels_list_file", help="file with one channel name per line (one job per channel)")
+    add_source_flags(parser)
+    res = parser.add_argument_group("creating resources")
+    res.add_argument("--create_resources", action="store_true",
+                     help="create (or check) collection, frame, experiment and channel, then exit")
+    res.add_argument("--voxel_size", type=float, nargs=3, metavar=("X", "Y", "Z"), help="voxel size")
+    res.add_argument("--voxel_unit", default="nanometers",
+                     choices=("nanometers", "micrometers", "millimeters", "centimeters"), help="voxel unit")
+    res.add_argument("--source_channel", help="source channel of an annotation (uint64) channel")
+    res.add_argument("--metadata", help="JSON object file of key/value metadata attached to the channel")
+    res.add_argument("--metadata_schema", help="JSON Schema the --metadata file must satisfy")
+    how = parser.add_argument_group("how")
+    how.add_argument("--threads", type=int, default=8, help="parallel block uploads (default 8)")
+    how.add_argument("--verify", choices=VERIFY_MODES, default="sample",
+                     help="read back posted blocks: sample (some per slab, default), all, or none")
+    how.add_argument("--verify_per_slab", type=int, default=1, help="blocks read back per slab with --verify sample")
+    how.add_argument("--post_zero_blocks", action="store_true",
+                     help="replace instead of merge: clear every block (to_black) before posting it, so "
+                          "all-zero blocks clear old data too (default: all-zero blocks are skipped)")
+    how.add_argument("--block_size", type=parse_size, default=DEFAULT_PUSH_BLOCK_BYTES,
+                     help="largest block per request, e.g. 8MiB (whole cuboids)")
+    how.add_argument("--slabs_in_flight", type=int, default=2, help="16-slice slabs held in memory (default 2)")
+    how.add_argument("--max_memory", type=parse_size, help="cap on memory for slabs and blocks, e.g. 2GB")
+    how.add_argument("--downsample", action="store_true", help="after the ingest, build the resolution pyramid "
+                     "on the server and wait for it")
+    how.add_argument("--dry_run", action="store_true", help="check everything, print the plan and exit")
+    how.add_argument("--log_dir", default=".", help="directory of the job log and manifest (default: .)")
+    note = parser.add_argument_group("notifications")
+    note.add_argument("--slack_token_file", help="file whose first line is a Slack bot token (or set SLACK_TOKEN)")
+    note.add_argument("--slack_usr", help="Slack user to message (name, e-mail or id)")
+    note.add_argument("--slack_channel", help="Slack channel to post to instead of a user")
+    note.add_argument("--slack_webhook", help="Slack incoming-webhook URL (or set SLACK_WEBHOOK_URL)")
+    add_logging_flags(parser)
+
+
+# --- from flags to specs ----------------------------------------------------------------------------
+
+
+def channel_names(args: argparse.Namespace) -> list[str]:
+    if args.channels_list_file:
+        try:
+            text = Path(args.channels_list_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read --channels_list_file {args.channels_list_file}: {exc.strerror}") from None
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+        if not names:
+            raise UsageError(f"--channels_list_file {args.channels_list_file} lists no channels")
+        return names
+    if not args.channel:
+        raise UsageError("missing --channel (or --channels_list_file): name the channel to ingest into")
+    return [args.channel]
+
+
+def check_names(args: argparse.Namespace) -> None:
+    missing = [flag for flag in ("collection", "experiment") if not getattr(args, flag)]
+    if missing:
+        raise UsageError(f"missing {', '.join('--' + m for m in missing)}: name where the data goes")
+
+
+def source_spec(args: argparse.Namespace, channel: str) -> SourceSpec:
+    if args.z_range and args.z_extent and not (args.z_extent[0] <= args.z_range[0] < args.z_range[1]
+                                                 <= args.z_extent[1]):
+        raise OutOfBounds(f"--z_range {args.z_range[0]} {args.z_range[1]} lies outside --z_extent "
+                          f"{args.z_extent[0]} {args.z_extent[1]}: ingest only slices inside the extent")
+    if args.datasource == "s3" and not args.s3_bucket_name:
+        raise UsageError("--datasource s3 needs --s3_bucket_name")
+    return SourceSpec(
+        datasource=args.datasource, base_path=args.base_path, base_filename=args.base_filename,
+        extension=args.extension, channel=channel, z_step=args.z_step, z_range=args.z_range or args.z_extent,
+        x_extent=args.x_extent, y_extent=args.y_extent,
+        datatype=args.datatype, warn_missing_files=args.warn_missing_files, rgb_channel=args.rgb_channel,
+        read_threads=max(1, min(args.threads, 16)), s3_bucket=args.s3_bucket_name, aws_profile=args.aws_profile,
+        render_base_url=args.render_base_url, render_owner=args.render_owner, render_project=args.render_project,
+        render_stack=args.render_stack, render_channel=args.render_channel, render_scale=args.render_scale,
+        render_window=args.render_window, limit_x=args.limit_x, limit_y=args.limit_y, limit_z=args.limit_z,
+        tile_pattern=args.tile_pattern, tile_size=tuple(args.tile_size))
+
+
+def data_extents(args: argparse.Namespace, source) -> Box:
+    """The whole data's extent before offsets: the flags, else what the source reports."""
+    (x0, y0), (sx, sy) = source.origin_xy, source.shape_xy
+    x = tuple(args.x_extent) if args.x_extent else (x0, x0 + sx)
+    y = tuple(args.y_extent) if args.y_extent else (y0, y0 + sy)
+    z = tuple(args.z_extent) if args.z_extent else tuple(source.z_range)
+    return Box.from_ranges(x, y, z)
+
+
+def offsets_for(args: argparse.Namespace, extents: Box) -> tuple[int, int, int]:
+    """ndex 1.x's rule: --forced_offsets as given, --offset_extents shifts each negative start to 0."""
+    if args.forced_offsets:
+        return tuple(args.forced_offsets)  # type: ignore[return-value]
+    if args.offset_extents:
+        return tuple(max(0, -lo) for lo in extents.start)  # type: ignore[return-value]
+    return 0, 0, 0
+
+
+def frame_box(args: argparse.Namespace, extents: Box, offsets: tuple[int, int, int]) -> Box:
+    data = extents.shift(offsets)
+    given = [getattr(args, f"coord_frame_{a}_extent") for a in "xyz"]
+    frame = Box.from_ranges(*(tuple(g) if g else (lo, hi) for g, lo, hi in zip(given, data.start, data.stop)))
+    if not frame.contains(data):
+        raise OutOfBounds(f"the coordinate frame ({frame}) must contain the data after offsets ({data}): "
+                          "widen --coord_frame_*_extent")
+    return frame
+
+
+def push_spec(args: argparse.Namespace, ref: ChannelRef, source: SourceSpec, offsets, manifest: Path) -> PushSpec:
+    return PushSpec(ref=ref, source=source, offsets=offsets, res=args.res, threads=args.threads,
+                    slabs_in_flight=args.slabs_in_flight, block_bytes=args.block_size,
+                    post_zero_blocks=args.post_zero_blocks, verify=args.verify, verify_per_slab=args.verify_per_slab,
+                    manifest=str(manifest), max_memory=args.max_memory)
+
+
+def log_path(args: argparse.Namespace, ref: ChannelRef) -> Path:
+    z = tuple(args.z_range) if args.z_range else None
+    return Path(args.log_dir) / job_log_name(ref.collection, ref.experiment, ref.channel, z)
+
+
+def secrets_of(args: argparse.Namespace, remote: Remote) -> list[str]:
+    found = [remote.token, args.slack_webhook or "", os.environ.get("SLACK_TOKEN", ""),
+             os.environ.get("SLACK_WEBHOOK_URL", "")]
+    if args.slack_token_file:
+        try:
+            found.append(read_token_file(args.slack_token_file))
+        except ConfigError:
+            pass  # make_notifier reports it
+    return [s for s in found if s]
+
+
+# --- running ----------------------------------------------------------------------------------------
+
+
+def execute(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose, args.quiet)
+    check_names(args)
+    names = channel_names(args)
+    metadata = load_metadata(args.metadata, args.metadata_schema) if args.metadata else None
+    remote = discover(url=args.url, token=args.token, config_file=args.config_file or args.boss_config_file)
+    notifier = make_notifier(token_file=args.slack_token_file, user=args.slack_usr, channel=args.slack_channel,
+                             webhook_url=args.slack_webhook)
+    worst = EXIT_OK
+    with BossClient(remote, threads=max(1, args.threads)) as client:
+        for name in names:
+            ref = ChannelRef(args.collection, args.experiment, name)
+            worst = max(worst, run_channel(args, client, ref, notifier, metadata))
+    return worst
+
+
+def run_channel(args: argparse.Namespace, client: BossClient, ref: ChannelRef, notifier, metadata) -> int:
+    path = log_path(args, ref)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = open_job_log(path, secrets=secrets_of(args, client.remote))
+    try:
+        log.info("ndpush %s: arguments %s", ref, {k: v for k, v in vars(args).items()
+                                                   if k not in ("token", "_run") and v not in (None, False)})
+        return _run_channel(args, client, ref, notifier, metadata, path)
+    except NdexError as exc:
+        log.error("ndpush %s stopped: %s", ref, one_line(exc))
+        notifier.send(f"ndpush {ref} stopped: {one_line(exc)}")
+        raise
+    finally:
+        handler.close()
+
+
+def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, path: Path) -> int:
+    spec_source = source_spec(args, ref.channel)
+    source = open_source(spec_source)
+    try:
+        source.validate()
+        extents = data_extents(args, source)
+        offsets = offsets_for(args, extents)
+        if args.create_resources:
+            return create_resources(args, client, ref, source, extents, offsets, metadata)
+        spec = push_spec(args, ref, spec_source, offsets, Path(f"{path}.manifest.sqlite"))
+        plan = make_plan(client, spec, source)
+        if args.dry_run:
+            print("\n".join(plan.describe()))
+            return EXIT_OK
+        if metadata:
+            client.set_metadata(ref, values=metadata)
+        record_offsets(client, ref, offsets)
+        say(args, f"pushing {ref}: {plan.box}, {plan.nblocks} blocks, {plan.nbytes / 1e6:,.1f} MB, "
+                  f"~{plan.memory_estimate / 1e6:,.0f} MB memory; log {path}")
+        progress = TqdmProgress(f"ndpush {ref.channel}", enabled=not args.quiet and sys.stderr.isatty())
+        report = push(spec, client=client, source=source, progress=progress, notifier=notifier, plan=plan)
+    finally:
+        source.close()
+    return finish(args, client, ref, report, notifier, path)
+
+
+def finish(args, client: BossClient, ref: ChannelRef, report, notifier, path: Path) -> int:
+    summary = report.summary()
+    log.info("%s", summary)
+    for line in report.failure_lines() + report.notes:
+        log.warning("%s", line)
+    print(summary)
+    for line in report.failure_lines() + report.notes:
+        print(line, file=sys.stderr)
+    if report.ok and args.downsample:
+        progress = TqdmProgress("downsample", enabled=not args.quiet)
+        status = downsample(client, ref, progress=progress)
+        log.info("downsample of %s finished: %s", ref, status.get("status"))
+    title = f"ndpush {ref} {'finished' if report.ok else 'FAILED'}"
+    notifier.send(report_message(title, [summary, *report.failure_lines(5), *report.notes], log_tail(path, 10)))
+    if not report.ok:
+        print(f"some blocks failed: re-run the same command to retry only those (manifest {path}.manifest.sqlite)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def create_resources(args, client: BossClient, ref: ChannelRef, source, extents: Box, offsets, metadata) -> int:
+    datatype = "uint64" if args.source_channel else (args.datatype or source.dtype.name)
+    spec = ResourceSpec(ref=ref, frame=frame_box(args, extents, offsets),
+                        voxel_size=tuple(args.voxel_size or (1.0, 1.0, 1.0)), voxel_unit=args.voxel_unit,
+                        datatype=datatype, source_channel=args.source_channel, base_resolution=args.res)
+    if args.dry_run:
+        print(f"would create or check {ref} ({spec.channel_type}, {datatype}) in frame {spec.coord_frame} "
+              f"({spec.frame}), voxel {spec.voxel_size} {spec.voxel_unit}")
+        return EXIT_OK
+    for line in ensure_resources(client, spec):
+        log.info("%s", line)
+        say(args, line)
+    if record_offsets(client, ref, offsets):
+        say(args, f"stored offsets {list(offsets)} as metadata of experiment {ref.experiment}")
+    if metadata:
+        client.set_metadata(ref, values=metadata)
+        say(args, f"attached {len(metadata)} metadata key(s) to channel {ref.channel}")
+    return EXIT_OK
+
+
+def say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text, file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_guarded(lambda: execute(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ndpush", description="Ingest image slices or stacks into a BOSS channel.")
+    configure(parser)
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

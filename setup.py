@@ -19,6 +19,7 @@ setup(
         "blosc>=1.10,<2",  # BOSS wire codec: Blosc-1 frames only (python-blosc 1.x)
         "requests>=2.28",
         "tifffile>=2023.1",
+        "imagecodecs>=2024.1",  # zstd and lzw TIFF compression
         "Pillow>=9",
         "tqdm>=4.60",
         "intern>=1.4",

@@ -5,7 +5,7 @@ from pathlib import Path
 import ndex
 
 PKG = Path(ndex.__file__).parent
-CORE = {"ndex.geometry", "ndex.codecs", "ndex.errors", "ndex.config", "ndex.progress"}
+CORE = {"ndex.geometry", "ndex.codecs", "ndex.errors", "ndex.config", "ndex.progress", "ndex.synthetic"}
 
 # layer -> the ndex layers it may import (besides itself); prefixes
 ALLOWED = {

@@ -132,7 +132,7 @@ def resolve_box(spec: PullSpec, info: ChannelInfo) -> Box:
 
 def fit_memory(spec: PullSpec, slab_bytes: int, itemsize: int) -> tuple[int, int]:
     """(block_bytes, inflight) so that blocks in flight plus the slab buffer fit `max_memory`."""
-    inflight = spec.threads * 2
+    inflight = spec.threads + 2  # every thread busy, plus a couple of finished blocks waiting to be placed
     block_bytes = spec.block_bytes
     if spec.max_memory is None:
         return block_bytes, inflight
@@ -150,6 +150,8 @@ def fit_memory(spec: PullSpec, slab_bytes: int, itemsize: int) -> tuple[int, int
 def default_compression(info: ChannelInfo, spec: PullSpec) -> tuple[str, int | None]:
     if spec.compression is not None:
         return spec.compression, spec.compression_level
+    if spec.output == "zarr":  # chunks are compressed anyway; zstd-1 is fast and well supported by readers
+        return "zstd", 1 if spec.compression_level is None else spec.compression_level
     if info.channel.type == "annotation" or info.dtype.itemsize == 8:
         return "zlib", 1 if spec.compression_level is None else spec.compression_level
     return "none", spec.compression_level

@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from ndex.client import ChannelInfo
 from ndex.errors import UsageError
@@ -246,3 +247,54 @@ def push_footprint(spec: PushSpec, xy: Box, itemsize: int, memory_per_worker: in
                         f"one {mb(slab_bytes)} slab plus one block in flight of {mb(per_block)}") from None
     return Footprint(slab_bytes, slabs, per_block, int(inflight), len(blocks), slab_bytes // SLAB_DEPTH,
                      slab_bytes + per_block)
+
+
+# --- jobs as commands ------------------------------------------------------------------------------
+
+
+def per_job_name(filename: str, slug: str) -> str:
+    """'vol.ome.tif' -> 'vol_z0000000-0000016.ome.tif': one output file per job, never shared."""
+    for ext in (".ome.tiff", ".ome.tif", ".ome.zarr"):
+        if filename.lower().endswith(ext):
+            return f"{filename[:-len(ext)]}_{slug}{filename[-len(ext):]}"
+    stem, dot, ext = filename.rpartition(".")
+    return f"{stem}_{slug}.{ext}" if dot and stem else f"{filename}_{slug}"
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A partition plus how each job is spelled as an `ndex` command.
+
+    Every job gets the same arguments except its z range, its own log directory (push: its log and
+    resume manifest; without a plan directory ndpush's log names carry the z range) and, for a pull
+    into one file, its own output file.
+    """
+
+    kind: str  # "push" | "pull"
+    partition: Partition
+    base_argv: tuple[str, ...]  # the command's arguments without the per-job ones
+    z_flag: str  # "--z_range" (push) | "--z" (pull, at --res)
+    z_offset: int = 0  # the flag's numbering = BOSS z - z_offset (ndpush's --z_range is in file numbering)
+    create_argv: tuple[str, ...] | None = None  # the resource-creating step (push), run once first
+    log_dir_flag: str | None = None
+    log_dir: str | None = None  # the user's log directory, kept when there is no plan directory
+    stack_filename: str | None = None
+    default_dir: str = "ndex_plan"
+    cpus: int = 1
+
+    def argv_for(self, job: Job, root: Path | None = None) -> list[str]:
+        z0, z1 = (v - self.z_offset for v in job.z)
+        argv = [self.kind, *self.base_argv, self.z_flag, str(z0), str(z1)]
+        if self.log_dir_flag:
+            where = root / "logs" / f"job_{job.index}" if root is not None else self.log_dir
+            argv += [self.log_dir_flag, str(where)] if where else []
+        if self.stack_filename:
+            argv += ["--stack_filename", per_job_name(self.stack_filename, job.slug)]
+        return argv
+
+    def create_for(self, root: Path | None = None) -> list[str] | None:
+        """The resource-creating command, logging into the plan directory when there is one."""
+        if self.create_argv is None:
+            return None
+        where = root / "logs" / "create" if root is not None else self.log_dir
+        return [*self.create_argv] + ([self.log_dir_flag, str(where)] if self.log_dir_flag and where else [])

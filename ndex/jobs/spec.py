@@ -153,12 +153,19 @@ def job_file(root: Path, job: JobSpec) -> Path:
 
 def write_plan(root: Path, kind: str, jobs: list[JobSpec], create: JobSpec | None, workers: int,
                summary: list[str]) -> PlanFiles:
-    """Write plan.json and one spec per job; existing states are kept so a re-plan resumes."""
+    """Write plan.json and one spec per job.
+
+    Writing the same plan again keeps the jobs' states, so a re-run resumes; a job whose spec changed
+    loses its old state and runs again.
+    """
     root = Path(root).absolute()
     paths = []
     for job in ([create] if create else []) + jobs:
         path = job_file(root, job)
-        write_atomic(path, job.to_json())
+        text = job.to_json()
+        if path.is_file() and path.read_text(encoding="utf-8") != text:
+            state_path(path).unlink(missing_ok=True)  # another job under this name: its old state says nothing
+        write_atomic(path, text)
         paths.append(path)
     files = PlanFiles(root, kind, tuple(paths[1:] if create else paths), paths[0] if create else None,
                       workers, tuple(summary))

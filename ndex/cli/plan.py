@@ -1,0 +1,308 @@
+"""`ndex plan push|pull ...`: cut one big ingest or download into cuboid-aligned jobs, write them out or run them.
+
+The arguments are those of ndpush / ndpull (parsed by their own parsers) plus the planner's. The
+plan goes to stdout as command lines (`--format shell|cmd`), into a plan directory (`--format json`,
+`--format slurm`), or is run at once (`--run local`, `--run dask://HOST:PORT`).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ndex.cli.common import EXIT_FAILED, EXIT_OK, add_logging_flags, run_guarded, setup_logging
+from ndex.cli.pull import parse_size
+from ndex.client import BossClient
+from ndex.config import discover
+from ndex.errors import UsageError
+from ndex.jobs import formats
+from ndex.jobs.argv import to_argv
+from ndex.jobs.runners import LocalPool, Outcome, drive, run_subprocess, unfinished
+from ndex.jobs.spec import DONE, JobSpec, PlanFiles, read_state, write_plan
+from ndex.jobs.status import plan_status
+from ndex.plan import Draft, budget, partition, pull_footprint, push_footprint
+from ndex.transfer import download
+
+FORMATS = ("shell", "cmd", "json", "slurm")
+PLANNER_FLAGS = ("workers", "memory_per_worker", "jobs", "format", "run", "plan_dir", "throughput", "retries")
+TOOLS = {"push": ("ndex.cli.push", "plan an ingest (the arguments of ndpush)"),
+         "pull": ("ndex.cli.pull", "plan a download (the arguments of ndpull)")}
+EPILOG = """\
+examples:
+  ndex plan push --collection c --experiment e --channel ch --base_path /data --base_filename img_<p:4> \\
+      --extension tif --x_extent 0 4096 --y_extent 0 4096 --z_extent 0 2000 --voxel_size 4 4 40 \\
+      --voxel_unit nanometers --datatype uint16 --workers 8 --memory_per_worker 8GB
+                                           (ndex 1.x-style commands, one per line)
+  ndex plan pull ... --workers 4 --format json --plan_dir big_pull   (then: ndex run big_pull/jobs/job_0.json)
+  ndex plan push ... --workers 16 --format slurm --plan_dir ingest   (one sbatch array script)
+  ndex plan push ... --workers 4 --run local                         (a pool of 4 processes here)
+  ndex plan push ... --workers 32 --run dask://scheduler:8786        (an existing Dask cluster)
+  ndex status ingest                                                 (done/running/failed jobs and bytes)
+Re-running a plan (same arguments, same --plan_dir) runs only the jobs that are not done.
+"""
+
+
+def parse_rate(text: str) -> float:
+    """'200MB/s', '1.5GB/s', '2e8' -> bytes per second."""
+    raw = text.strip()
+    return float(parse_size(raw[:-2] if raw.lower().endswith("/s") else raw))
+
+
+def add_planner_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("plan")
+    g.add_argument("--workers", type=int, help="jobs that run at once; also the number of jobs, unless --jobs")
+    g.add_argument("--memory_per_worker", type=parse_size,
+                   help="memory of one worker, e.g. 8GB: each job's slabs and blocks in flight are fitted to it")
+    g.add_argument("--jobs", type=int, help="number of jobs to cut (default: --workers, else one per 1024 slices)")
+    g.add_argument("--format", choices=FORMATS,
+                   help="shell: ndex 1.x-style command lines (default); cmd: the same with Windows quoting; "
+                        "json: a plan directory of job specs (`ndex run job.json`); slurm: plus an sbatch array script")
+    g.add_argument("--run", metavar="local|dask://HOST:PORT",
+                   help="run the plan now: on a pool of --workers processes here, or on an existing Dask cluster")
+    g.add_argument("--plan_dir", help="plan directory for json/slurm/--run (default: ./ndex_plan_<coll>_<exp>_<chan>)")
+    g.add_argument("--throughput", type=parse_rate,
+                   help="measured rate of one job, e.g. 200MB/s, for the time estimate")
+    g.add_argument("--retries", type=int, default=1, help="with --run: times a failed job is retried (default 1)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    sub = parser.add_subparsers(dest="plan_tool", metavar="push|pull")
+    for name, (module_name, help_text) in TOOLS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # that command is not in this build
+        tool = sub.add_parser(name, help=help_text, description=help_text)
+        module.configure(tool)
+        tool.epilog = EPILOG
+        add_planner_flags(tool)
+
+
+def tool_parser(kind: str) -> argparse.ArgumentParser:
+    """The command's own parser: what its job argv is written against."""
+    parser = argparse.ArgumentParser(prog=f"nd{kind}", allow_abbrev=False)
+    importlib.import_module(TOOLS[kind][0]).configure(parser)
+    return parser
+
+
+def cut(args: argparse.Namespace, z: tuple[int, int], footprint):
+    return partition(z, footprint, workers=args.workers, memory_per_worker=args.memory_per_worker, jobs=args.jobs,
+                     throughput=args.throughput)
+
+
+def warn_token(args: argparse.Namespace) -> None:
+    if args.token:
+        print("note: the --token you gave is written into every job command; a config file or NDEX_TOKEN "
+              "keeps it out of them", file=sys.stderr)
+
+
+def pull_draft(args: argparse.Namespace) -> Draft:
+    """A pull plan: the channel's dtype and extent come from the server."""
+    from ndex.cli import pull as tool
+
+    if args.print_metadata:
+        raise UsageError("--print_metadata is not a download to plan: run `ndpull --print_metadata ...` instead")
+    spec = tool.build_spec(args)
+    with BossClient(discover(url=args.url, token=args.token, config_file=args.config_file), threads=1) as client:
+        info = client.channel_info(spec.ref)
+    box = download.resolve_box(spec, info)
+    footprint = pull_footprint(spec, info, box, args.memory_per_worker)
+    limit = budget(spec.max_memory, args.memory_per_worker)
+    base = to_argv(tool_parser("pull"), args, skip=("x", "y", "z", "full_extent", "max_memory", "stack_filename",
+                                                    "dry_run", "print_metadata"))
+    base += ["--x", *map(str, box.x), "--y", *map(str, box.y)] + (["--max_memory", str(limit)] if limit else [])
+    warn_token(args)
+    return Draft("pull", cut(args, box.z, footprint), tuple(base), "--z", stack_filename=spec.stack_filename,
+                 default_dir=f"ndex_plan_{spec.ref.prefix}", cpus=spec.threads)
+
+
+PUSH_PER_JOB = ("z_range", "create_resources", "dry_run", "max_memory", "log_dir", "downsample")
+
+
+def open_push_source(args: argparse.Namespace):
+    """The first channel's source, validated: bad images or extents fail here, before any job exists."""
+    from ndex.cli import push as tool
+    from ndex.sources import open_source
+
+    tool.check_names(args)
+    names = tool.channel_names(args)
+    source = open_source(tool.source_spec(args, names[0]))
+    try:
+        source.validate()
+    except BaseException:
+        source.close()
+        raise
+    return source, names
+
+
+def push_draft(args: argparse.Namespace) -> Draft:
+    """A push plan, made from the flags and the images alone: the channel may not exist yet."""
+    from ndex.cli import push as tool
+    from ndex.client import ChannelRef
+    from ndex.transfer.upload import source_box
+
+    if args.downsample:
+        raise UsageError("--downsample runs once for the whole channel: plan without it, and start the "
+                         "downsample after every job is done (e.g. `ndpush ... --z_range Z0 Z1 --downsample` "
+                         "re-running the last job)")
+    source, names = open_push_source(args)
+    try:
+        offsets = tool.offsets_for(args, tool.data_extents(args, source))
+        box = source_box(source, offsets)  # BOSS coordinates of the slices to ingest
+        itemsize = source.dtype.itemsize
+        ref = ChannelRef(args.collection, args.experiment, names[0])
+        spec = tool.push_spec(args, ref, tool.source_spec(args, names[0]), offsets, Path("unused.sqlite"))
+    finally:
+        source.close()
+    one = push_footprint(spec, box, itemsize, args.memory_per_worker)
+    # channels of a --channels_list_file run one after the other inside each job: more bytes, same memory
+    footprint = replace(one, bytes_per_slice=one.bytes_per_slice * len(names),
+                        requests_per_slab=one.requests_per_slab * len(names))
+    limit = budget(spec.max_memory, args.memory_per_worker)
+    base = to_argv(tool_parser("push"), args, skip=PUSH_PER_JOB) + (["--max_memory", str(limit)] if limit else [])
+    create = ("push", *to_argv(tool_parser("push"), args, skip=PUSH_PER_JOB), "--create_resources")
+    warn_token(args)
+    return Draft("push", cut(args, box.z, footprint), tuple(base), "--z_range", z_offset=offsets[2],
+                 create_argv=create if args.create_resources else None, log_dir_flag="--log_dir",
+                 log_dir=args.log_dir, default_dir=f"ndex_plan_{ref.prefix}", cpus=spec.threads)
+
+
+DRAFTERS = {"pull": pull_draft, "push": push_draft}
+
+
+def check_choices(args: argparse.Namespace) -> None:
+    if not getattr(args, "plan_tool", None):
+        raise UsageError("say what to plan: `ndex plan push ...` or `ndex plan pull ...`")
+    if args.run and args.format not in (None, "json"):
+        raise UsageError(f"--run writes and runs a json plan directory: drop --format {args.format}")
+    if args.run and args.run != "local" and not args.run.startswith(("dask://", "tcp://", "tls://")):
+        raise UsageError(f"--run {args.run!r}: use local or dask://HOST:PORT")
+    if args.retries < 0:
+        raise UsageError(f"--retries {args.retries} must not be negative")
+
+
+def open_pool(args: argparse.Namespace, workers: int):
+    """The pool to run on, connected before anything is written or started."""
+    if args.run == "local":
+        return LocalPool(workers)
+    from ndex.jobs.dask_pool import DaskPool, connect
+
+    return DaskPool(connect(args.run))
+
+
+def job_specs(draft: Draft, root: Path | None) -> tuple[list[JobSpec], JobSpec | None]:
+    cwd = os.getcwd()
+    jobs = [JobSpec(j.index, draft.kind, tuple(draft.argv_for(j, root)), j.z, j.nbytes, j.requests, j.memory,
+                    j.seconds, cwd) for j in draft.partition.jobs]
+    create_argv = draft.create_for(root)
+    create = JobSpec(-1, "create", tuple(create_argv), cwd=cwd) if create_argv else None
+    return jobs, create
+
+
+def print_summary(draft: Draft) -> None:
+    for line in draft.partition.describe():
+        print(line, file=sys.stderr)
+
+
+def write_dir(args: argparse.Namespace, draft: Draft) -> PlanFiles:
+    root = Path(args.plan_dir or draft.default_dir).absolute()
+    jobs, create = job_specs(draft, root)
+    files = write_plan(root, draft.kind, jobs, create, draft.partition.workers, draft.partition.describe())
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    return files
+
+
+def emit(args: argparse.Namespace, draft: Draft) -> int:
+    """--format shell|cmd|json|slurm: write the plan out, start nothing."""
+    fmt = args.format or "shell"
+    if fmt in ("shell", "cmd"):
+        jobs, create = job_specs(draft, None)
+        print("\n".join(formats.shell_lines(jobs, create, "posix" if fmt == "shell" else "cmd")))
+        if create is not None:
+            print("run the first command once, before the others: it creates the resources", file=sys.stderr)
+        return EXIT_OK
+    files = write_dir(args, draft)
+    if fmt == "slurm":
+        script = files.root / "ndex_plan.sbatch"
+        jobs, _ = job_specs(draft, files.root)
+        script.write_text(formats.slurm_script(files, jobs, cpus=draft.cpus, workers=args.workers,
+                                               job_name=f"ndex-{draft.kind}"), encoding="utf-8")
+        first = f"ndex run {files.create} && " if files.create else ""
+        print(f"{first}sbatch {script}")
+        return EXIT_OK
+    if files.create:
+        print(f"ndex run {files.create}")
+    for path in files.jobs:
+        print(f"ndex run {path}")
+    return EXIT_OK
+
+
+def report(outcome: Outcome, will_retry: bool) -> None:
+    s = outcome.state
+    took = f"{s.finished - s.started:.1f} s" if s.finished and s.started else ""
+    if outcome.ok:
+        print(f"done    {outcome.name}: {s.nbytes / 1e6:,.1f} MB in {took}", flush=True)
+        return
+    again = f"; retrying (attempt {outcome.attempt + 1})" if will_retry else ""
+    print(f"failed  {outcome.name} (attempt {outcome.attempt}, exit code {s.exit_code}): {s.message}{again}",
+          flush=True)
+
+
+def run_plan(args: argparse.Namespace, draft: Draft, pool) -> int:
+    files = write_dir(args, draft)
+    if files.create and read_state(files.create).state != DONE:
+        print("creating the resources (once, before the data jobs)", flush=True)
+        outcome = run_subprocess(str(files.create))
+        report(outcome, False)
+        if not outcome.ok:
+            print(outcome.output_tail, file=sys.stderr)
+            return EXIT_FAILED
+    todo = unfinished(files.jobs)
+    workers = draft.partition.workers
+    print(f"running {len(todo)} of {len(files.jobs)} jobs ({len(files.jobs) - len(todo)} done earlier), "
+          f"{min(workers, max(1, len(todo)))} at a time; plan in {files.root}", flush=True)
+    outcomes = drive(pool, todo, workers=workers, retries=args.retries, on_finish=report)
+    status = plan_status(files)
+    print("\n".join(status.lines()))
+    if any(not o.ok for o in outcomes):
+        print(f"some jobs failed: see their logs in {files.root / 'logs'} and `ndex status {files.root}`; "
+              "re-running the same command runs only the unfinished jobs", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def execute(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose, args.quiet)
+    check_choices(args)
+    draft = DRAFTERS[args.plan_tool](args)
+    print_summary(draft)
+    if not args.run:
+        return emit(args, draft)
+    pool = open_pool(args, draft.partition.workers)
+    try:
+        return run_plan(args, draft, pool)
+    finally:
+        pool.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_guarded(lambda: execute(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ndex plan", description="Cut a push or pull into parallel jobs.")
+    configure(parser)
+    add_logging_flags_once(parser)
+    return run(parser.parse_args(argv))
+
+
+def add_logging_flags_once(parser: argparse.ArgumentParser) -> None:
+    if not any("--verbose" in a.option_strings for a in parser._actions):
+        add_logging_flags(parser)

@@ -1,0 +1,128 @@
+"""The partition: exact cover, alignment to the 16-slice cuboid grid, no overlap, workers and memory honoured."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ndex.client import ChannelRef
+from ndex.errors import UsageError
+from ndex.geometry import Box
+from ndex.plan import Footprint, cuboid_slabs, partition, per_job_name, push_footprint, split_evenly
+from ndex.sources.base import SourceSpec
+from ndex.transfer.upload import PushSpec
+
+FP = Footprint(slab_bytes=16 * 2**20, slabs_in_flight=2, block_bytes=3 * 2**20, blocks_in_flight=8,
+               requests_per_slab=4, bytes_per_slice=2**20, minimum=19 * 2**20)
+
+ranges = st.tuples(st.integers(0, 5000), st.integers(1, 3000)).map(lambda t: (t[0], t[0] + t[1]))
+counts = st.one_of(st.none(), st.integers(1, 400))
+
+
+@given(ranges, counts, counts)
+def test_jobs_cover_the_range_exactly_once_on_the_cuboid_grid(z, workers, jobs):
+    cut = partition(z, FP, workers=workers, jobs=jobs)
+    zs = [j.z for j in cut.jobs]
+    assert zs[0][0] == z[0] and zs[-1][1] == z[1]
+    for a, b in zip(zs, zs[1:]):
+        assert a[1] == b[0]  # contiguous: no gap, no overlap
+    for lo, hi in zs:
+        assert lo < hi
+        assert lo % 16 == 0 or lo == z[0]  # only the range's own edges may be off the grid
+        assert hi % 16 == 0 or hi == z[1]
+    assert [j.index for j in cut.jobs] == list(range(len(cut.jobs)))
+    assert sum(j.nbytes for j in cut.jobs) == (z[1] - z[0]) * FP.bytes_per_slice
+
+
+@given(ranges, st.integers(1, 400))
+def test_workers_are_honoured(z, workers):
+    cut = partition(z, FP, workers=workers)
+    nslabs = len(cuboid_slabs(*z))
+    assert len(cut.jobs) == min(workers, nslabs)
+    assert cut.workers == len(cut.jobs)
+    sizes = [len(cuboid_slabs(*j.z)) for j in cut.jobs]
+    assert max(sizes) - min(sizes) <= 1  # balanced in slabs
+    assert bool(cut.notes) == (workers > nslabs)
+
+
+@given(ranges, st.integers(1, 64), st.integers(1, 400))
+def test_more_jobs_than_workers_run_workers_at_a_time(z, workers, jobs):
+    cut = partition(z, FP, workers=workers, jobs=jobs)
+    assert len(cut.jobs) == min(jobs, len(cuboid_slabs(*z)))
+    assert cut.workers == min(workers, len(cut.jobs))
+
+
+@given(ranges, st.integers(1, 2**36))
+def test_memory_bound_is_respected_or_refused(z, memory):
+    if memory >= FP.memory:
+        cut = partition(z, FP, memory_per_worker=memory)
+        assert all(j.memory <= memory for j in cut.jobs)
+    else:
+        with pytest.raises(UsageError, match="too small for one 16-slice slab"):
+            partition(z, FP, memory_per_worker=memory)
+
+
+@given(ranges)
+def test_requests_count_the_blocks_of_every_slab(z):
+    cut = partition(z, FP, workers=3)
+    assert cut.requests == len(cuboid_slabs(*z)) * FP.requests_per_slab
+
+
+def test_default_job_size_without_workers():
+    cut = partition((0, 5000), FP)
+    assert len(cut.jobs) == 5  # 313 slabs in restart units of 64 slabs
+    assert all(j.z[0] % 16 == 0 for j in cut.jobs)
+
+
+def test_time_estimate_from_throughput():
+    cut = partition((0, 64), FP, workers=2, throughput=2**20)  # one slice per second per job
+    assert [j.seconds for j in cut.jobs] == [32.0, 32.0]
+    assert cut.seconds == 32.0
+    assert partition((0, 64), FP, workers=1, throughput=2**20).seconds == 64.0
+    assert "~" in cut.describe()[-1]
+
+
+@given(st.integers(1, 1000), st.integers(1, 50))
+def test_split_evenly(count, parts):
+    runs = split_evenly(count, min(parts, count))
+    assert runs[0][0] == 0 and runs[-1][1] == count
+    assert all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"z": (10, 10)}, "covers nothing"),
+    ({"z": (20, 4)}, "covers nothing"),
+    ({"z": (0, 64), "workers": 0}, "--workers 0 must be at least 1"),
+    ({"z": (0, 64), "jobs": -2}, "--jobs -2 must be at least 1"),
+    ({"z": (0, 64), "memory_per_worker": 10 * 2**20}, "each job needs at least 19.9 MB"),
+    ({"z": (0, 64), "throughput": 0}, "--throughput"),
+])
+def test_bad_input_is_one_clear_line(kwargs, message):
+    z = kwargs.pop("z")
+    with pytest.raises(UsageError, match=message) as info:
+        partition(z, FP, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def push_spec(**kw) -> PushSpec:
+    src = SourceSpec(datasource="local", base_path="x", base_filename="img_<p:4>", extension="tif", z_range=(0, 64))
+    return PushSpec(ref=ChannelRef("c", "e", "ch"), source=src, **kw)
+
+
+def test_push_footprint_fits_the_memory_by_lowering_what_is_in_flight():
+    xy = Box((0, 0, 0), (4096, 4096, 1))
+    free = push_footprint(push_spec(threads=8), xy, 2)
+    assert free.slabs_in_flight == 2 and free.blocks_in_flight == 8
+    assert free.slab_bytes == 4096 * 4096 * 16 * 2
+    tight = push_footprint(push_spec(threads=8), xy, 2, memory_per_worker=free.slab_bytes + 3 * free.block_bytes)
+    assert tight.slabs_in_flight == 1 and tight.blocks_in_flight == 3
+    assert tight.memory <= free.slab_bytes + 3 * free.block_bytes
+    with pytest.raises(UsageError, match=r"too small for one 16-slice slab: each job needs at least 562\.0 MB \(one 536\.9 MB slab"):
+        push_footprint(push_spec(), xy, 2, memory_per_worker=500 * 10**6)
+
+
+def test_per_job_file_names_keep_their_suffix():
+    assert per_job_name("vol.ome.tif", "z0000000-0000016") == "vol_z0000000-0000016.ome.tif"
+    assert per_job_name("vol.npy", "zA") == "vol_zA.npy"
+    assert per_job_name("v.OME.ZARR", "zA") == "v_zA.OME.ZARR"
+    assert per_job_name("plain", "zA") == "plain_zA"

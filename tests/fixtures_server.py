@@ -1,0 +1,184 @@
+"""pytest fixtures for tests that need an `ndex serve` (tests/conftest.py does `from fixtures_server import *`).
+
+* `ndex_server` (session): a real `ndex serve` subprocess on a free 127.0.0.1 port, temp --data dir,
+  admin token from `ndex token create`.
+* `server_app` (session): the same app in-process (uvicorn in a thread): faster, same attributes.
+* `make_channel(server, ...)`: a fresh frame/collection/experiment/channel with unique names.
+
+Both fixtures yield a `ServerHandle`: `.url`, `.token`, `.data_dir`, `.remote` (ndex.config.Remote),
+`.intern_config()` (the dict intern's BossRemote takes) and `.headers`.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from ndex.config import Remote
+
+__all__ = ["ServerHandle", "TestChannel", "make_channel", "ndex_server", "server_app", "start_uvicorn"]
+
+STARTUP_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ServerHandle:
+    url: str
+    token: str = field(repr=False)
+    data_dir: Path
+
+    @property
+    def remote(self) -> Remote:
+        host = self.url.split("://", 1)[1]
+        return Remote("http", host, self.token, origin="test fixture")
+
+    def intern_config(self) -> dict[str, str]:
+        return self.remote.intern_config()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Token {self.token}"}
+
+
+@dataclass(frozen=True)
+class TestChannel:
+    __test__ = False  # not a test class, despite the name
+
+    collection: str
+    experiment: str
+    channel: str
+    frame: str
+    datatype: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.collection}/{self.experiment}/{self.channel}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_ping(url: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"ndex serve exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if requests.get(f"{url}/ping/", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"ndex serve at {url} did not answer /ping/ within {STARTUP_SECONDS} s")
+
+
+def ndex_cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ndex.cli.main", *args], capture_output=True, text=True,
+                          check=True, timeout=120, **kw)
+
+
+@pytest.fixture(scope="session")
+def ndex_server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("ndex-serve-data")
+    token = ndex_cli("token", "create", "--data", str(data), "--user", "admin", "--role", "admin").stdout
+    token = token.strip().splitlines()[-1]
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(data),
+                             "--host", "127.0.0.1", "--port", str(port), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_ping(url, proc)
+        yield ServerHandle(url, token, data)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def start_uvicorn(app) -> tuple[str, callable]:
+    """Serve `app` on a free loopback port in a thread; returns (url, stop)."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="ndex-test-uvicorn")
+    thread.start()
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the in-process ndex server did not start")
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+@pytest.fixture(scope="session")
+def server_app(tmp_path_factory):
+    from ndex.server.app import create_app
+    from ndex.server.settings import ServerSettings
+    from ndex.server.users import issue_token
+
+    data = tmp_path_factory.mktemp("ndex-app-data")
+    app = create_app(ServerSettings(data_dir=str(data), cache_seconds=0.5))
+    with app.state.services.db.begin() as conn:
+        token = issue_token(conn, "admin", "admin")
+    url, stop = start_uvicorn(app)
+    try:
+        yield ServerHandle(url, token, data)
+    finally:
+        stop()
+
+
+def make_channel(server: ServerHandle, *, datatype: str = "uint8", kind: str = "image",
+                 extent: tuple[int, int, int] = (1024, 1024, 64), time_samples: int = 1, levels: int = 1,
+                 hierarchy: str = "isotropic", sources: tuple[str, ...] = (), public: bool = False,
+                 voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> TestChannel:
+    """A new frame, collection, experiment and channel with unique names (annotation channels get an
+    image source channel named `src` unless `sources` is given)."""
+    tag = uuid.uuid4().hex[:10]
+    coll, exp, frame = f"col-{tag}", f"exp-{tag}", f"cf-{tag}"
+    frame_body = {"x_start": 0, "x_stop": extent[0], "y_start": 0, "y_stop": extent[1], "z_start": 0,
+                  "z_stop": extent[2], "x_voxel_size": voxel_size[0], "y_voxel_size": voxel_size[1],
+                  "z_voxel_size": voxel_size[2], "voxel_unit": "nanometers"}
+    _post(server, f"coord/{frame}", frame_body)
+    _post(server, f"collection/{coll}", {"description": "test", "public": public})
+    _post(server, f"collection/{coll}/experiment/{exp}",
+          {"coord_frame": frame, "num_hierarchy_levels": levels, "hierarchy_method": hierarchy,
+           "num_time_samples": time_samples, "time_step": 0, "time_step_unit": "seconds", "public": public})
+    if kind == "annotation" and not sources:
+        _post(server, f"collection/{coll}/experiment/{exp}/channel/src", {"type": "image", "datatype": "uint8"})
+        sources = ("src",)
+    _post(server, f"collection/{coll}/experiment/{exp}/channel/ch",
+          {"type": kind, "datatype": datatype, "sources": list(sources), "public": public})
+    return TestChannel(coll, exp, "ch", frame, datatype)
+
+
+def _post(server: ServerHandle, path: str, body: dict) -> None:
+    r = requests.post(f"{server.url}/v1/{path}", json=body, headers=server.headers, timeout=30)
+    if r.status_code != 201:
+        raise RuntimeError(f"creating {path} failed: {r.status_code} {r.text}")

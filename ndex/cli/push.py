@@ -199,6 +199,14 @@ def offsets_for(args: argparse.Namespace, extents: Box) -> tuple[int, int, int]:
     return 0, 0, 0
 
 
+def check_non_negative(extents: Box, offsets: tuple[int, int, int]) -> None:
+    """BOSS cannot address negative coordinates: refuse before creating or posting anything."""
+    for axis, lo, off in zip("xyz", extents.start, offsets):
+        if lo + off < 0:
+            raise OutOfBounds(f"the {axis} extent starts at {lo + off} after offsets, but BOSS coordinates cannot be "
+                              "negative: pass --offset_extents (or --forced_offsets X Y Z)")
+
+
 def frame_box(args: argparse.Namespace, extents: Box, offsets: tuple[int, int, int]) -> Box:
     data = extents.shift(offsets)
     given = [getattr(args, f"coord_frame_{a}_extent") for a in "xyz"]
@@ -274,6 +282,7 @@ def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, 
         source.validate()
         extents = data_extents(args, source)
         offsets = offsets_for(args, extents)
+        check_non_negative(extents, offsets)
         if args.create_resources:
             return create_resources(args, client, ref, source, extents, offsets, metadata)
         spec = push_spec(args, ref, spec_source, offsets, Path(f"{path}.manifest.sqlite"))

@@ -27,7 +27,6 @@ from ndex.plan import Draft, budget, partition, pull_footprint, push_footprint
 from ndex.transfer import download
 
 FORMATS = ("shell", "cmd", "json", "slurm")
-PLANNER_FLAGS = ("workers", "memory_per_worker", "jobs", "format", "run", "plan_dir", "throughput", "retries")
 TOOLS = {"push": ("ndex.cli.push", "plan an ingest (the arguments of ndpush)"),
          "pull": ("ndex.cli.pull", "plan a download (the arguments of ndpull)")}
 EPILOG = """\
@@ -66,6 +65,8 @@ def add_planner_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--throughput", type=parse_rate,
                    help="measured rate of one job, e.g. 200MB/s, for the time estimate")
     g.add_argument("--retries", type=int, default=1, help="with --run: times a failed job is retried (default 1)")
+    g.add_argument("--connect_timeout", type=float, default=10.0,
+                   help="with --run dask://: seconds to wait for the scheduler before giving up (default 10)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -194,7 +195,7 @@ def open_pool(args: argparse.Namespace, workers: int):
         return LocalPool(workers)
     from ndex.jobs.dask_pool import DaskPool, connect
 
-    return DaskPool(connect(args.run))
+    return DaskPool(connect(args.run, timeout=args.connect_timeout))
 
 
 def job_specs(draft: Draft, root: Path | None) -> tuple[list[JobSpec], JobSpec | None]:

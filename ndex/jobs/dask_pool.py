@@ -56,7 +56,8 @@ class DaskPool:
     def wait_first(self, futures: list[Any]) -> Iterable[Any]:
         from distributed import wait
 
-        return wait(futures, return_when="FIRST_COMPLETED").done
+        with self.client.as_current():  # wait() looks for a current client; ours is not the global default
+            return wait(futures, return_when="FIRST_COMPLETED").done
 
     def outcome(self, future: Any, job_path: Path, attempt: int) -> Outcome:
         return future.result()

@@ -55,9 +55,10 @@ def serve(args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     try:
         with db.begin() as conn:
-            if ensure_first_admin(conn):
-                print(f"created user 'admin'; get its token with: ndex token create --data {settings.data_dir} "
-                      "--user admin --role admin", file=sys.stderr)
+            first = ensure_first_admin(conn)
+        if first:
+            print(f"created user 'admin'; get its token with: ndex token create --data {settings.data_dir} "
+                  "--user admin --role admin", file=sys.stderr)
         if not settings.sqlite:
             recover_interrupted(db)  # before any worker starts, so no live job is marked FAILED
         print(f"ndex serve: http://{args.host}:{args.port}/ (data {settings.data_dir}, API docs at /docs)",

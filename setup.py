@@ -25,6 +25,8 @@ setup(
         "intern>=1.4",
         "fastapi>=0.100",
         "uvicorn>=0.23",
+        "httptools>=0.6",  # uvicorn's C HTTP parser: ~2x the cutout throughput of pure-Python h11
+        "uvloop>=0.19; sys_platform != 'win32'",
         "tensorstore>=0.1.60",
         "SQLAlchemy>=2.0",
         "slack_sdk>=3.20",

@@ -40,6 +40,8 @@ examples:
   ndex plan push ... --workers 4 --run local                         (a pool of 4 processes here)
   ndex plan push ... --workers 32 --run dask://scheduler:8786        (an existing Dask cluster)
   ndex status ingest                                                 (done/running/failed jobs and bytes)
+With --create_resources, a push plan creates (or checks) the resources once, before the data jobs.
+A pull into one file (--stack_filename) writes one file per job, named with the job's z range.
 Re-running a plan (same arguments, same --plan_dir) runs only the jobs that are not done.
 """
 
@@ -280,8 +282,8 @@ def run_plan(args: argparse.Namespace, draft: Draft, pool) -> int:
 
 
 def execute(args: argparse.Namespace) -> int:
-    setup_logging(args.verbose, args.quiet)
     check_choices(args)
+    setup_logging(args.verbose, args.quiet)
     draft = DRAFTERS[args.plan_tool](args)
     print_summary(draft)
     if not args.run:

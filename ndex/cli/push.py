@@ -174,7 +174,7 @@ def source_spec(args: argparse.Namespace, channel: str) -> SourceSpec:
         extension=args.extension, channel=channel, z_step=args.z_step, z_range=args.z_range or args.z_extent,
         x_extent=args.x_extent, y_extent=args.y_extent,
         datatype=args.datatype, warn_missing_files=args.warn_missing_files, rgb_channel=args.rgb_channel,
-        read_threads=max(1, min(args.threads, 16)), s3_bucket=args.s3_bucket_name, aws_profile=args.aws_profile,
+        read_threads=max(1, min(args.threads, 4)), s3_bucket=args.s3_bucket_name, aws_profile=args.aws_profile,
         render_base_url=args.render_base_url, render_owner=args.render_owner, render_project=args.render_project,
         render_stack=args.render_stack, render_channel=args.render_channel, render_scale=args.render_scale,
         render_window=args.render_window, limit_x=args.limit_x, limit_y=args.limit_y, limit_z=args.limit_z,
@@ -243,8 +243,18 @@ def secrets_of(args: argparse.Namespace, remote: Remote) -> list[str]:
 # --- running ----------------------------------------------------------------------------------------
 
 
+def quiet_console(args: argparse.Namespace) -> None:
+    """Keep the console at the level -v/-q chose: the job log lowers the 'ndex' logger to INFO for its
+    file, and without a level on the console handler those records would reach stderr too."""
+    level = logging.getLogger().getEffectiveLevel()
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.level == logging.NOTSET:
+            handler.setLevel(level)
+
+
 def execute(args: argparse.Namespace) -> int:
     setup_logging(args.verbose, args.quiet)
+    quiet_console(args)
     check_names(args)
     names = channel_names(args)
     metadata = load_metadata(args.metadata, args.metadata_schema) if args.metadata else None

@@ -395,21 +395,23 @@ class _Pusher:
         try:
             with ThreadPoolExecutor(self.spec.threads, thread_name_prefix="ndpush") as pool:
                 while (item := slabs.get()) is not None:
-                    index, data = item
-                    if self.stop.is_set():
-                        self.slab_slots.release()
-                        continue
-                    if isinstance(data, BaseException):
-                        self._slab_failed(todo[index], data)
-                        continue
-                    self._dispatch(pool, _Slab(index, self.plan.slabs[index], data, len(todo[index]),
-                                               self.slab_slots.release), todo[index])
+                    self._take(pool, *item, todo)
+                    item = None  # the slab's memory is freed by its last block, not held while waiting
         except BaseException:
             self.stop.set()
             raise
         finally:
             self.stop.set()
             reader.join()
+
+    def _take(self, pool: ThreadPoolExecutor, index: int, data: Any, todo: dict[int, list[Box]]) -> None:
+        if self.stop.is_set():
+            self.slab_slots.release()
+        elif isinstance(data, BaseException):
+            self._slab_failed(todo[index], data)
+        else:
+            slab = _Slab(index, self.plan.slabs[index], data, len(todo[index]), self.slab_slots.release)
+            self._dispatch(pool, slab, todo[index])
 
     def _dispatch(self, pool: ThreadPoolExecutor, slab: _Slab, blocks: list[Box]) -> None:
         checked = self._sample(blocks)

@@ -1,0 +1,171 @@
+"""Benchmark: ingest uint16 TIFF slices into `ndex serve` with ndpush and with a plain intern loop.
+
+Run on demand (not a test):
+
+    python benchmarks/bench_push.py                 # ~1 GiB: 128 slices of 2048x2048 uint16
+    python benchmarks/bench_push.py --size 128MiB   # a quick run
+
+It writes the slices to a temporary directory, starts `ndex serve` on a free 127.0.0.1 port with a
+fresh data directory, then ingests the same slices twice, each in its own process so that peak RSS
+is measured per method:
+
+* ndpush: the CLI as a user runs it (default flags: 8 threads, 2 slabs in flight, sampled verify);
+* intern: the loop ndex 1.x users wrote by hand -- read 16 slices with tifffile, `create_cutout`.
+
+and prints MB/s, the ratio and each peak RSS. Both go into separate channels of one experiment.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+import tifffile
+
+SLICE = 2048
+INTERN_LOOP = """
+import sys, time
+import numpy as np, tifffile
+from intern.remote.boss import BossRemote
+from intern.resource.boss.resource import ChannelResource
+url, token, coll, exp, chan, folder, n, side = sys.argv[1:9]
+n, side = int(n), int(side)
+protocol, host = url.split("://")
+rmt = BossRemote({"protocol": protocol, "host": host, "token": token})
+channel = rmt.get_channel(chan, coll, exp)
+for z0 in range(0, n, 16):
+    z1 = min(n, z0 + 16)
+    data = np.stack([tifffile.imread(f"{folder}/img_{z:04d}.tif") for z in range(z0, z1)])
+    rmt.create_cutout(channel, 0, [0, side], [0, side], [z0, z1], data)
+"""
+
+
+def parse_size(text: str) -> int:
+    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9, "": 1}
+    raw = text.strip().lower()
+    number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
+    return int(float(number) * units[raw[len(number):]])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_slices(folder: Path, count: int, side: int) -> None:
+    """Microscopy-like 12-bit data: a smooth field plus noise (compressible, never all zero)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:side, 0:side]
+    base = (1000 + 800 * np.sin(xx / 97.0) * np.cos(yy / 131.0)).astype(np.uint16)
+    for z in range(count):
+        noise = rng.integers(0, 400, size=(side, side), dtype=np.uint16)
+        tifffile.imwrite(folder / f"img_{z:04d}.tif", base + noise + np.uint16(z))
+
+
+def ndex_cli(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "ndex.cli.main", *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def start_server(data: Path) -> tuple[subprocess.Popen, str, str]:
+    token = ndex_cli("token", "create", "--data", str(data), "--user", "bench", "--role", "admin").strip().split()[-1]
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(data), "--host",
+                             "127.0.0.1", "--port", str(port), "--quiet"], stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/ping/", timeout=1).ok:
+                return proc, url, token
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"ndex serve did not start at {url}")
+
+
+def create_channels(url: str, token: str, count: int, side: int) -> tuple[str, str]:
+    headers = {"Authorization": f"Token {token}"}
+    coll, exp, frame = "bench", f"push{int(time.time())}", f"bench_frame{int(time.time())}"
+
+    def post(path: str, body: dict) -> None:
+        r = requests.post(f"{url}/v1/{path}", json=body, headers=headers, timeout=30)
+        if r.status_code != 201 and "exists" not in r.text:
+            raise SystemExit(f"creating {path} failed: {r.status_code} {r.text}")
+
+    post(f"coord/{frame}", {"x_start": 0, "x_stop": side, "y_start": 0, "y_stop": side, "z_start": 0,
+                            "z_stop": count, "x_voxel_size": 4, "y_voxel_size": 4, "z_voxel_size": 40,
+                            "voxel_unit": "nanometers"})
+    post(f"collection/{coll}", {"description": "benchmark"})
+    post(f"collection/{coll}/experiment/{exp}", {"coord_frame": frame, "num_hierarchy_levels": 1,
+                                                 "hierarchy_method": "anisotropic", "num_time_samples": 1})
+    for chan in ("ndpush", "intern"):
+        post(f"collection/{coll}/experiment/{exp}/channel/{chan}", {"type": "image", "datatype": "uint16"})
+    return coll, exp
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of a child process."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - t0
+    output = proc.stdout.read().decode(errors="replace")
+    proc.stdout.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[2] if len(cmd) > 2 else cmd} failed ({proc.returncode}):\n{output[-3000:]}")
+    print(output.strip())
+    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=parse_size, default=2**30, help="bytes of slices to ingest (default 1GiB)")
+    parser.add_argument("--side", type=int, default=SLICE, help="slice width and height (default 2048)")
+    parser.add_argument("--threads", type=int, default=8, help="ndpush --threads")
+    parser.add_argument("--workdir", help="where to put slices and server data (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    count = max(1, args.size // (args.side * args.side * 2))
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="ndex-bench-"))
+    (work / "img").mkdir(parents=True, exist_ok=True)
+    server = None
+    try:
+        print(f"writing {count} slices of {args.side}x{args.side} uint16 to {work / 'img'}")
+        write_slices(work / "img", count, args.side)
+        server, url, token = start_server(work / "data")
+        coll, exp = create_channels(url, token, count, args.side)
+        nbytes = count * args.side * args.side * 2
+        push_cmd = [sys.executable, "-m", "ndex.cli.push", "--url", url, "--token", token, "-q",
+                    "--collection", coll, "--experiment", exp, "--channel", "ndpush", "--base_path",
+                    str(work / "img"), "--base_filename", "img_<p:4>", "--x_extent", "0", str(args.side),
+                    "--y_extent", "0", str(args.side), "--z_extent", "0", str(count), "--threads", str(args.threads),
+                    "--log_dir", str(work)]
+        t_push, rss_push = timed(push_cmd, work)
+        t_intern, rss_intern = timed([sys.executable, "-c", INTERN_LOOP, url, token, coll, exp, "intern",
+                                      str(work / "img"), str(count), str(args.side)], work)
+        mb_push, mb_intern = nbytes / 1e6 / t_push, nbytes / 1e6 / t_intern
+        print(f"\n{nbytes / 1e6:,.0f} MB ({count} slices of {args.side}x{args.side} uint16)")
+        print(f"ndpush  {mb_push:8.1f} MB/s  {t_push:7.1f} s  peak RSS {rss_push:7.0f} MB")
+        print(f"intern  {mb_intern:8.1f} MB/s  {t_intern:7.1f} s  peak RSS {rss_intern:7.0f} MB")
+        print(f"ratio   {mb_push / mb_intern:8.2f}x (ndpush / intern loop)")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        if not args.keep and not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -88,6 +88,7 @@ def build_services(settings: ServerSettings, db: Database, store: VolumeStore) -
     auth = Authorizer(db, settings.cache_seconds)
 
     def drop_data(chan_id: int) -> None:
+        jobs.abandon(chan_id)  # a pyramid build must not re-create arrays of a deleted channel
         store.delete(f"ch{chan_id}")
         store.delete(f"ch{chan_id}-iso")
 

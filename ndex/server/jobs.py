@@ -37,6 +37,7 @@ class Job:
     done: int = 0
     total: int = 0
     checked: float = 0.0
+    finished: threading.Event = field(default_factory=threading.Event)
 
 
 def recover_interrupted(db: Database) -> int:
@@ -83,6 +84,14 @@ class DownsampleJobs:
         if job is not None:
             job.cancel.set()
 
+    def abandon(self, chan_id: int) -> None:
+        """Stop any build of a channel that is being deleted, and wait until it has stopped."""
+        with self.lock:
+            job = self.jobs.get(chan_id)
+        if job is not None:
+            job.cancel.set()
+            job.finished.wait(timeout=60)
+
     def progress(self, chan_id: int) -> tuple[int, int] | None:
         with self.lock:
             job = self.jobs.get(chan_id)
@@ -114,6 +123,7 @@ class DownsampleJobs:
             with self.lock:
                 if self.jobs.get(info.id) is job:
                     del self.jobs[info.id]
+            job.finished.set()
 
     def _build(self, info: ChannelInfo, job: Job) -> None:
         def progress(done: int, total: int) -> None:

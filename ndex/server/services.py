@@ -17,6 +17,8 @@ from ndex.server.metadata import MetadataService
 from ndex.server.settings import ServerSettings
 from ndex.server.volumes import VolumeStore
 
+MAX_JSON_BYTES = 2**20  # resource and permission bodies are a few hundred bytes
+
 
 @dataclass(frozen=True)
 class Services:
@@ -41,7 +43,16 @@ def identify(request: Request) -> Identity:
 
 async def json_body(request: Request) -> Any:
     """The parsed JSON body (None when empty); malformed JSON is a 400/1003 with the parser's reason."""
-    raw = await request.body()
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+        raise invalid(f"the JSON body has {declared} bytes; resource bodies are small (at most {MAX_JSON_BYTES})")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise invalid(f"the JSON body exceeds {MAX_JSON_BYTES} bytes; resource bodies are small")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         return None
     try:

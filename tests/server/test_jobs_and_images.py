@@ -108,3 +108,33 @@ def test_unhandled_exception_is_500_and_the_server_keeps_serving(tmp_path):
         assert requests.get(f"{url}/v1/collection/{tc.collection}", headers=server.headers, timeout=30).ok
     finally:
         stop()
+
+
+def test_iso_pyramid_for_anisotropic_experiments(server_app):
+    # voxels 4x4x8: level 1 is isotropic, so level 2 of the iso pyramid halves z while the plain one does not
+    tc = make_channel(server_app, extent=(64, 64, 16), levels=3, hierarchy="anisotropic", voxel_size=(4, 4, 8))
+    post_cutout(server_app, tc, "0/0:8/0:8/0:4", np.full((4, 8, 8), 90, np.uint8))
+    url = f"{server_app.url}/v1/downsample/{tc.path}/"
+    iso = requests.get(url + "?iso=true", headers=server_app.headers, timeout=30).json()
+    assert iso["extent"]["2"] == [16, 16, 8] and iso["voxel_size"]["2"] == [16.0, 16.0, 16.0]
+    assert requests.post(url, headers=server_app.headers, timeout=30).status_code == 201
+    assert wait_status(server_app, tc, {"DOWNSAMPLED", "FAILED"})["status"] == "DOWNSAMPLED"
+    r = requests.get(f"{server_app.url}/v1/cutout/{tc.path}/2/0:2/0:2/0:1/?iso=true", headers=server_app.headers,
+                     timeout=30)
+    assert (np.frombuffer(blosc.decompress(r.content), np.uint8) == 90).all()
+    plain = get_cutout(server_app, tc, "2/0:2/0:2/0:4", np.uint8, (4, 2, 2))
+    assert (plain == 90).all()
+    r = requests.get(f"{server_app.url}/v1/cutout/{tc.path}/2/0:16/0:16/0:9/?iso=true", headers=server_app.headers,
+                     timeout=30)
+    assert r.status_code == 400 and r.json()["code"] == 1001  # iso level 2 has only 8 z slices
+
+
+def test_deleting_a_channel_drops_its_data(server_app):
+    tc = make_channel(server_app, extent=(64, 64, 16))
+    store = server_app.data_dir / "store"
+    before = {p.name for p in store.iterdir()} if store.exists() else set()
+    post_cutout(server_app, tc, "0/0:4/0:4/0:1", np.full((1, 4, 4), 1, np.uint8))
+    (key,) = {p.name for p in store.iterdir()} - before
+    chan_url = f"{server_app.url}/v1/collection/{tc.collection}/experiment/{tc.experiment}/channel/ch"
+    assert requests.delete(chan_url, headers=server_app.headers, timeout=30).status_code == 204
+    assert not any((store / key).rglob("*.json"))

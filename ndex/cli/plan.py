@@ -258,7 +258,7 @@ def report(outcome: Outcome, will_retry: bool) -> None:
           flush=True)
 
 
-def run_plan(args: argparse.Namespace, draft: Draft, pool) -> int:
+def run_plan(args: argparse.Namespace, draft: Draft, pool, workers: int) -> int:
     files = write_dir(args, draft)
     if files.create and read_state(files.create).state != DONE:
         print("creating the resources (once, before the data jobs)", flush=True)
@@ -268,7 +268,6 @@ def run_plan(args: argparse.Namespace, draft: Draft, pool) -> int:
             print(outcome.output_tail, file=sys.stderr)
             return EXIT_FAILED
     todo = unfinished(files.jobs)
-    workers = draft.partition.workers
     print(f"running {len(todo)} of {len(files.jobs)} jobs ({len(files.jobs) - len(todo)} done earlier), "
           f"{min(workers, max(1, len(todo)))} at a time; plan in {files.root}", flush=True)
     outcomes = drive(pool, todo, workers=workers, retries=args.retries, on_finish=report)
@@ -288,9 +287,12 @@ def execute(args: argparse.Namespace) -> int:
     print_summary(draft)
     if not args.run:
         return emit(args, draft)
-    pool = open_pool(args, draft.partition.workers)
+    workers = draft.partition.workers
+    if args.run == "local" and args.workers is None:
+        workers = min(workers, os.cpu_count() or 1)  # one job per core here unless told otherwise
+    pool = open_pool(args, workers)
     try:
-        return run_plan(args, draft, pool)
+        return run_plan(args, draft, pool, workers)
     finally:
         pool.close()
 

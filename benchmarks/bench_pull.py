@@ -32,7 +32,7 @@ from intern.remote.boss import BossRemote
 url, token, outdir, nx, ny, nz = sys.argv[1:7]
 proto, host = url.split("://")
 rmt = BossRemote({"protocol": proto, "host": host, "token": token})
-chan = rmt.get_channel("bench", "em", "image")
+chan = rmt.get_channel("image", "bench", "em")
 data = rmt.get_cutout(chan, 0, [0, int(nx)], [0, int(ny)], [0, int(nz)], parallel=True)
 for z in range(data.shape[0]):
     tifffile.imwrite(f"{outdir}/intern_z{z:04d}.tif", data[z])
@@ -74,6 +74,7 @@ def main() -> int:
     parser.add_argument("--gib", type=float, default=1.0, help="volume size in GiB (default 1)")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--only", choices=("ndpull", "intern"), help="run one client only")
+    parser.add_argument("--ndpull_args", default="", help="extra ndpull flags, e.g. '--block_size 8MiB'")
     parser.add_argument("--workdir", help="keep files here (default: a temporary directory, removed)")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ndex-bench-pull-"))
@@ -92,7 +93,7 @@ def main() -> int:
                 results["ndpull"] = timed_child([
                     sys.executable, "-m", "ndex.cli.pull", "--url", server.remote.url, "--token", server.token,
                     "--collection", "bench", "--experiment", "em", "--channel", "image", "--full_extent",
-                    "--outdir", str(out), "--threads", str(args.threads), "-q"])
+                    "--outdir", str(out), "--threads", str(args.threads), "-q", *args.ndpull_args.split()])
                 shutil.rmtree(out, ignore_errors=True)
             if args.only in (None, "intern"):
                 out = work / "intern"

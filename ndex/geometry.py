@@ -13,7 +13,7 @@ from ndex.errors import InvalidBox
 
 BOSS_CUBOID = (512, 512, 16)  # x, y, z: the server's storage block; aligned requests avoid read-modify-write
 CUTOUT_MAX_BYTES = 520 * 2**20  # the server's per-request cap on uncompressed bytes (413 beyond)
-DEFAULT_BLOCK_BYTES = 32 * 2**20  # big enough to amortise a request, small enough to keep threads busy
+DEFAULT_BLOCK_BYTES = 4 * 2**20  # one uint8 cuboid; measured fastest against ndex serve (vs 8 and 32 MiB)
 
 Triple = tuple[int, int, int]
 

@@ -37,9 +37,21 @@ def add_logging_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only warnings and errors")
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """The one stderr handler of a command, with its own level: a job log file that lowers the 'ndex'
+    logger to INFO for itself must not make -q (or the default) chatty on the console."""
+
+
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _ConsoleHandler)]:
+        root.removeHandler(old)
+    handler = _ConsoleHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.WARNING, level))
 
 
 def exit_code_for(exc: BaseException) -> int:

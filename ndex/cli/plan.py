@@ -121,6 +121,8 @@ def pull_draft(args: argparse.Namespace) -> Draft:
     base = to_argv(tool_parser("pull"), args, skip=("x", "y", "z", "full_extent", "max_memory", "stack_filename",
                                                     "dry_run", "print_metadata"))
     base += ["--x", *map(str, box.x), "--y", *map(str, box.y)] + (["--max_memory", str(limit)] if limit else [])
+    if args.z_digits is None:  # every job pads z like one ndpull of the whole range would
+        base += ["--z_digits", str(len(str(box.z[1])))]
     warn_token(args)
     return Draft("pull", cut(args, box.z, footprint), tuple(base), "--z", stack_filename=spec.stack_filename,
                  default_dir=f"ndex_plan_{spec.ref.prefix}", cpus=spec.threads)

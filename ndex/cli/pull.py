@@ -74,6 +74,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           "stack with voxel size; zarr: OME-Zarr; numpy: .npy file")
     out.add_argument("--stack_filename", help="write one stack file of this name in --outdir (a .ome.tif name "
                      "gives OME-TIFF, .ome.zarr gives OME-Zarr, .npy numpy) instead of slices")
+    out.add_argument("--z_digits", type=int, help="zero-pad z in slice names to this width (default: the number "
+                     "of digits of the z stop, as ndex 1.x did)")
     out.add_argument("--compression", choices=COMPRESSIONS, default=None,
                      help="TIFF compression (default: none for image channels, zlib level 1 for annotations)")
     out.add_argument("--compression_level", type=int, help="compression level (zlib 1-9, zstd 1-22)")
@@ -133,7 +135,7 @@ def build_spec(args: argparse.Namespace) -> PullSpec:
         iso=args.iso, time_range=tuple(args.t) if args.t else None, output=kind, outdir=Path(args.outdir),
         stack_filename=args.stack_filename, compression=args.compression, compression_level=args.compression_level,
         force_datatype=args.force_datatype, force_datatype_mode=args.force_datatype_mode, threads=args.threads,
-        block_bytes=args.block_size, max_memory=args.max_memory)
+        block_bytes=args.block_size, max_memory=args.max_memory, z_digits=args.z_digits)
 
 
 def print_metadata(client: BossClient, args: argparse.Namespace) -> int:

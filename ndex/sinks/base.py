@@ -41,6 +41,7 @@ class OutputSpec:
     compression: str = "none"  # one of COMPRESSIONS
     compression_level: int | None = None
     stack_filename: str | None = None  # multipage TIFF / OME-TIFF / OME-Zarr name, when one file is wanted
+    z_digits: int | None = None  # zero padding of z in slice names; None: digits of the z stop (ndex 1.x)
     extra: dict = field(default_factory=dict)  # format-specific options
 
     @property

@@ -33,7 +33,7 @@ def slice_name(spec: OutputSpec, z: int, t: int | None = None) -> str:
     name = f"{spec.prefix}_{region_tag(spec.box)}"
     if t is not None:
         name += f"_t{t:0{stop_digits(max(spec.times) + 1)}d}"
-    return name + f"_z{z:0{stop_digits(spec.box.z[1])}d}.tif"
+    return name + f"_z{z:0{spec.z_digits or stop_digits(spec.box.z[1])}d}.tif"
 
 
 def volume_name(spec: OutputSpec) -> str:

@@ -52,6 +52,7 @@ class PullSpec:
     threads: int = 8
     block_bytes: int = DEFAULT_BLOCK_BYTES
     max_memory: int | None = None  # bytes; shrinks blocks in flight (and block size) to fit
+    z_digits: int | None = None  # zero padding of z in TIFF slice names (a planned pull keeps one width)
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -173,7 +174,8 @@ def make_plan(client: BossClient, spec: PullSpec, info: ChannelInfo | None = Non
     output_spec = OutputSpec(
         box=box, dtype=out_dtype, prefix=spec.ref.prefix, outdir=Path(spec.outdir), time_points=times,
         voxel_size=info.voxel_size_at(spec.res, spec.iso), voxel_unit=info.frame.voxel_unit, resolution=spec.res,
-        compression=compression, compression_level=level, stack_filename=spec.stack_filename)
+        compression=compression, compression_level=level, stack_filename=spec.stack_filename,
+        z_digits=spec.z_digits)
     return PullPlan(spec, info, box, slabs, blocks, block_bytes, inflight, out_dtype, output_spec)
 
 

@@ -144,3 +144,10 @@ def test_dry_run_plan_describes_blocks_bytes_and_memory():
     lines = make_plan(client, PullSpec(ref=client.ref, block_bytes=2**20 * 4)).describe()
     text = "\n".join(lines)
     assert "blocks" in text and "MB uncompressed" in text and "memory" in text
+
+
+def test_z_digits_keeps_one_padding_width_across_planned_jobs(tmp_path):
+    client = FakeClient(volume(shape=(40, 50, 60), dtype=np.uint8))
+    spec = PullSpec(ref=client.ref, box=Box((0, 0, 3), (60, 50, 9)), outdir=tmp_path, z_digits=4)
+    assert pull(spec, client=client).ok
+    assert sorted(p.name for p in tmp_path.glob("*.tif"))[0] == "coll_exp_chan_x0-60_y0-50_z0003.tif"

@@ -1,0 +1,33 @@
+import logging
+
+from ndex.cli.common import exit_code_for, one_line, setup_logging
+from ndex.errors import AuthError, ConfigError, ResourceNotFound, TransferFailed
+
+
+def test_quiet_console_stays_quiet_when_a_job_log_lowers_the_ndex_logger(capsys):
+    setup_logging(quiet=True)
+    ndex_logger = logging.getLogger("ndex")
+    old = ndex_logger.level
+    ndex_logger.setLevel(logging.INFO)  # what a job log file does for itself
+    try:
+        logging.getLogger("ndex.transfer").info("posted block 7")
+        logging.getLogger("ndex.transfer").warning("slow server")
+    finally:
+        ndex_logger.setLevel(old)
+    err = capsys.readouterr().err
+    assert "posted block 7" not in err and "slow server" in err
+
+
+def test_setup_logging_twice_keeps_one_console_handler():
+    setup_logging(verbose=1)
+    setup_logging(verbose=1)
+    consoles = [h for h in logging.getLogger().handlers if type(h).__name__ == "_ConsoleHandler"]
+    assert len(consoles) == 1 and consoles[0].level == logging.INFO
+
+
+def test_errors_become_one_line_with_a_hint_and_distinct_exit_codes():
+    assert exit_code_for(ConfigError("no token")) == 2
+    assert exit_code_for(ResourceNotFound("gone", status=404)) == 3
+    assert exit_code_for(TransferFailed("2 blocks")) == 1
+    line = one_line(AuthError("Invalid token.\n", status=401))
+    assert "\n" not in line and line.startswith("error:") and "token" in line

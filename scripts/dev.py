@@ -50,7 +50,14 @@ def ensure_venv(extras: str) -> None:
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     print(f"installing ndex{f'[{extras}]' if extras else ''} into {venv_dir()} (a minute or two)", flush=True)
     cmd = [str(venv_bin("python")), "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS), "-e", target]
-    subprocess.run(cmd, check=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    # pip repeats a warning per missing local index entry on some machines: noise, not news
+    noise = ("WARNING: Location 'file:", "[notice]")
+    for line in (done.stdout + done.stderr).splitlines():
+        if line.strip() and not line.startswith(noise):
+            print(line, file=sys.stderr)
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, cmd)
     stamp_file.write_text(stamp)
 
 

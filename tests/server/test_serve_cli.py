@@ -14,7 +14,8 @@ from intern.remote.boss import BossRemote
 from ndex.cli.main import main
 from ndex.server.db import DataDirLock
 
-SUITES = Path("/work/shared/tools/intern-suites")
+# the steering repo's helper sits beside this repository (shared/ next to the clone), as in CI
+SUITES = Path(__file__).resolve().parents[3] / "shared" / "tools" / "intern-suites"
 
 
 def test_token_create_list_revoke(tmp_path, capsys):

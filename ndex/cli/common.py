@@ -39,7 +39,11 @@ def add_logging_flags(parser: argparse.ArgumentParser) -> None:
 
 class _ConsoleHandler(logging.StreamHandler):
     """The one stderr handler of a command, with its own level: a job log file that lowers the 'ndex'
-    logger to INFO for itself must not make -q (or the default) chatty on the console."""
+    logger to INFO for itself must not make -q (or the default) chatty on the console. Records of the
+    CLI modules themselves are meant for job log files: the CLI prints what a person needs to see."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("ndex.cli") and super().filter(record)
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
@@ -80,7 +84,9 @@ def hint_for(exc: BaseException) -> str:
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     hint = hint_for(exc)
-    return f"error: {text}" + (f" ({hint})" if hint and hint not in text else "")
+    if text.startswith("error: "):
+        text = text[len("error: "):]
+    return f"error: {text}" + (f" ({hint})" if hint and "check" not in text.lower() else "")
 
 
 def run_guarded(body: Callable[[], int]) -> int:

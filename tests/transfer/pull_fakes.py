@@ -2,21 +2,12 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 
-from ndex.client import Channel, ChannelInfo, ChannelRef, CoordFrame, Experiment
+from ndex.client import Channel, ChannelInfo, ChannelRef, ClientStats, CoordFrame, Experiment
 from ndex.errors import ServerError
 from ndex.geometry import Box
-
-
-@dataclass(frozen=True)
-class Stats:
-    requests: int = 0
-    retries: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
 
 
 class FakeClient:
@@ -39,8 +30,8 @@ class FakeClient:
         self.max_active = 0
 
     @property
-    def stats(self) -> Stats:
-        return Stats(requests=len(self.requests))
+    def stats(self) -> ClientStats:
+        return ClientStats(requests=len(self.requests))
 
     def channel_info(self, ref: ChannelRef) -> ChannelInfo:
         return self.info

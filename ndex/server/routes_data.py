@@ -92,12 +92,24 @@ def get_cutout(request: Request):
     region = region_of(info, request)
     wanted = request.query_params.get("filter")
     ids = parse_filter(info, wanted) if wanted is not None else None
+    body = stored_body(svc, region) if ids is None else None
+    if body is None:
+        body = encoded_body(svc, region, ids)
+    return Response(body, media_type="application/blosc")
+
+
+def stored_body(svc: Services, region: Region) -> bytes | None:
+    """A single-cuboid GET is answered with the stored chunk's own blosc frame: no decode, no encode."""
+    if region.t_span != 1:
+        return None
+    return svc.store.stored_frame(region.layout, region.res, region.box, region.t_range[0])
+
+
+def encoded_body(svc: Services, region: Region, ids: np.ndarray | None) -> bytes:
     data = svc.store.read(region.layout, region.res, region.box, region.t_range)
     if ids is not None:
         data = np.where(np.isin(data, ids), data, np.zeros((), dtype=data.dtype))
-    if not region.four_d:
-        data = data[0]
-    return Response(codecs.encode(data), media_type="application/blosc")
+    return codecs.encode(data if region.four_d else data[0])
 
 
 async def post_cutout(request: Request):
@@ -142,7 +154,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 def _write(svc: Services, region: Region, body: bytes) -> None:
     data = decode_body(region, body)
-    svc.store.write(region.layout, region.res, region.box, region.t_range[0], data)
+    svc.store.write(region.layout, region.res, region.box, region.t_range[0], data, frame=body)
     mark_stale(svc, region.info)
 
 

@@ -26,7 +26,8 @@ from urllib.parse import urlparse
 import numpy as np
 import tensorstore as ts
 
-from ndex.errors import NdexError, OutOfBounds, UsageError
+from ndex import codecs
+from ndex.errors import CorruptBody, NdexError, OutOfBounds, UsageError
 from ndex.geometry import BOSS_CUBOID, Box, Triple, iter_blocks, z_slabs
 from ndex.server import downsample as ds
 
@@ -216,6 +217,32 @@ class VolumeStore:
         out = np.zeros(out_shape, dtype=layout.dtype)
         out[(slice(part_t[0] - t_range[0], part_t[1] - t_range[0]), *part_box.slices_in(box))] = data
         return out
+
+    def stored_frame(self, layout: ChannelLayout, res: int, box: Box, t: int) -> bytes | None:
+        """The stored chunk of `box` as it sits in the store, when that is exactly BOSS's wire body.
+
+        A chunk holds one cuboid as a blosc-1 frame of C-order little-endian (z, y, x) voxels (the
+        `bytes` then `blosc` codecs), which is what a cutout GET of that cuboid returns: serving it
+        skips a decode and an encode. None (read and encode instead) unless `box` is exactly one whole
+        chunk, that chunk is stored, and its bytes are a complete blosc-1 frame of the right size.
+        """
+        self._check_region(layout, res, box, (t, t + 1))
+        if box.shape_zyx != CHUNK_ZYX or any(s % c for s, c in zip(box.start, BOSS_CUBOID)):
+            return None
+        handle = self._reader(layout, res, box, (t, t + 1))
+        if handle is None or not _covers(handle, box, (t, t + 1)):
+            return None
+        key = "c/{}/{}/{}/{}".format(t, *(s // c for s, c in zip(reversed(box.start), CHUNK_ZYX)))
+        found = _wait(handle.kvstore.read(key), f"reading {layout.key}/{res}/{key}")
+        if found.state != "value":
+            return None
+        frame = bytes(found.value)
+        itemsize = np.dtype(layout.dtype).itemsize
+        try:
+            fits = codecs.frame_nbytes(frame) == box.nvoxels * itemsize and frame[3] == itemsize
+        except CorruptBody:
+            fits = False
+        return frame if fits else None  # else another codec chain (or a damaged chunk): decoding decides
 
     def write(self, layout: ChannelLayout, res: int, box: Box, t0: int, data: np.ndarray) -> None:
         self._check_data(layout, box, data)

@@ -154,7 +154,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 def _write(svc: Services, region: Region, body: bytes) -> None:
     data = decode_body(region, body)
-    svc.store.write(region.layout, region.res, region.box, region.t_range[0], data)
+    svc.store.write(region.layout, region.res, region.box, region.t_range[0], data, frame=body)
     mark_stale(svc, region.info)
 
 

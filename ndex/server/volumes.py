@@ -244,18 +244,39 @@ class VolumeStore:
             fits = False
         return frame if fits else None  # else another codec chain (or a damaged chunk): decoding decides
 
-    def write(self, layout: ChannelLayout, res: int, box: Box, t0: int, data: np.ndarray) -> None:
+    def write(self, layout: ChannelLayout, res: int, box: Box, t0: int, data: np.ndarray, *,
+              frame: bytes | None = None) -> None:
+        """Merge `data` ((t, z, y, x)) into `box`; `frame`, the blosc-1 frame it was decoded from, may be
+        stored as the chunk itself (see `_store_frame`)."""
         self._check_data(layout, box, data)
         t_range = (t0, t0 + data.shape[0])
         self._check_region(layout, res, box, t_range)
         if not data.any():
             return  # zeros keep what is stored: nothing would change
         handle = self._writer(layout, res)
+        if frame is not None and self._store_frame(handle, layout, res, box, t0, data, frame):
+            return
         for t, slab in _slabs(box, t_range):
             piece = data[(t - t0, *slab.slices_in(box))]
             if piece.any():
                 with self._locked(layout.key, res, t, slab):
                     self._merge(handle, t, slab, piece)
+
+    def _store_frame(self, handle: ts.TensorStore, layout: ChannelLayout, res: int, box: Box, t0: int,
+                     data: np.ndarray, frame: bytes) -> bool:
+        """Store a posted frame as its chunk without re-encoding it, when that is exactly what a merge
+        would store: `box` is one whole chunk of one time sample and every voxel is non-zero (so every
+        voxel replaces). A chunk is a blosc-1 frame of C-order little-endian voxels (`bytes` then
+        `blosc`), and blosc frames describe their own settings, so the client's frame decodes as the
+        chunk. This is the common ingest POST (ndpush sends whole cuboids); False: merge as usual."""
+        if data.shape[0] != 1 or box.shape_zyx != CHUNK_ZYX or any(s % c for s, c in zip(box.start, BOSS_CUBOID)):
+            return False
+        if not data.all():
+            return False  # zeros keep what is stored: only a merge knows it
+        key = "c/{}/{}/{}/{}".format(t0, *(s // c for s, c in zip(reversed(box.start), CHUNK_ZYX)))
+        with self._locked(layout.key, res, t0, box):
+            _wait(handle.kvstore.write(key, frame), f"writing {layout.key}/{res}/{key}")
+        return True
 
     def to_black(self, layout: ChannelLayout, res: int, box: Box, t_range: tuple[int, int]) -> None:
         self._check_region(layout, res, box, t_range)

@@ -140,12 +140,17 @@ class DownsampleJobs:
                                   cancelled=cancelled)
 
     def _copy_level(self, info: ChannelInfo, res: int, cancelled) -> None:
-        """Seed the isotropic pyramid with the level where both pyramids still agree."""
+        """Seed the isotropic pyramid with the level where both pyramids still agree.
+
+        The destination is cleared first: store.write keeps stored voxels wherever the copy is zero,
+        so without it data an earlier build copied there would outlive its source.
+        """
         src, dst = info.layout(), info.layout(iso=True)
         extent = self.store.level_shape(src, res)
         whole = Box((0, 0, 0), extent)
         itemsize = 8 if info.datatype == "uint64" else 2 if info.datatype == "uint16" else 1
-        t_range = (0, info.experiment["num_time_samples"])
+        t_range = (0, info.experiment["num_time_samples"] + 1)  # BOSS lets t run to num_time_samples
+        self.store.to_black(dst, res, whole, t_range)
         for block in plan_blocks(whole, itemsize, COPY_BLOCK_BYTES, time_samples=t_range[1]):
             if cancelled():
                 raise DownsampleCancelled(f"downsample of {info.key} cancelled")

@@ -1,0 +1,59 @@
+"""`ndex serve --fsync`: off by default, reaches the store's file driver, refused with --workers, and a
+server started with it stores and serves cutouts."""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from ndex.cli import serve
+from ndex.cli.local_server import LocalServer
+from ndex.cli.main import main
+from ndex.client import BossClient
+from ndex.client.models import ChannelRef
+from ndex.geometry import Box
+from ndex.server.settings import ServerSettings
+
+
+def parsed(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    serve.configure(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_fsync_is_off_unless_asked_and_its_help_names_the_trade():
+    assert parsed().fsync is False and parsed("--fsync").fsync is True
+    parser = argparse.ArgumentParser()
+    serve.configure(parser)
+    text = " ".join(parser.format_help().split())
+    assert "power cut" in text and "crash of the server process loses nothing" in text
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+def test_the_flag_reaches_the_file_driver(tmp_path, fsync):
+    store = serve.volume_store(ServerSettings(data_dir=str(tmp_path)), fsync=fsync)
+    try:
+        # the kvstore spec with its context bound is the one place tensorstore tells the setting
+        assert store._root.spec(retain_context=True).to_json()["file_io_sync"] is fsync
+    finally:
+        store.close()
+
+
+def test_fsync_with_several_workers_is_refused(tmp_path, capsys):
+    assert main(["serve", "--data", str(tmp_path), "--workers", "2", "--fsync"]) == 2
+    assert "--fsync works with one server process only" in capsys.readouterr().err
+
+
+def test_a_server_with_fsync_round_trips_a_cutout(tmp_path):
+    with LocalServer(tmp_path / "data", log_path=tmp_path / "serve.log", extra_args=("--fsync", "--quiet")) as server:
+        with BossClient(server.remote, threads=1) as client:
+            client.create_coord_frame("f", (0, 512), (0, 512), (0, 16))
+            client.create_collection("c")
+            client.create_experiment("c", "e", "f")
+            ref = ChannelRef("c", "e", "ch")
+            client.create_channel(ref, "image", "uint16")
+            box = Box((0, 0, 0), (512, 512, 16))
+            data = np.arange(box.nvoxels, dtype=np.uint16).reshape(box.shape_zyx) | 1
+            client.post_cutout(ref, 0, box, data)
+            assert np.array_equal(client.get_cutout(ref, 0, box, np.uint16), data)

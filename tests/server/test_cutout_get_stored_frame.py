@@ -144,14 +144,35 @@ def test_stored_frame_only_for_exactly_one_stored_chunk(tmp_path):
     assert store.stored_frame(layout("ch2"), 0, CUBOID, 0) is None  # a channel never written
 
 
-@pytest.mark.parametrize("damage", ["not blosc", "wrong size", "wrong typesize"])
-def test_stored_frame_declines_chunks_the_wire_cannot_take(tmp_path, damage):
+def stored_chunk(tmp_path, contents: bytes) -> VolumeStore:
+    """A store whose chunk of CUBOID holds `contents`."""
     store = VolumeStore(str(tmp_path))
     store.write(layout(), 0, CUBOID, 0, values("uint16", (1, 16, 512, 512)))
     chunk = tmp_path / "ch1" / "0" / "c" / "0" / "1" / "0" / "1"
     assert chunk.is_file()
-    raw = np.ones((16, 512, 512), np.uint16).tobytes()
-    chunk.write_bytes({"not blosc": b"\x89PNG" + bytes(40),
-                       "wrong size": blosc.compress(raw[:-2], typesize=2),
-                       "wrong typesize": blosc.compress(raw, typesize=4)}[damage])
-    assert store.stored_frame(layout(), 0, CUBOID, 0) is None
+    chunk.write_bytes(contents)
+    return store
+
+
+RAW = np.arange(16 * 512 * 512, dtype=np.uint16).tobytes()
+
+
+@pytest.mark.parametrize("contents", [b"\x89PNG" + bytes(40), blosc.compress(RAW[:-2], typesize=2)],
+                         ids=["not blosc", "wrong size"])
+def test_stored_frame_declines_chunks_the_wire_cannot_take(tmp_path, contents):
+    assert stored_chunk(tmp_path, contents).stored_frame(layout(), 0, CUBOID, 0) is None
+
+
+def test_a_frame_with_intern_style_typesize_is_served_as_it_is(tmp_path):
+    frame = blosc.compress(RAW, typesize=16)  # intern passes the item size in bits
+    assert stored_chunk(tmp_path, frame).stored_frame(layout(), 0, CUBOID, 0) == frame
+
+
+def test_a_cuboid_intern_posted_comes_back_to_intern(server_app):
+    tc = make_channel(server_app, datatype="uint16", extent=(512, 512, 16))
+    rmt = BossRemote(server_app.intern_config())
+    chan = rmt.get_channel(tc.channel, tc.collection, tc.experiment)
+    data = values("uint16", (16, 512, 512))
+    rmt.create_cutout(chan, 0, [0, 512], [0, 512], [0, 16], data)
+    assert get_body(server_app, tc, "0:512/0:512/0:16") == chunk_file(server_app, tc, 0, (0, 0, 0))
+    assert np.array_equal(rmt.get_cutout(chan, 0, [0, 512], [0, 512], [0, 16]), data)

@@ -57,3 +57,21 @@ def test_a_server_with_fsync_round_trips_a_cutout(tmp_path):
             data = np.arange(box.nvoxels, dtype=np.uint16).reshape(box.shape_zyx) | 1
             client.post_cutout(ref, 0, box, data)
             assert np.array_equal(client.get_cutout(ref, 0, box, np.uint16), data)
+
+
+def test_uvicorn_serves_with_httptools_and_uvloop():
+    # `ndex serve` leaves http and loop on "auto": this is what auto picks here (h11/asyncio halve cutout GETs)
+    import asyncio
+
+    import uvicorn
+    import uvloop
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    config = uvicorn.Config(lambda scope, receive, send: None)
+    config.load()
+    assert config.http_protocol_class is HttpToolsProtocol
+    loop = config.get_loop_factory()()
+    try:
+        assert isinstance(loop, uvloop.Loop) and isinstance(loop, asyncio.AbstractEventLoop)
+    finally:
+        loop.close()

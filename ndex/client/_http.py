@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from ndex.errors import (
@@ -193,13 +194,33 @@ def translate(exc: requests.RequestException, what: str, host: str) -> NdexError
     return RemoteUnreachable(f"{what}: cannot reach {host} ({reason})")
 
 
-def check_length(response: requests.Response, what: str) -> None:
+def check_length(response: requests.Response, body: bytes, what: str) -> None:
     """CorruptBody if the body is shorter or longer than its Content-Length announced."""
     announced = response.headers.get("Content-Length")
     if announced is None or response.headers.get("Content-Encoding") or response.request.method == "HEAD":
         return
-    if announced.isdigit() and int(announced) != len(response.content):
-        raise CorruptBody(f"{what}: body has {len(response.content)} bytes but Content-Length said {announced}")
+    if announced.isdigit() and int(announced) != len(body):
+        raise CorruptBody(f"{what}: body has {len(body)} bytes but Content-Length said {announced}")
+
+
+def read_body(response: requests.Response, what: str, host: str) -> bytes:
+    """The whole body in one read, and the connection back to the pool.
+
+    `response.content` reads in 10 KiB pieces: ~400 Python calls per 4 MiB block, which with several
+    threads contending for the GIL halved cutout throughput (measured). One urllib3 read avoids it.
+    """
+    if response.raw is None:  # an injected session that builds responses itself
+        return response.content
+    try:
+        return response.raw.read(decode_content=True) or b""
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as exc:
+        raise CorruptBody(f"{what}: the answer from {host} was cut off or damaged ({exc})") from None
+    except urllib3.exceptions.ReadTimeoutError:
+        raise RemoteTimeout(f"{what}: {host} did not finish sending in time") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise RemoteUnreachable(f"{what}: the connection to {host} broke ({exc})") from None
+    finally:
+        response.close()
 
 
 # --- the session --------------------------------------------------------------------------------------
@@ -272,21 +293,22 @@ class Http:
         started = time.monotonic()
         try:
             response = self.session.request(call.method, call.url, data=call.body, headers=call.headers,
-                                            timeout=self.timeout)
+                                            timeout=self.timeout, stream=True)
         except requests.RequestException as exc:
             raise self._scrubbed(translate(exc, call.what, self.host)) from None
-        self.counters.add(bytes_in=len(response.content))
-        log.debug("%s -> %s (%d bytes in %.2f s)", call.what, response.status_code, len(response.content),
+        body = read_body(response, call.what, self.host)
+        self.counters.add(bytes_in=len(body))
+        log.debug("%s -> %s (%d bytes in %.2f s)", call.what, response.status_code, len(body),
                   time.monotonic() - started)
         if response.status_code not in call.expect:
-            raise self._scrubbed(error_for_status(response.status_code, response.content, response.headers,
+            raise self._scrubbed(error_for_status(response.status_code, body, response.headers,
                                                   call.what, response.url, response.reason or ""))
-        check_length(response, call.what)
+        check_length(response, body, call.what)
         try:
-            value = call.decode(response.content) if call.decode else None
+            value = call.decode(body) if call.decode else None
         except CorruptBody as exc:
             raise CorruptBody(f"{call.what}: {exc}") from None
-        return Reply(response.status_code, response.content, value)
+        return Reply(response.status_code, body, value)
 
     def _pause(self, what: str, exc: NdexError, attempt: int) -> None:
         delay = self.delay(exc, attempt)

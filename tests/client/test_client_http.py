@@ -246,12 +246,13 @@ def test_body_shorter_than_content_length_is_corrupt_and_retried(raw_server, sle
     assert len(sleeps) == 2 and http.stats.requests == 3
 
 
-def test_content_length_mismatch_reported_by_urllib3_is_corrupt(client, rsps, sleeps):
+def test_content_length_mismatch_is_corrupt_and_retried(client, rsps, sleeps):
     rsps.get(URL, body=b'{"name": "c1"}', headers={"Content-Length": "400"})
     with pytest.raises(CorruptBody) as info:
         client.get_collection("c1")
-    assert str(info.value) == ("GET /v1/collection/c1: the answer from boss.test was cut off or damaged "
-                               "(Connection broken: IncompleteRead(14 bytes read, 386 more expected))")
+    # urllib3 ("IncompleteRead(14 bytes read, 386 more expected)") or our own length check catches it
+    assert str(info.value).startswith("GET /v1/collection/c1: ")
+    assert "400" in str(info.value) or "386 more expected" in str(info.value)
     assert len(sleeps) == 3
 
 
@@ -335,14 +336,15 @@ def test_session_factory_is_used(remote, rsps):
 
 
 def test_stats_count_requests_retries_and_bytes(client, rsps):
-    rsps.put(URL, status=500, json=envelope(500, 9002, "x"))
-    rsps.put(URL, json={"name": "c2", "description": "d"})
+    failed, ok = b'{"status": 500, "code": 9002, "message": "x"}', b'{"name": "c2", "description": "d"}'
+    rsps.put(URL, status=500, body=failed, content_type="application/json")
+    rsps.put(URL, body=ok, content_type="application/json")
     client.update_collection("c1", name="c2", description="d")
     body_out = len(b'{"name": "c2", "description": "d"}')
     stats = client.stats
     assert (stats.requests, stats.retries) == (2, 1)
     assert stats.bytes_out == 2 * body_out
-    assert stats.bytes_in == sum(len(c.response.content) for c in rsps.calls)
+    assert stats.bytes_in == len(failed) + len(ok)
 
 
 def test_stats_are_exact_under_concurrency(remote, rsps):

@@ -335,18 +335,59 @@ def watch_throttling(client: Any, limit: InflightLimit) -> Iterator[None]:
         http.on_retry = previous
 
 
+class BlockBuffers:
+    """Reusable contiguous buffers for the blocks in flight.
+
+    A worker copies its block out of the slab into one (blosc needs contiguous input), posts it and
+    gives it back. Without the pool every block is a fresh block-sized array: page faults for each,
+    and glibc keeps the freed ones in per-thread malloc arenas, so the process grew by about a block
+    per thread beyond what was in use. At most `count` buffers exist (allocated on first use).
+    """
+
+    def __init__(self, count: int, nbytes: int) -> None:
+        self.count, self.nbytes = max(1, int(count)), int(nbytes)
+        self._free: list[np.ndarray] = []
+        self._made = 0
+        self._cond = threading.Condition()
+
+    def copy(self, view: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(buffer, contiguous copy of `view` inside it); hand the buffer back with `give_back`.
+
+        Nothing here keeps `view` (nor so the slab it looks into) alive after the copy."""
+        if view.nbytes > self.nbytes:
+            raise ValueError(f"a {view.nbytes}-byte block does not fit the {self.nbytes}-byte buffers")
+        buffer = self._take()
+        out = buffer[:view.nbytes].view(view.dtype).reshape(view.shape)
+        np.copyto(out, view)
+        return buffer, out
+
+    def give_back(self, buffer: np.ndarray) -> None:
+        with self._cond:
+            self._free.append(buffer)
+            self._cond.notify()
+
+    def _take(self) -> np.ndarray:
+        with self._cond:
+            while not self._free and self._made >= self.count:
+                self._cond.wait()
+            if self._free:
+                return self._free.pop()
+            self._made += 1
+        return np.empty(self.nbytes, dtype=np.uint8)
+
+
 class _Slab:
-    """One slab read into memory, released (its slot freed) when its last block is finished."""
+    """One slab read into memory, released (its slot freed) once every block is copied out or dropped."""
 
     def __init__(self, index: int, box: Box, data: np.ndarray, pending: int, release: Any) -> None:
         self.index, self.box, self.data = index, box, data
         self._pending, self._release = pending, release
         self._lock = threading.Lock()
 
-    def block_finished(self) -> None:
+    def block_finished(self, count: int = 1) -> None:
         with self._lock:
-            self._pending -= 1
-            last = self._pending == 0
+            self._pending -= count
+            last = self._pending <= 0 and self.data is not None
         if last:
             self.data = None  # type: ignore[assignment]
             self._release()
@@ -361,29 +402,35 @@ class _Pusher:
         self.report, self.progress, self.rng, self.notifier = report, progress, rng, notifier
         self.spec = plan.spec
         self.limit = InflightLimit(plan.inflight)
+        self.buffers = BlockBuffers(plan.inflight, plan.block_bytes)
         self.slab_slots = threading.Semaphore(plan.slabs_in_flight)
         self.stop = threading.Event()
 
     # --- the reader -----------------------------------------------------------------------------------
 
     def read_slabs(self, work: list[tuple[int, list[Box]]], out: queue.Queue) -> None:
-        """Read each slab with work into `out` (the data or the exception), bounded by the slab slots."""
+        """Read each slab with work into `out` (a _Slab or the exception), bounded by the slab slots."""
         try:
-            for index, _ in work:
+            for index, blocks in work:
                 while not self.slab_slots.acquire(timeout=0.2):
                     if self.stop.is_set():
                         return
                 if self.stop.is_set():
                     return
-                slab = self.plan.slabs[index]
-                try:
-                    data: Any = self.source.read_slab(*self.plan.source_z(slab))
-                    self.report.add("slices_read", data.shape[0])
-                except Exception as exc:  # reported per block of the slab by the dispatcher
-                    data = exc
-                out.put((index, data))
+                out.put((index, self._read(index, len(blocks))))
         finally:
             out.put(None)
+
+    def _read(self, index: int, nblocks: int) -> _Slab | Exception:
+        # only the _Slab refers to the array: its slot and memory go together, never held by this
+        # thread while it waits for the next slot (which let a third slab live)
+        box = self.plan.slabs[index]
+        try:
+            data = self.source.read_slab(*self.plan.source_z(box))
+        except Exception as exc:  # reported per block of the slab by the dispatcher
+            return exc
+        self.report.add("slices_read", data.shape[0])
+        return _Slab(index, box, data, nblocks, self.slab_slots.release)
 
     # --- the dispatcher -------------------------------------------------------------------------------
 
@@ -396,7 +443,6 @@ class _Pusher:
             with ThreadPoolExecutor(self.spec.threads, thread_name_prefix="ndpush") as pool:
                 while (item := slabs.get()) is not None:
                     self._take(pool, *item, todo)
-                    item = None  # the slab's memory is freed by its last block, not held while waiting
         except BaseException:
             self.stop.set()
             raise
@@ -404,21 +450,23 @@ class _Pusher:
             self.stop.set()
             reader.join()
 
-    def _take(self, pool: ThreadPoolExecutor, index: int, data: Any, todo: dict[int, list[Box]]) -> None:
+    def _take(self, pool: ThreadPoolExecutor, index: int, slab: _Slab | Exception,
+              todo: dict[int, list[Box]]) -> None:
         if self.stop.is_set():
-            self.slab_slots.release()
-        elif isinstance(data, BaseException):
-            self._slab_failed(todo[index], data)
+            if isinstance(slab, Exception):
+                self.slab_slots.release()
+            else:
+                slab.block_finished(len(todo[index]))
+        elif isinstance(slab, Exception):
+            self._slab_failed(todo[index], slab)
         else:
-            slab = _Slab(index, self.plan.slabs[index], data, len(todo[index]), self.slab_slots.release)
             self._dispatch(pool, slab, todo[index])
 
     def _dispatch(self, pool: ThreadPoolExecutor, slab: _Slab, blocks: list[Box]) -> None:
         checked = self._sample(blocks)
         for sent, block in enumerate(blocks):
             if not self.limit.acquire(self.stop):
-                for _ in range(len(blocks) - sent):  # never sent: finish them so the slab is released
-                    slab.block_finished()
+                slab.block_finished(len(blocks) - sent)  # never sent: finish them so the slab is released
                 return
             pool.submit(self._one, slab, block, block in checked)
 
@@ -437,16 +485,23 @@ class _Pusher:
     # --- one block ------------------------------------------------------------------------------------
 
     def _one(self, slab: _Slab, block: Box, check: bool) -> None:
+        buffer = None
         try:
             if not self.stop.is_set():
-                self._push_block(block, np.ascontiguousarray(slab.data[block.slices_in(slab.box)]), check)
+                buffer, data = self.buffers.copy(slab.data[block.slices_in(slab.box)])
+                # the copy is all the block needs: the slab's last copy frees it for the next read
+                slab.block_finished()
+                self._push_block(block, data, check)
         except Exception as exc:  # every failure is recorded for its block, none is swallowed
             self._fail(block, exc)
             if isinstance(exc, FATAL):
                 self.stop.set()
         finally:
             self.limit.release()
-            slab.block_finished()
+            if buffer is None:
+                slab.block_finished()
+            else:
+                self.buffers.give_back(buffer)
 
     def _push_block(self, block: Box, data: np.ndarray, check: bool) -> None:
         nonzero = bool(data.any())

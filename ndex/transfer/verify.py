@@ -10,13 +10,16 @@ therefore has two modes:
 * strict (after `--post_zero_blocks`, which clears each block before posting it, and `ndex verify
   --exact`): every voxel must be equal.
 
-Hashes (blake2b, 128 bits, of the block's C-ordered bytes) are what the manifest keeps; equal hashes
-mean an exact match without comparing voxel by voxel.
+The manifest keeps a checksum of each block's C-ordered bytes ("crc32:" and 8 hex digits): equal
+checksums say the content is unchanged (a random change slips through once in 2**32), without
+comparing voxel by voxel. CRC-32 rather than a cryptographic hash because it is computed for every
+block posted: zlib's runs at ~2.7 GB/s here against blake2b's ~0.7 GB/s, which cost a push about a
+tenth of a core at 250 MB/s; nothing here needs protection against deliberate collisions.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +33,8 @@ log = logging.getLogger(__name__)
 
 
 def digest(data: np.ndarray) -> str:
-    """Hex blake2b-128 of an array's C-ordered bytes (dtype and shape are the block's, so not hashed)."""
-    return hashlib.blake2b(np.ascontiguousarray(data).data, digest_size=16).hexdigest()
+    """'crc32:' + hex CRC-32 of an array's C-ordered bytes (dtype and shape are the block's, so not hashed)."""
+    return f"crc32:{zlib.crc32(np.ascontiguousarray(data).data):08x}"  # zlib releases the GIL on big buffers
 
 
 @dataclass(frozen=True)

@@ -285,7 +285,18 @@ def run_channel(args: argparse.Namespace, client: BossClient, ref: ChannelRef, n
         handler.close()
 
 
+def described_without_images(args: argparse.Namespace) -> bool:
+    """--create_resources needs no image files when the flags say everything the resources need."""
+    return bool(args.create_resources and args.x_extent and args.y_extent and args.z_extent
+                and (args.datatype or args.source_channel) and not args.base_filename)
+
+
 def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, path: Path) -> int:
+    if described_without_images(args):
+        extents = Box.from_ranges(tuple(args.x_extent), tuple(args.y_extent), tuple(args.z_extent))
+        offsets = offsets_for(args, extents)
+        check_non_negative(extents, offsets)
+        return create_resources(args, client, ref, None, extents, offsets, metadata)
     spec_source = source_spec(args, ref.channel)
     source = open_source(spec_source)
     try:

@@ -31,3 +31,18 @@ def test_errors_become_one_line_with_a_hint_and_distinct_exit_codes():
     assert exit_code_for(TransferFailed("2 blocks")) == 1
     line = one_line(AuthError("Invalid token.\n", status=401))
     assert "\n" not in line and line.startswith("error:") and "token" in line
+
+
+def test_every_subcommand_has_help_and_only_the_chosen_one_is_configured(capsys):
+    import pytest
+
+    from ndex.cli.main import SUBCOMMANDS, build_parser, main
+
+    for name in SUBCOMMANDS:
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0
+        assert f"usage: ndex {name}" in capsys.readouterr().out
+    parser = build_parser("pull")
+    assert parser.parse_args(["pull", "--collection", "c"]).collection == "c"
+    assert main([]) == 2

@@ -22,24 +22,27 @@ SUBCOMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported (a server or Dask stays unloaded for a pull)."""
     parser = argparse.ArgumentParser(prog="ndex", description="Move image volumes in and out of BOSS spatial databases.")
     parser.add_argument("--version", action="version", version=f"ndex {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        try:
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # a subcommand not shipped in this build
-        module.configure(sub.add_parser(name, help=help_text, description=help_text))
-        sub.choices[name].set_defaults(_run=module.run)
+            module.configure(child)
+            child.set_defaults(_run=module.run)
     return parser
 
 
+def chosen_command(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(chosen_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

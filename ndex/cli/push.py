@@ -9,6 +9,7 @@ last run stopped and posts only the blocks not yet confirmed: this replaces ndex
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import sys
@@ -35,6 +36,8 @@ from ndex.transfer.resources import ResourceSpec, downsample, ensure_resources, 
 from ndex.transfer.upload import DEFAULT_PUSH_BLOCK_BYTES, VERIFY_MODES, PushSpec, make_plan, push
 
 log = logging.getLogger("ndex.cli.push")
+M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+MALLOC_ARENAS = 2
 
 EPILOG = """\
 examples:
@@ -315,7 +318,7 @@ def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, 
             client.set_metadata(ref, values=metadata)
         record_offsets(client, ref, offsets)
         say(args, f"pushing {ref}: {plan.box}, {plan.nblocks} blocks, {plan.nbytes / 1e6:,.1f} MB, "
-                  f"~{plan.memory_estimate / 1e6:,.0f} MB memory; log {path}")
+                  f"~{plan.process_estimate / 1e6:,.0f} MB memory at peak; log {path}")
         progress = TqdmProgress(f"ndpush {ref.channel}", enabled=not args.quiet and sys.stderr.isatty())
         report = push(spec, client=client, source=source, progress=progress, notifier=notifier, plan=plan)
     finally:
@@ -369,7 +372,26 @@ def say(args: argparse.Namespace, text: str) -> None:
         print(text, file=sys.stderr)
 
 
+def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas (MALLOC_ARENA_MAX, unless the environment sets it).
+
+    glibc gives each thread that allocates under contention an arena of its own (up to 8 per core)
+    and keeps freed memory in it for that thread. ndpush's reader, decoder and upload threads each
+    allocate slice- and body-sized buffers, so every arena kept a few of them: ~40 MB more peak RSS
+    on 1 GiB of 2048x2048 slices with 8 threads, at no measurable speed gain. False where this is
+    not glibc (nothing to do there).
+    """
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(M_ARENA_MAX, count))
+    except (OSError, AttributeError):  # not glibc: musl and others have no mallopt
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
+    limit_malloc_arenas()
     return run_guarded(lambda: execute(args))
 
 

@@ -12,7 +12,9 @@ is measured per method:
 * ndpush: the CLI as a user runs it (default flags: 8 threads, 2 slabs in flight, sampled verify);
 * intern: the loop ndex 1.x users wrote by hand -- read 16 slices with tifffile, `create_cutout`.
 
-and prints MB/s, the ratio and each peak RSS. Both go into separate channels of one experiment.
+and prints MB/s, the ratio, each peak RSS and the CPU seconds each run cost the client and the
+server together (MB per CPU-second does not depend on what else the machine is running, which
+MB/s does on a shared box). Both go into separate channels of one experiment.
 """
 from __future__ import annotations
 
@@ -113,8 +115,15 @@ def create_channels(url: str, token: str, count: int, side: int) -> tuple[str, s
     return coll, exp
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of a child process."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(cmd: list[str], cwd: Path, server_pid: int) -> tuple[float, float, float]:
+    """(seconds, peak RSS in MB, CPU seconds of the child and the server) of a child process."""
+    server_cpu = cpu_seconds(server_pid)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -125,7 +134,8 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[2] if len(cmd) > 2 else cmd} failed ({proc.returncode}):\n{output[-3000:]}")
     print(output.strip())
-    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime + cpu_seconds(server_pid) - server_cpu
+    return seconds, usage.ru_maxrss / 1024, cpu  # ru_maxrss is in KiB on Linux
 
 
 def main() -> None:
@@ -151,14 +161,16 @@ def main() -> None:
                     str(work / "img"), "--base_filename", "img_<p:4>", "--x_extent", "0", str(args.side),
                     "--y_extent", "0", str(args.side), "--z_extent", "0", str(count), "--threads", str(args.threads),
                     "--log_dir", str(work)]
-        t_push, rss_push = timed(push_cmd, work)
-        t_intern, rss_intern = timed([sys.executable, "-c", INTERN_LOOP, url, token, coll, exp, "intern",
-                                      str(work / "img"), str(count), str(args.side)], work)
+        t_push, rss_push, cpu_push = timed(push_cmd, work, server.pid)
+        t_intern, rss_intern, cpu_intern = timed([sys.executable, "-c", INTERN_LOOP, url, token, coll, exp, "intern",
+                                                  str(work / "img"), str(count), str(args.side)], work, server.pid)
         mb_push, mb_intern = nbytes / 1e6 / t_push, nbytes / 1e6 / t_intern
         print(f"\n{nbytes / 1e6:,.0f} MB ({count} slices of {args.side}x{args.side} uint16)")
-        print(f"ndpush  {mb_push:8.1f} MB/s  {t_push:7.1f} s  peak RSS {rss_push:7.0f} MB")
-        print(f"intern  {mb_intern:8.1f} MB/s  {t_intern:7.1f} s  peak RSS {rss_intern:7.0f} MB")
-        print(f"ratio   {mb_push / mb_intern:8.2f}x (ndpush / intern loop)")
+        for name, mbs, secs, rss, cpu in (("ndpush", mb_push, t_push, rss_push, cpu_push),
+                                          ("intern", mb_intern, t_intern, rss_intern, cpu_intern)):
+            print(f"{name}  {mbs:8.1f} MB/s  {secs:7.1f} s  peak RSS {rss:7.0f} MB  "
+                  f"CPU {cpu:6.1f} s (client + server) = {nbytes / 1e6 / cpu:6.1f} MB per CPU-s")
+        print(f"ratio   {mb_push / mb_intern:8.2f}x (ndpush / intern loop); CPU cost {cpu_intern / cpu_push:.2f}x lower")
     finally:
         if server is not None:
             server.terminate()

@@ -126,7 +126,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="replace instead of merge: clear every block (to_black) before posting it, so "
                           "all-zero blocks clear old data too (default: all-zero blocks are skipped)")
     how.add_argument("--block_size", type=parse_size, default=DEFAULT_PUSH_BLOCK_BYTES,
-                     help="largest block per request, e.g. 8MiB (whole cuboids)")
+                     help="largest block per request, in whole cuboids (default: one 512x512x16 cuboid, "
+                          "which ndex serve stores without a read-modify-write)")
     how.add_argument("--slabs_in_flight", type=int, default=2, help="16-slice slabs held in memory (default 2)")
     how.add_argument("--max_memory", type=parse_size, help="cap on memory for slabs and blocks, e.g. 2GB")
     how.add_argument("--downsample", action="store_true", help="after the ingest, build the resolution pyramid "

@@ -53,7 +53,7 @@ from ndex.transfer.verify import compare, digest
 log = logging.getLogger(__name__)
 
 VERIFY_MODES = ("sample", "all", "none")
-DEFAULT_PUSH_BLOCK_BYTES = 8 * 2**20  # one uint16 cuboid: small enough for many blocks in flight per slab
+DEFAULT_PUSH_BLOCK_BYTES = 4 * 2**20  # at most one cuboid of any dtype: ndex serve stores a whole cuboid without a merge
 # RSS of the interpreter with numpy, requests, tifffile, blosc, tensorstore and ndex imported
 # (measured 77 MB on Linux x86-64, Python 3.11), rounded up
 PROCESS_BASE_BYTES = 90 * 10**6

@@ -46,6 +46,17 @@ class _ConsoleHandler(logging.StreamHandler):
         return not record.name.startswith("ndex.cli") and super().filter(record)
 
 
+def standalone_main(prog: str, description: str, configure: Callable[[argparse.ArgumentParser], None],
+                    run: Callable[[argparse.Namespace], int], argv: list[str] | None) -> int:
+    """`ndpull`/`ndpush`/...: the subcommand's own parser as a program of its own."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    configure(parser)
+    args = parser.parse_args(argv)
+    if getattr(args, "threads", 1) < 1:
+        parser.error("--threads must be at least 1")
+    return run(args)
+
+
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
     root = logging.getLogger()

@@ -18,6 +18,7 @@ from ndex.cli.common import (
     add_logging_flags,
     run_guarded,
     setup_logging,
+    standalone_main,
 )
 from ndex.client import BossClient, ChannelRef
 from ndex.config import discover
@@ -182,12 +183,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ndpull", description="Download a region of a BOSS channel.")
-    configure(parser)
-    args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error("--threads must be at least 1")
-    return run(args)
+    return standalone_main("ndpull", "Download a region of a BOSS channel.", configure, run, argv)
 
 
 if __name__ == "__main__":

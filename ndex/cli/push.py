@@ -24,6 +24,7 @@ from ndex.cli.common import (
     one_line,
     run_guarded,
     setup_logging,
+    standalone_main,
 )
 from ndex.cli.pull import parse_size
 from ndex.client import BossClient, ChannelRef
@@ -397,12 +398,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ndpush", description="Ingest image slices or stacks into a BOSS channel.")
-    configure(parser)
-    args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error("--threads must be at least 1")
-    return run(args)
+    return standalone_main("ndpush", "Ingest image slices or stacks into a BOSS channel.", configure, run, argv)
 
 
 if __name__ == "__main__":

@@ -188,3 +188,21 @@ def sample_points(z_range: Range, sample: int) -> list[int]:
     count = max(int(sample), 0) + 2
     points = {lo, hi - 1} | {lo + (hi - 1 - lo) * i // (count - 1) for i in range(count)}
     return sorted(points)
+
+
+class SliceBySlice:
+    """`read_slab` and `validate` for sources that decode one slice at a time into a given array.
+
+    The class provides `z_range`, `shape_xy`, `dtype`, a thread pool `_pool` and `_read_into(z, out)`.
+    """
+
+    def read_slab(self, z0: int, z1: int) -> np.ndarray:
+        check_slab(self.z_range, z0, z1)
+        out = np.empty((z1 - z0, self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
+        list(self._pool.map(lambda z: self._read_into(z, out[z - z0]), range(z0, z1)))
+        return out
+
+    def validate(self, sample: int = 3) -> None:
+        scratch = np.empty((self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
+        for z in sample_points(self.z_range, sample):
+            self._read_into(z, scratch)

@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from ndex.errors import SourceError, UsageError
-from ndex.sources.base import SourceSpec, check_slab, sample_points
+from ndex.sources.base import SliceBySlice, SourceSpec, sample_points
 from ndex.sources.images import check_slice, decode_image, to_grayscale
 from ndex.sources.templates import SliceNames
 
@@ -36,7 +36,7 @@ class FileStore(Protocol):
         """Release connections."""
 
 
-class SliceSource:
+class SliceSource(SliceBySlice):
     """Source protocol over one file per slice (see ndex.sources.base.Source)."""
 
     def __init__(self, spec: SourceSpec, store: FileStore) -> None:
@@ -64,17 +64,6 @@ class SliceSource:
     def location(self, z: int) -> str:
         """Path or key of slice z's file."""
         return self.store.join(self.names.directory(z), self.names.filename(z))
-
-    def read_slab(self, z0: int, z1: int) -> np.ndarray:
-        check_slab(self.z_range, z0, z1)
-        out = np.empty((z1 - z0, self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
-        list(self._pool.map(lambda z: self._read_into(z, out[z - z0]), range(z0, z1)))
-        return out
-
-    def validate(self, sample: int = 3) -> None:
-        scratch = np.empty((self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
-        for z in sample_points(self.z_range, sample):
-            self._read_into(z, scratch)
 
     def describe(self) -> str:
         x, y = self.shape_xy

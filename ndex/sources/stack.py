@@ -13,7 +13,7 @@ import numpy as np
 import tifffile
 
 from ndex.errors import NdexError, OutOfBounds, SourceError, UsageError
-from ndex.sources.base import SourceSpec, check_slab, sample_points
+from ndex.sources.base import SliceBySlice, SourceSpec
 from ndex.sources.images import check_slice, page_array, to_grayscale
 
 # the plane and its samples; the one other axis longer than 1 (Z, or Q/I/C/T as tifffile may label a
@@ -31,7 +31,7 @@ def stack_path(spec: SourceSpec) -> str:
     return os.path.join(spec.base_path, name)
 
 
-class StackSource:
+class StackSource(SliceBySlice):
     """Source protocol over the pages of one TIFF file; z = page index."""
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -116,17 +116,6 @@ class StackSource:
 
     def _read_into(self, z: int, out: np.ndarray) -> None:
         out[...] = check_slice(self._slice(z), f"{self.path} page {z}", self.shape_xy, self.dtype)
-
-    def read_slab(self, z0: int, z1: int) -> np.ndarray:
-        check_slab(self.z_range, z0, z1)
-        out = np.empty((z1 - z0, self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
-        list(self._pool.map(lambda z: self._read_into(z, out[z - z0]), range(z0, z1)))
-        return out
-
-    def validate(self, sample: int = 3) -> None:
-        scratch = np.empty((self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
-        for z in sample_points(self.z_range, sample):
-            self._read_into(z, scratch)
 
     def describe(self) -> str:
         x, y = self.shape_xy

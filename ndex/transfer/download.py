@@ -31,6 +31,7 @@ from ndex.transfer.report import RunReport
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("tif", "stack", "ome-tiff", "zarr", "numpy")
+_ALL_DELIVERED = (None, None, None)  # the submitter's last word on the arrivals queue
 
 
 @dataclass(frozen=True)
@@ -268,8 +269,16 @@ def _run_direct(fetcher: _Fetcher, plan: PullPlan, sink: Sink, work: list[tuple[
 def _run_slabs(fetcher: _Fetcher, plan: PullPlan, sink: Sink, work: list[tuple[int, Box]]) -> None:
     """Blocks are assembled into one slab buffer; complete slabs are written in increasing z."""
     arrivals: queue.Queue = queue.Queue()
-    submitter = threading.Thread(target=fetcher.run, args=(work, lambda *item: arrivals.put(item)),
-                                 name="ndpull-submit", daemon=True)
+
+    def submit_all() -> None:
+        try:
+            fetcher.run(work, lambda *item: arrivals.put(item))
+        except Exception as exc:  # reported, not lost in a thread's traceback
+            fetcher.report.block_failed("submitting blocks", exc)
+        finally:  # every task has delivered by now: a consumer still waiting must not wait forever
+            arrivals.put(_ALL_DELIVERED)
+
+    submitter = threading.Thread(target=submit_all, name="ndpull-submit", daemon=True)
     submitter.start()
     expected: dict[int, int] = {}
     for index, _ in work:
@@ -296,8 +305,9 @@ def _run_slabs(fetcher: _Fetcher, plan: PullPlan, sink: Sink, work: list[tuple[i
 def _fill_slab(fetcher: _Fetcher, slab: Box, buffer: np.ndarray, count: int,
                waiting: dict[int, list[tuple[Box, Any]]], index: int, arrivals: queue.Queue) -> bool:
     """Copy `count` blocks of slab `index` into `buffer`; later slabs' blocks wait (holding their slot)."""
-    ok = True
-    for block, result in _arrivals_for(index, count, waiting, arrivals, fetcher):
+    ok, received = True, 0
+    for block, result in _arrivals_for(index, count, waiting, arrivals):
+        received += 1
         if isinstance(result, np.ndarray):
             buffer[(slice(None), *block.slices_in(slab))] = result
             fetcher.report.block_done(result.nbytes)
@@ -307,20 +317,22 @@ def _fill_slab(fetcher: _Fetcher, slab: Box, buffer: np.ndarray, count: int,
             if isinstance(result, BaseException):
                 fetcher.report.block_failed(block, result)
         fetcher.slots.release()
-    return ok
+    return ok and received == count  # a block that never came leaves the slab unwritten
 
 
-def _arrivals_for(index: int, count: int, waiting: dict[int, list[tuple[Box, Any]]], arrivals: queue.Queue,
-                  fetcher: _Fetcher) -> Iterator[tuple[Box, Any]]:
+def _arrivals_for(index: int, count: int, waiting: dict[int, list[tuple[Box, Any]]],
+                  arrivals: queue.Queue) -> Iterator[tuple[Box, Any]]:
+    """The `count` blocks of slab `index`: those already waiting first, then from the queue."""
     got = 0
     while waiting[index]:
         got += 1
         yield waiting[index].pop()
     while got < count:
-        try:
-            slab_index, block, result = arrivals.get(timeout=0.5)
-        except queue.Empty:
-            continue
+        item = arrivals.get()
+        if item is _ALL_DELIVERED:
+            arrivals.put(item)  # for the next slab's wait too; its missing blocks leave the slab unwritten
+            return
+        slab_index, block, result = item
         if slab_index == index:
             got += 1
             yield block, result

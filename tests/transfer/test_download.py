@@ -151,3 +151,20 @@ def test_z_digits_keeps_one_padding_width_across_planned_jobs(tmp_path):
     spec = PullSpec(ref=client.ref, box=Box((0, 0, 3), (60, 50, 9)), outdir=tmp_path, z_digits=4)
     assert pull(spec, client=client).ok
     assert sorted(p.name for p in tmp_path.glob("*.tif"))[0] == "coll_exp_chan_x0-60_y0-50_z0003.tif"
+
+
+def test_a_dying_submitter_fails_the_pull_instead_of_hanging_it(tmp_path, monkeypatch):
+    from ndex.transfer import download
+
+    vol = volume(shape=(40, 100, 100), dtype=np.uint8)
+    client = FakeClient(vol)
+    real_run = download._Fetcher.run
+
+    def run_two_then_die(self, work, deliver):
+        real_run(self, work[:2], deliver)
+        raise RuntimeError("boom while submitting")
+
+    monkeypatch.setattr(download._Fetcher, "run", run_two_then_die)
+    report = pull(PullSpec(ref=client.ref, outdir=tmp_path, block_bytes=2**16), client=client)
+    assert not report.ok and "boom while submitting" in report.failures["submitting blocks"]
+    assert not list(tmp_path.glob("*.partial"))

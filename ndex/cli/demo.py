@@ -123,7 +123,12 @@ def execute(args: argparse.Namespace) -> int:
             for line in verify_pull(client, work, em_shape, args.threads):
                 say(line)
     say(f"demo verified in {time.monotonic() - t0:.1f} s; server stopped. Files stay in {work}")
-    say(f"try: ndex serve --data {work / 'data'}   (then ndpull --url http://127.0.0.1:8080 --token ...)")
+    data = work / "data"
+    say("explore it yourself (after `source .venv/bin/activate` if you ran scripts/dev.py):\n"
+        f"  ndex serve --data {data} --port 8080 &\n"
+        f"  export NDEX_URL=http://127.0.0.1:8080 NDEX_TOKEN=$(ndex token create --data {data} --user demo)\n"
+        "  ndex info ndex_demo em image\n"
+        "  ndpull --collection ndex_demo --experiment em --channel image --x 0 512 --y 0 512 --z 0 16 --outdir out")
     return EXIT_OK
 
 

@@ -34,6 +34,7 @@ setup(
     ],
     extras_require={
         "s3": ["boto3>=1.26"],
+        "postgres": ["psycopg[binary]>=3.1"],  # ndex serve --db postgresql://... (several --workers)
         "dask": ["distributed>=2023.1"],
         "test": [
             "pytest>=7.4",

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import sqlalchemy
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from ndex.errors import UsageError
@@ -17,13 +18,31 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "ndex.lock"
 
 
+DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "pymysql": "pymysql"}
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for messages."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return "<unparsable URL>"
+
+
 class Database:
     """One engine plus the schema; `begin()` yields a connection inside a transaction."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = make_engine(url)
-        metadata.create_all(self.engine)
+        try:
+            self.engine = make_engine(url)
+            metadata.create_all(self.engine)
+        except ModuleNotFoundError as exc:  # SQLAlchemy imports the database's driver on first use
+            raise UsageError(f"--db {redact(url)} needs the Python driver {exc.name!r}, which is not installed: "
+                             f"pip install {DRIVERS.get(exc.name, exc.name)}") from None
+        except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+            raise UsageError(f"cannot use the database {redact(url)}: {reason}: check --db") from None
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

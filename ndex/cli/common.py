@@ -31,6 +31,15 @@ def add_connection_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--url", help="server URL, e.g. http://127.0.0.1:8080 (overrides NDEX_URL and config files)")
 
 
+def add_channel_flags(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """--collection/--experiment/--channel in a group of their own; the group is returned for more."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--collection", help="collection name")
+    group.add_argument("--experiment", help="experiment name")
+    group.add_argument("--channel", help="channel name")
+    return group
+
+
 def add_logging_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("output")
     group.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")

@@ -14,6 +14,7 @@ from ndex.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     TqdmProgress,
+    add_channel_flags,
     add_connection_flags,
     add_logging_flags,
     run_guarded,
@@ -55,10 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     add_connection_flags(parser)
-    what = parser.add_argument_group("what to download")
-    what.add_argument("--collection", help="collection name")
-    what.add_argument("--experiment", help="experiment name")
-    what.add_argument("--channel", help="channel name")
+    what = add_channel_flags(parser, "what to download")
     what.add_argument("--x", nargs=2, type=int, metavar=("X0", "X1"), help="x range, half-open, at --res")
     what.add_argument("--y", nargs=2, type=int, metavar=("Y0", "Y1"), help="y range, half-open, at --res")
     what.add_argument("--z", nargs=2, type=int, metavar=("Z0", "Z1"), help="z range, half-open, at --res")

@@ -19,6 +19,7 @@ from ndex.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     TqdmProgress,
+    add_channel_flags,
     add_connection_flags,
     add_logging_flags,
     one_line,
@@ -103,10 +104,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     add_connection_flags(parser)
     parser.add_argument("--boss_config_file", help="ndex 1.x name of --config_file")
-    what = parser.add_argument_group("where to")
-    what.add_argument("--collection", help="collection name")
-    what.add_argument("--experiment", help="experiment name")
-    what.add_argument("--channel", help="channel name")
+    what = add_channel_flags(parser, "where to")
     what.add_argument("--channels_list_file", help="file with one channel name per line (one job per channel)")
     add_source_flags(parser)
     res = parser.add_argument_group("creating resources")

@@ -14,6 +14,7 @@ from ndex.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     TqdmProgress,
+    add_channel_flags,
     add_connection_flags,
     add_logging_flags,
     run_guarded,
@@ -31,10 +32,7 @@ from ndex.transfer.verify import verify_volume
 def configure(parser: argparse.ArgumentParser) -> None:
     add_connection_flags(parser)
     parser.add_argument("--boss_config_file", help="ndex 1.x name of --config_file")
-    what = parser.add_argument_group("channel")
-    what.add_argument("--collection", help="collection name")
-    what.add_argument("--experiment", help="experiment name")
-    what.add_argument("--channel", help="channel name")
+    add_channel_flags(parser, "channel")
     add_source_flags(parser)
     how = parser.add_argument_group("how")
     how.add_argument("--exact", action="store_true",

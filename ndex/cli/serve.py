@@ -34,6 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "which writes faster: a crash of the server process loses nothing already "
                              "answered, but a power cut or an OS crash may lose the last seconds of writes "
                              "(local stores only; S3 is durable without it; one server process only)")
+    parser.add_argument("--access_log", action="store_true",
+                        help="log every request (off by default: a multi-day ingest makes millions of them)")
     add_logging_flags(parser)
 
 
@@ -85,13 +87,13 @@ def serve(args: argparse.Namespace) -> int:
         if args.workers > 1:
             os.environ[SETTINGS_ENV] = settings.to_json()
             uvicorn.run("ndex.server.app:app_from_env", factory=True, host=args.host, port=args.port,
-                        workers=args.workers, log_level=log_level)
+                        workers=args.workers, log_level=log_level, access_log=args.access_log)
         else:
             store = volume_store(settings, fsync=args.fsync)
             try:
                 # uvicorn picks httptools and uvloop when installed (about twice h11's cutout throughput)
                 uvicorn.run(create_app(settings, store=store, db=db), host=args.host, port=args.port,
-                            log_level=log_level)
+                            log_level=log_level, access_log=args.access_log)
             finally:
                 store.close()
     finally:

@@ -22,7 +22,8 @@
     ├── SourceError (OSError)            reading input images failed (missing, truncated, wrong size)
     └── TransferFailed                   some blocks failed after retries; carries the failed blocks
 
-`is_retryable(exc)` is the single rule the client and the schedulers use.
+`is_retryable(exc)` is the single rule the client and the schedulers use for retries;
+`ends_transfer(exc)` the rule for giving up on a whole transfer after a block's retries are spent.
 """
 from __future__ import annotations
 
@@ -140,3 +141,10 @@ class TransferFailed(NdexError):
 def is_retryable(exc: BaseException) -> bool:
     """True for errors a retry may cure: transport failures, 5xx, 429/503."""
     return isinstance(exc, (TransportError, RetryableRemoteError))
+
+
+def ends_transfer(exc: BaseException) -> bool:
+    """True when a block's final error would be every other block's too, so the run should stop now
+    (and be re-run later) instead of spending every block's retries: a wrong token or name, bad input,
+    or a server that cannot be reached or stopped answering."""
+    return isinstance(exc, (AuthError, ResourceNotFound, UsageError, RemoteUnreachable, RemoteTimeout))

@@ -164,7 +164,7 @@ def execute(args: argparse.Namespace) -> int:
                   f"~{plan.memory_estimate / 1e6:,.0f} MB memory", file=sys.stderr)
         report = pull(spec, client=client, progress=progress, plan=plan)
     print(report.summary())
-    for line in report.failure_lines():
+    for line in report.failure_lines() + report.notes:
         print(line, file=sys.stderr)
     if not report.ok:
         print("some blocks failed: re-run the same command to retry only those", file=sys.stderr)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ndex.client import BossClient, ChannelInfo, ChannelRef
 from ndex.config import Remote
-from ndex.errors import TransferFailed, UsageError
+from ndex.errors import TransferFailed, UsageError, ends_transfer
 from ndex.geometry import BOSS_CUBOID, DEFAULT_BLOCK_BYTES, Box, plan_blocks, z_slabs
 from ndex.progress import NullProgress, Progress
 from ndex.sinks import open_sink
@@ -187,6 +187,7 @@ class _Fetcher:
         self.client, self.plan, self.report, self.progress = client, plan, report, progress
         self.slots = threading.Semaphore(plan.inflight)
         self.stop = threading.Event()
+        self.stopped_by: BaseException | None = None  # the error that ended the run early, if any
 
     def fetch(self, block: Box) -> np.ndarray:
         s = self.plan.spec
@@ -222,6 +223,9 @@ class _Fetcher:
         try:
             deliver(index, block, self.fetch(block))
         except Exception as exc:  # every failure is reported per block, none is swallowed
+            if ends_transfer(exc):  # e.g. the server went away: stop now, a re-run resumes
+                self.stopped_by = self.stopped_by or exc
+                self.stop.set()
             deliver(index, block, exc)
 
 
@@ -292,7 +296,7 @@ def _run_slabs(fetcher: _Fetcher, plan: PullPlan, sink: Sink, work: list[tuple[i
             shape = (plan.ntimes, *slab.shape_zyx)
             buffer = np.empty(shape, plan.out_dtype) if buffer is None or buffer.shape != shape else buffer
             ok = _fill_slab(fetcher, slab, buffer, expected[index], waiting, index, arrivals)
-            if ok and not fetcher.stop.is_set():
+            if ok:  # a complete slab is written even when the run is stopping: a re-run skips it
                 for t, arr in zip(plan.output_spec.times, buffer):
                     sink.write_slab(slab, arr, t)
                 sink.slab_done(slab)
@@ -390,6 +394,10 @@ def _execute(client: BossClient, plan: PullPlan, sink: Sink, progress: Progress)
         report.requests = after.requests - before.requests
         report.retries = after.retries - before.retries
         report.stop_clock()
+    if fetcher.stopped_by is not None:
+        left = report.blocks_total - report.blocks_done - report.blocks_skipped - len(report.failures)
+        report.notes.append(f"stopped early ({' '.join(str(fetcher.stopped_by).split())}); {left} blocks were "
+                            "not fetched: re-run the same command to continue")
     if report.ok:
         report.files = list(sink.finish())
     else:

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from ndex.client import ChannelInfo, ChannelRef
-from ndex.errors import AuthError, OutOfBounds, ResourceNotFound, Throttled, UsageError
+from ndex.errors import OutOfBounds, Throttled, UsageError, ends_transfer
 from ndex.geometry import BOSS_CUBOID, Box, Triple, plan_blocks, z_slabs
 from ndex.progress import NullProgress, Progress
 from ndex.sources import SourceSpec, open_source
@@ -59,7 +59,6 @@ DEFAULT_PUSH_BLOCK_BYTES = 4 * 2**20  # at most one cuboid of any dtype: ndex se
 PROCESS_BASE_BYTES = 90 * 10**6
 MAX_THROTTLE_ROUNDS = 50  # a block throttled this often (after the client's own retries) is failed
 NOTIFY_FAILURES = 3  # failures announced as they happen; the final report lists the rest
-FATAL = (AuthError, ResourceNotFound, UsageError)  # the same answer would come for every other block
 
 
 @dataclass(frozen=True)
@@ -514,7 +513,7 @@ class _Pusher:
                 self._push_block(block, data, check)
         except Exception as exc:  # every failure is recorded for its block, none is swallowed
             self._fail(block, exc)
-            if isinstance(exc, FATAL):
+            if ends_transfer(exc):
                 self.stop.set()
         finally:
             self.limit.release()

@@ -168,3 +168,25 @@ def test_a_dying_submitter_fails_the_pull_instead_of_hanging_it(tmp_path, monkey
     report = pull(PullSpec(ref=client.ref, outdir=tmp_path, block_bytes=2**16), client=client)
     assert not report.ok and "boom while submitting" in report.failures["submitting blocks"]
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_an_unreachable_server_stops_the_pull_instead_of_retrying_every_block(tmp_path):
+    from ndex.errors import RemoteUnreachable
+
+    vol = volume(shape=(160, 512, 512), dtype=np.uint8)
+
+    class GoneAfterTwo(FakeClient):
+        def get_cutout(self, ref, res, box, dtype, **kw):
+            if len(self.requests) >= 2:
+                self.requests.append(box)
+                raise RemoteUnreachable("cannot reach 127.0.0.1:9 (Connection refused)")
+            return super().get_cutout(ref, res, box, dtype, **kw)
+
+    client = GoneAfterTwo(vol)
+    report = pull(PullSpec(ref=client.ref, outdir=tmp_path, threads=1), client=client)
+    assert not report.ok and report.blocks_done == 2
+    assert len(client.requests) <= 4  # not one doomed request (and its retries) per remaining block
+    assert any("stopped early" in note and "re-run" in note for note in report.notes)
+    resumed = FakeClient(vol)
+    assert pull(PullSpec(ref=resumed.ref, outdir=tmp_path, threads=1), client=resumed).ok
+    assert min(b.z[0] for b in resumed.requests) == 32  # the two finished slabs were kept

@@ -26,6 +26,7 @@ from ndex.progress import NullProgress, Progress
 from ndex.sinks import open_sink
 from ndex.sinks.base import COMPRESSIONS, OutputSpec, Sink
 from ndex.transfer.convert import MODES, convert
+from ndex.transfer.flow import acquire_unless_stopped
 from ndex.transfer.report import RunReport
 
 log = logging.getLogger(__name__)
@@ -205,11 +206,7 @@ class _Fetcher:
         with ThreadPoolExecutor(self.plan.spec.threads, thread_name_prefix="ndpull") as pool:
             try:
                 for index, block in work:
-                    while not self.slots.acquire(timeout=0.2):
-                        if self.stop.is_set():
-                            return
-                    if self.stop.is_set():
-                        self.slots.release()
+                    if not acquire_unless_stopped(self.slots, self.stop):
                         return
                     pool.submit(self._one, index, block, deliver)
             except BaseException:  # Ctrl-C while submitting: queued blocks must not start

@@ -46,6 +46,7 @@ from ndex.errors import OutOfBounds, Throttled, UsageError, ends_transfer
 from ndex.geometry import BOSS_CUBOID, Box, Triple, plan_blocks, z_slabs
 from ndex.progress import NullProgress, Progress
 from ndex.sources import SourceSpec, open_source
+from ndex.transfer.flow import acquire_unless_stopped
 from ndex.transfer.manifest import CONFIRMED, EMPTY, FAILED, POSTED, VERIFIED, Manifest
 from ndex.transfer.report import RunReport
 from ndex.transfer.verify import compare, digest
@@ -431,10 +432,7 @@ class _Pusher:
         """Read each slab with work into `out` (a _Slab or the exception), bounded by the slab slots."""
         try:
             for index, blocks in work:
-                while not self.slab_slots.acquire(timeout=0.2):
-                    if self.stop.is_set():
-                        return
-                if self.stop.is_set():
+                if not acquire_unless_stopped(self.slab_slots, self.stop):
                     return
                 out.put((index, self._read(index, len(blocks))))
         finally:

@@ -300,7 +300,6 @@ def _run_slabs(fetcher: _Fetcher, plan: PullPlan, sink: Sink, work: list[tuple[i
     finally:
         fetcher.stop.set()
         submitter.join()
-        _drain(fetcher, arrivals)
 
 
 def _fill_slab(fetcher: _Fetcher, slab: Box, buffer: np.ndarray, count: int,
@@ -339,14 +338,6 @@ def _arrivals_for(index: int, count: int, waiting: dict[int, list[tuple[Box, Any
             yield block, result
         else:
             waiting[slab_index].append((block, result))
-
-
-def _drain(fetcher: _Fetcher, arrivals: queue.Queue) -> None:
-    while True:
-        try:
-            arrivals.get_nowait()
-        except queue.Empty:
-            return
 
 
 def pull(spec: PullSpec, *, client: BossClient | None = None, remote: Remote | None = None,

@@ -246,18 +246,8 @@ def secrets_of(args: argparse.Namespace, remote: Remote) -> list[str]:
 # --- running ----------------------------------------------------------------------------------------
 
 
-def quiet_console(args: argparse.Namespace) -> None:
-    """Keep the console at the level -v/-q chose: the job log lowers the 'ndex' logger to INFO for its
-    file, and without a level on the console handler those records would reach stderr too."""
-    level = logging.getLogger().getEffectiveLevel()
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and handler.level == logging.NOTSET:
-            handler.setLevel(level)
-
-
 def execute(args: argparse.Namespace) -> int:
     setup_logging(args.verbose, args.quiet)
-    quiet_console(args)
     check_names(args)
     names = channel_names(args)
     metadata = load_metadata(args.metadata, args.metadata_schema) if args.metadata else None

@@ -224,11 +224,6 @@ def pull_footprint(spec: PullSpec, info: ChannelInfo, box: Box, memory_per_worke
                      * info.dtype.itemsize)
 
 
-# ndpush holds, per block in flight, a contiguous copy, its compressed body and (when verified) the
-# read-back copy: upload.PushPlan.memory_estimate; tests/plan checks the two agree
-PUSH_COPIES_PER_BLOCK = 3
-
-
 def push_footprint(spec: PushSpec, xy: Box, itemsize: int, memory_per_worker: int | None = None) -> Footprint:
     """What one ndpush job with BOSS x/y extent `xy` holds, from ndpush's own memory fitting.
 
@@ -239,7 +234,7 @@ def push_footprint(spec: PushSpec, xy: Box, itemsize: int, memory_per_worker: in
     largest = max(b.nbytes(itemsize) for b in blocks)
     slab_bytes = slab.nbytes(itemsize)
     limit = budget(spec.max_memory, memory_per_worker)
-    per_block = PUSH_COPIES_PER_BLOCK * largest
+    per_block = upload.COPIES_PER_BLOCK * largest
     try:
         slabs, inflight = upload.fit_memory(replace(spec, max_memory=limit), slab_bytes, largest)
     except UsageError:

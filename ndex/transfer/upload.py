@@ -58,6 +58,9 @@ DEFAULT_PUSH_BLOCK_BYTES = 4 * 2**20  # at most one cuboid of any dtype: ndex se
 # RSS of the interpreter with numpy, requests, tifffile, blosc, tensorstore and ndex imported
 # (measured 77 MB on Linux x86-64, Python 3.11), rounded up
 PROCESS_BASE_BYTES = 90 * 10**6
+# a block in flight holds a pooled contiguous copy, its compressed body (at most as big) and, when
+# verified, its read-back copy: what memory estimates (here and in `ndex plan`) count per block
+COPIES_PER_BLOCK = 3
 MAX_THROTTLE_ROUNDS = 50  # a block throttled this often (after the client's own retries) is failed
 NOTIFY_FAILURES = 3  # failures announced as they happen; the final report lists the rest
 
@@ -162,7 +165,7 @@ class PushPlan:
         """Slabs and blocks in flight (what --max_memory caps, and what `ndex plan` budgets per job)."""
         # each block in flight holds a pooled contiguous copy and its compressed body (at most as
         # big), and a verified block also its read-back copy
-        return self.slabs_in_flight * self.slab_bytes + self.inflight * 3 * self.block_bytes
+        return self.slabs_in_flight * self.slab_bytes + self.inflight * COPIES_PER_BLOCK * self.block_bytes
 
     @property
     def decode_bytes(self) -> int:
@@ -226,7 +229,7 @@ def fit_memory(spec: PushSpec, slab_bytes: int, block_bytes: int) -> tuple[int, 
     slabs, inflight = spec.slabs_in_flight, spec.threads
     if spec.max_memory is None:
         return slabs, inflight
-    per_block = 3 * block_bytes
+    per_block = COPIES_PER_BLOCK * block_bytes
     while slabs > 1 and slabs * slab_bytes + per_block > spec.max_memory:
         slabs -= 1
     budget = spec.max_memory - slabs * slab_bytes

@@ -233,16 +233,35 @@ class VolumeStore:
         if handle is None or not _covers(handle, box, (t, t + 1)):
             return None
         key = "c/{}/{}/{}/{}".format(t, *(s // c for s, c in zip(reversed(box.start), CHUNK_ZYX)))
-        found = _wait(handle.kvstore.read(key), f"reading {layout.key}/{res}/{key}")
-        if found.state != "value":
+        frame = self._chunk_bytes(handle, layout, res, key)
+        if frame is None:
             return None
-        frame = bytes(found.value)
         try:
             # the header's typesize only steers blosc's shuffle (intern sends bits, not bytes): not checked
             fits = codecs.frame_nbytes(frame) == box.nvoxels * np.dtype(layout.dtype).itemsize
         except CorruptBody:
             fits = False
         return frame if fits else None  # else another codec chain (or a damaged chunk): decoding decides
+
+    def _chunk_bytes(self, handle: ts.TensorStore, layout: ChannelLayout, res: int, key: str) -> bytes | None:
+        """The stored bytes of one chunk, None if it was never written.
+
+        In a local directory the chunk file is read with one read() call: tensorstore's kvstore read
+        delivers about a third of that rate to Python (measured here, 4 threads: ~1.3 GB/s against
+        ~3.5 GB/s), and a cutout GET of one cuboid is nothing but this read. The file driver replaces
+        a chunk file by renaming a complete new one over it, so a plain read never sees half a chunk.
+        """
+        where = f"reading {layout.key}/{res}/{key}"
+        if self._base["driver"] == "file":
+            try:
+                with open(f"{self._base['path']}{layout.key}/{res}/{key}", "rb") as chunk:
+                    return chunk.read()
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise StoreError(f"storage failed while {where}: {exc}") from exc
+        found = _wait(handle.kvstore.read(key), where)
+        return bytes(found.value) if found.state == "value" else None
 
     def write(self, layout: ChannelLayout, res: int, box: Box, t0: int, data: np.ndarray, *,
               frame: bytes | None = None) -> None:

@@ -100,6 +100,21 @@ def test_to_black_clears_only_the_box(store):
     np.testing.assert_array_equal(store.read(lay, 0, CROSSING, (0, 2)), expected)
 
 
+def test_stored_frame_is_the_chunk_on_either_store_and_none_once_cleared(store):
+    """stored_frame reads a local chunk file directly and an S3 chunk through the kvstore: same answer."""
+    import blosc
+
+    lay = layout(extent=(1024, 512, 32), dtype="uint16")
+    cuboid = box((512, 1024), (0, 512), (16, 32))
+    data = random_labels(np.random.default_rng(8), (1, 16, 512, 512), "uint16", zero_fraction=0.0)
+    store.write(lay, 0, cuboid, 0, data)
+    frame = store.stored_frame(lay, 0, cuboid, 0)
+    assert np.array_equal(np.frombuffer(blosc.decompress(frame), np.uint16).reshape(data.shape), data)
+    assert store.stored_frame(lay, 0, box((0, 512), (0, 512), (16, 32)), 0) is None  # never written
+    store.to_black(lay, 0, cuboid, (0, 1))
+    assert store.stored_frame(lay, 0, cuboid, 0) is None
+
+
 def test_to_black_of_whole_chunks_removes_them(store, store_url):
     lay = layout(extent=(512, 512, 16))
     whole = box((0, 512), (0, 512), (0, 16))

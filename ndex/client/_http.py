@@ -15,6 +15,7 @@ from __future__ import annotations
 import email.utils
 import json as jsonlib
 import logging
+import os
 import random
 import re
 import threading
@@ -226,13 +227,24 @@ def read_body(response: requests.Response, what: str, host: str) -> bytes:
 # --- the session --------------------------------------------------------------------------------------
 
 
-def make_session(factory: Callable[[], requests.Session], token: str, threads: int,
+def make_session(factory: Callable[[], requests.Session], base_url: str, token: str, threads: int,
                  user_agent: str) -> requests.Session:
-    """A session whose connection pool holds one connection per worker thread."""
+    """A session whose connection pool holds one connection per worker thread.
+
+    requests would look up proxies, the CA bundle and ~/.netrc in the environment again on every
+    request (about a sixth of the client's CPU per cutout, measured with 4 threads); for the one
+    server a session talks to they are resolved here, once. ~/.netrc is not read: its Basic
+    credentials would replace the token.
+    """
     session = factory()
     adapter = HTTPAdapter(pool_connections=threads, pool_maxsize=threads, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
     session.headers["Authorization"] = f"Token {token}"
     session.headers["User-Agent"] = user_agent
     return session
@@ -257,7 +269,7 @@ class Http:
         self.on_retry, self.sleep, self.jitter = on_retry, sleep, jitter
         self._token = token
         self.counters = Counters()
-        self.session = make_session(session_factory or requests.Session, token, threads, user_agent)
+        self.session = make_session(session_factory or requests.Session, self.base_url, token, threads, user_agent)
 
     def __repr__(self) -> str:
         return f"Http({self.base_url!r})"

@@ -408,3 +408,37 @@ def test_only_the_http_module_imports_requests():
 def test_impossible_settings_are_usage_errors(remote, kw):
     with pytest.raises(UsageError, match="threads .* must be at least 1"):
         BossClient(remote, **kw)
+
+
+# --- the environment, read once per session --------------------------------------------------------------
+
+
+def test_proxies_come_from_the_environment_once_and_no_proxy_is_honoured(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = Http(BASE, TOKEN).session
+    assert not proxied.trust_env and proxied.proxies.get("http") == "http://proxy.test:3128"
+    monkeypatch.setenv("NO_PROXY", BASE.split("://")[1].split(":")[0])
+    assert Http(BASE, TOKEN).session.proxies == {}
+
+
+def test_a_ca_bundle_from_the_environment_is_used(monkeypatch, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    assert Http(BASE, TOKEN).session.verify == str(bundle)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert Http(BASE, TOKEN).session.verify is True
+
+
+def test_a_netrc_entry_for_the_host_does_not_replace_the_token(monkeypatch, tmp_path, rsps):
+    host = BASE.split("://")[1].split(":")[0]
+    netrc = tmp_path / ".netrc"
+    netrc.write_text(f"machine {host} login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    rsps.get(URL, json={"name": "c1"})
+    Http(BASE, TOKEN).request("GET", "/v1/collection/c1")
+    assert rsps.calls[0].request.headers["Authorization"] == f"Token {TOKEN}"

@@ -79,6 +79,7 @@ class Partition:
     footprint: Footprint
     throughput: float | None = None  # bytes per second per job
     notes: tuple[str, ...] = field(default=())
+    measured: tuple[str, ...] = field(default=())  # how a probe found `throughput`; empty: given (--throughput)
 
     @property
     def nbytes(self) -> int:
@@ -103,16 +104,21 @@ class Partition:
             heapq.heappush(free, heapq.heappop(free) + (job.seconds or 0.0))
         return max(free)
 
+    @property
+    def throughput_origin(self) -> str:
+        return "probed" if self.measured else "from --throughput"
+
     def describe(self) -> list[str]:
-        """The plan as the user reads it: one line per job, then the totals."""
-        lines = [f"job {j.index:>4}  z {j.z[0]}:{j.z[1]}  {mb(j.nbytes):>12}  {j.requests:>7} requests  "
-                 f"memory {mb(j.memory)}" + (f"  ~{duration(j.seconds)}" if j.seconds is not None else "")
-                 for j in self.jobs]
+        """The plan as the user reads it: how the throughput was measured, one line per job, then the totals."""
+        lines = list(self.measured)
+        lines.extend(f"job {j.index:>4}  z {j.z[0]}:{j.z[1]}  {mb(j.nbytes):>12}  {j.requests:>7} requests  "
+                     f"memory {mb(j.memory)}" + (f"  ~{duration(j.seconds)}" if j.seconds is not None else "")
+                     for j in self.jobs)
         lines.append(f"total: {len(self.jobs)} jobs, {self.workers} at a time, {mb(self.nbytes)}, "
                      f"{self.requests} requests, memory {mb(self.footprint.memory)} per worker "
                      f"({self.footprint.explain()}), {mb(self.memory)} for all workers"
-                     + (f", ~{duration(self.seconds)} at {mb(self.throughput or 0)}/s per job"
-                        if self.seconds is not None else ""))
+                     + (f", ~{duration(self.seconds)} at {mb(self.throughput or 0)}/s per job "
+                        f"({self.throughput_origin})" if self.seconds is not None else ""))
         return lines + [f"note: {n}" for n in self.notes]
 
 
@@ -163,8 +169,11 @@ def check_memory(footprint: Footprint, memory_per_worker: int | None) -> None:
 
 def partition(z: tuple[int, int], footprint: Footprint, *, workers: int | None = None,
               memory_per_worker: int | None = None, jobs: int | None = None,
-              throughput: float | None = None) -> Partition:
-    """Cut [z0, z1) into non-overlapping, cuboid-aligned jobs that cover it exactly once."""
+              throughput: float | None = None, measured: tuple[str, ...] = ()) -> Partition:
+    """Cut [z0, z1) into non-overlapping, cuboid-aligned jobs that cover it exactly once.
+
+    `measured` says how a probe found `throughput` (the plan prints it); without it the rate was given.
+    """
     z0, z1 = int(z[0]), int(z[1])
     if z0 >= z1:
         raise UsageError(f"the z range {z0}:{z1} covers nothing: give a range whose stop is above its start")
@@ -181,7 +190,7 @@ def partition(z: tuple[int, int], footprint: Footprint, *, workers: int | None =
         nbytes = (zr[1] - zr[0]) * footprint.bytes_per_slice
         cut.append(Job(index, zr, nbytes, (b - a) * footprint.requests_per_slab, footprint.memory,
                        None if throughput is None else nbytes / throughput))
-    return Partition(tuple(cut), min(workers or njobs, njobs), footprint, throughput, tuple(notes))
+    return Partition(tuple(cut), min(workers or njobs, njobs), footprint, throughput, tuple(notes), tuple(measured))
 
 
 # --- footprints, taken from the transfer engines ------------------------------------------------

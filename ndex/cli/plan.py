@@ -18,13 +18,16 @@ from ndex.cli.pull import parse_size
 from ndex.client import BossClient
 from ndex.config import discover
 from ndex.errors import UsageError
+from ndex.geometry import Box
 from ndex.jobs import formats
 from ndex.jobs.argv import to_argv
 from ndex.jobs.runners import LocalPool, Outcome, drive, run_subprocess, unfinished
 from ndex.jobs.spec import DONE, JobSpec, PlanFiles, read_state, write_plan
 from ndex.jobs.status import plan_status
-from ndex.plan import Draft, budget, partition, pull_footprint, push_footprint
-from ndex.transfer import download
+from ndex.plan import Draft, budget, first_slab, partition, pull_footprint, push_footprint
+from ndex.transfer import download, probe
+from ndex.transfer.probe import Probe
+from ndex.transfer.upload import PushSpec
 
 FORMATS = ("shell", "cmd", "json", "slurm")
 TOOLS = {"push": ("ndex.cli.push", "plan an ingest (the arguments of ndpush)"),
@@ -66,6 +69,10 @@ def add_planner_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--plan_dir", help="plan directory for json/slurm/--run (default: ./ndex_plan_<coll>_<exp>_<chan>)")
     g.add_argument("--throughput", type=parse_rate,
                    help="measured rate of one job, e.g. 200MB/s, for the time estimate")
+    g.add_argument("--probe", action="store_true",
+                   help="measure one job's rate for the time estimate (not with --throughput): a pull GETs a "
+                        "few blocks of the region; a push reads the first 16 slices and POSTS them (the data "
+                        "the first job posts) into the channel, if it exists")
     g.add_argument("--retries", type=int, default=1, help="with --run: times a failed job is retried (default 1)")
     g.add_argument("--connect_timeout", type=float, default=10.0,
                    help="with --run dask://: seconds to wait for the scheduler before giving up (default 10)")
@@ -95,9 +102,18 @@ def tool_parser(kind: str) -> argparse.ArgumentParser:
     return parser
 
 
-def cut(args: argparse.Namespace, z: tuple[int, int], footprint):
+def cut(args: argparse.Namespace, z: tuple[int, int], footprint, measured: Probe | None = None):
     return partition(z, footprint, workers=args.workers, memory_per_worker=args.memory_per_worker, jobs=args.jobs,
-                     throughput=args.throughput)
+                     throughput=measured.throughput if measured else args.throughput,
+                     measured=tuple(measured.lines()) if measured else ())
+
+
+def open_client(args: argparse.Namespace, threads: int = 1) -> BossClient:
+    """The planner's client; with --probe it gives up after a couple of retries (a probe measures, it does not
+    wait out a failing server)."""
+    remote = discover(url=args.url, token=args.token,
+                      config_file=args.config_file or getattr(args, "boss_config_file", None))
+    return BossClient(remote, threads=threads, **({"retries": probe.PROBE_RETRIES} if args.probe else {}))
 
 
 def warn_token(args: argparse.Namespace) -> None:
@@ -113,19 +129,20 @@ def pull_draft(args: argparse.Namespace) -> Draft:
     if args.print_metadata:
         raise UsageError("--print_metadata is not a download to plan: run `ndpull --print_metadata ...` instead")
     spec = tool.build_spec(args)
-    with BossClient(discover(url=args.url, token=args.token, config_file=args.config_file), threads=1) as client:
-        info = client.channel_info(spec.ref)
-    box = download.resolve_box(spec, info)
-    footprint = pull_footprint(spec, info, box, args.memory_per_worker)
     limit = budget(spec.max_memory, args.memory_per_worker)
+    with open_client(args, spec.threads) as client:
+        info = client.channel_info(spec.ref)
+        box = download.resolve_box(spec, info)
+        footprint = pull_footprint(spec, info, box, args.memory_per_worker)
+        measured = probe.probe_pull(client, replace(spec, max_memory=limit), info, box) if args.probe else None
     base = to_argv(tool_parser("pull"), args, skip=("x", "y", "z", "full_extent", "max_memory", "stack_filename",
                                                     "dry_run", "print_metadata"))
     base += ["--x", *map(str, box.x), "--y", *map(str, box.y)] + (["--max_memory", str(limit)] if limit else [])
     if args.z_digits is None:  # every job pads z like one ndpull of the whole range would
         base += ["--z_digits", str(len(str(box.z[1])))]
     warn_token(args)
-    return Draft("pull", cut(args, box.z, footprint), tuple(base), "--z", stack_filename=spec.stack_filename,
-                 default_dir=f"ndex_plan_{spec.ref.prefix}", cpus=spec.threads)
+    return Draft("pull", cut(args, box.z, footprint, measured), tuple(base), "--z",
+                 stack_filename=spec.stack_filename, default_dir=f"ndex_plan_{spec.ref.prefix}", cpus=spec.threads)
 
 
 PUSH_PER_JOB = ("z_range", "create_resources", "dry_run", "max_memory", "log_dir", "downsample")
@@ -161,22 +178,29 @@ def push_draft(args: argparse.Namespace) -> Draft:
     try:
         offsets = tool.offsets_for(args, tool.data_extents(args, source))
         box = source_box(source, offsets)  # BOSS coordinates of the slices to ingest
-        itemsize = source.dtype.itemsize
         ref = ChannelRef(args.collection, args.experiment, names[0])
         spec = tool.push_spec(args, ref, tool.source_spec(args, names[0]), offsets, Path("unused.sqlite"))
+        # the footprint first: a plan that cannot fit fails before a probe sends anything
+        one = push_footprint(spec, box, source.dtype.itemsize, args.memory_per_worker)
+        limit = budget(spec.max_memory, args.memory_per_worker)
+        measured = measure_push(args, replace(spec, max_memory=limit), source, box) if args.probe else None
     finally:
         source.close()
-    one = push_footprint(spec, box, itemsize, args.memory_per_worker)
     # channels of a --channels_list_file run one after the other inside each job: more bytes, same memory
     footprint = replace(one, bytes_per_slice=one.bytes_per_slice * len(names),
                         requests_per_slab=one.requests_per_slab * len(names))
-    limit = budget(spec.max_memory, args.memory_per_worker)
     base = to_argv(tool_parser("push"), args, skip=PUSH_PER_JOB) + (["--max_memory", str(limit)] if limit else [])
     create = ("push", *to_argv(tool_parser("push"), args, skip=PUSH_PER_JOB), "--create_resources")
     warn_token(args)
-    return Draft("push", cut(args, box.z, footprint), tuple(base), "--z_range", z_offset=offsets[2],
+    return Draft("push", cut(args, box.z, footprint, measured), tuple(base), "--z_range", z_offset=offsets[2],
                  create_argv=create if args.create_resources else None, log_dir_flag="--log_dir",
                  log_dir=args.log_dir, default_dir=f"ndex_plan_{ref.prefix}", cpus=spec.threads)
+
+
+def measure_push(args: argparse.Namespace, spec: PushSpec, source, box: Box) -> Probe:
+    """--probe: the first job's first slab, read from `source` and posted as that job would post it."""
+    with open_client(args, spec.threads) as client:
+        return probe.probe_push(client, spec, source, first_slab(box))
 
 
 DRAFTERS = {"pull": pull_draft, "push": push_draft}
@@ -191,6 +215,8 @@ def check_choices(args: argparse.Namespace) -> None:
         raise UsageError(f"--run {args.run!r}: use local or dask://HOST:PORT")
     if args.retries < 0:
         raise UsageError(f"--retries {args.retries} must not be negative")
+    if args.probe and args.throughput is not None:
+        raise UsageError("--probe measures the rate that --throughput gives: use one or the other, not both")
 
 
 def open_pool(args: argparse.Namespace, workers: int):

@@ -1,7 +1,7 @@
 import logging
 
 from ndex.cli.common import exit_code_for, one_line, setup_logging
-from ndex.errors import AuthError, ConfigError, ResourceNotFound, TransferFailed
+from ndex.errors import AuthError, ConfigError, RemoteUnreachable, ResourceNotFound, TransferFailed
 
 
 def test_quiet_console_stays_quiet_when_a_job_log_lowers_the_ndex_logger(capsys):
@@ -31,6 +31,8 @@ def test_errors_become_one_line_with_a_hint_and_distinct_exit_codes():
     assert exit_code_for(TransferFailed("2 blocks")) == 1
     line = one_line(AuthError("Invalid token.\n", status=401))
     assert "\n" not in line and line.startswith("error:") and "token" in line
+    unreachable = one_line(RemoteUnreachable("GET /v1/collection/c: cannot reach 127.0.0.1:9 (refused)"))
+    assert "--url" in unreachable and "re-run the same command" in unreachable
 
 
 def test_every_subcommand_has_help_and_only_the_chosen_one_is_configured(capsys):

@@ -95,7 +95,7 @@ def hint_for(exc: BaseException) -> str:
     if isinstance(exc, ResourceNotFound):
         return "check the collection/experiment/channel names (`ndex info` lists them)"
     if isinstance(exc, TransportError):
-        return "check --url and your network; re-running resumes where this run stopped"
+        return "check --url and your network, then re-run the same command (a pull or push continues where it stopped)"
     if isinstance(exc, TransferFailed):
         return "re-run the same command to retry only the failed blocks"
     return ""

@@ -33,3 +33,13 @@ def test_unknown_datatype_names_the_choices():
     assert dtype_of("uint16") == np.uint16
     with pytest.raises(ValueError, match="uint8, uint16, uint64"):
         dtype_of("float32")
+
+
+@pytest.mark.parametrize("dtype, bitshuffled", [("uint8", False), ("uint16", True), ("uint64", False)])
+def test_uint16_is_bit_shuffled_and_every_frame_decodes_with_plain_blosc(dtype, bitshuffled):
+    rng = np.random.default_rng(5)
+    data = (1000 + rng.integers(0, 400, size=(16, 64, 64))).astype(dtype)  # 12-bit-like values
+    body = encode(data)
+    flags = body[2]
+    assert bool(flags & 0x4) is bitshuffled and bool(flags & 0x1) is not bitshuffled  # blosc-1 header flags
+    assert np.array_equal(np.frombuffer(blosc.decompress(body), dtype).reshape(data.shape), data)

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -51,6 +52,7 @@ from ndex.server.users import ensure_builtin_groups
 from ndex.server.volumes import VolumeStore
 
 log = logging.getLogger(__name__)
+ROUTE_MODULES = (routes_resources, routes_data, routes_downsample, routes_image, routes_meta, routes_auth)
 SETTINGS_ENV = "NDEX_SERVE_SETTINGS"  # JSON settings for `app_from_env` (uvicorn workers import the app)
 
 
@@ -78,12 +80,12 @@ def create_app(settings: ServerSettings, store: VolumeStore | None = None, db: D
                   description="A BOSS API v1 compatible spatial database (see boss-api.md).")
     app.state.services = svc
     install_error_handlers(app)
-    for module in (routes_resources, routes_data, routes_downsample, routes_image, routes_meta, routes_auth):
+    for module in ROUTE_MODULES:
         app.include_router(module.router)
     add_misc_routes(app)
+    app.add_middleware(CutoutFastPath)  # the last added is the outermost: CatchAll, NormalisePath, this
     app.add_middleware(NormalisePath)
     app.add_middleware(CatchAll)
-    app.add_middleware(CutoutFastPath)
     return app
 
 
@@ -200,23 +202,24 @@ class NormalisePath:
 
 
 class CutoutFastPath:
-    """A cutout GET of one stored cuboid (and one time point) (most of what ndpull and intern send) is answered before
-    routing: the middleware and router stack of the framework cost the event loop as much per request
-    as sending the 4 MiB body does, and the loop, not the store, is what limits GET throughput.
-    Anything else, and any such request that is not a stored chunk or meets an error, takes the routed
-    way, which gives the same answer (`routes_data.stored_cutout` is `get_cutout`'s first branch)."""
-
-    PATH = re.compile(r"/v1/cutout/(?P<c>[^/]+)/(?P<e>[^/]+)/(?P<ch>[^/]+)/(?P<res>[^/]+)"
-                      r"/(?P<x>[^/]+)/(?P<y>[^/]+)/(?P<z>[^/]+)(?:/(?P<t>[^/]+))?/?")
+    """Answers a cutout GET of one stored cuboid (most of what ndpull and intern send) before the
+    router: the framework's routing costs the event loop about as much per request as sending the
+    4 MiB body does, and the loop, not the store, limits GET throughput. It matches the GET cutout
+    routes' own path patterns, inside NormalisePath and CatchAll. Any other request, and any such
+    request that is not a stored chunk or meets an error, goes on to the router, which gives the same
+    answer (`routes_data.stored_cutout` is `get_cutout`'s first branch)."""
 
     def __init__(self, app) -> None:
         self.app = app
+        self.paths = [route.path_regex for route in routes_data.router.routes
+                      if isinstance(route, APIRoute) and route.endpoint is routes_data.get_cutout]
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["method"] == "GET" and (found := self.PATH.fullmatch(scope["path"])):
-            params = {name: value for name, value in found.groupdict().items() if value is not None}
-            request = Request({**scope, "path_params": params})
-            body = await run_in_threadpool(routes_data.stored_cutout, request)
-            if body is not None:
-                return await Response(body, media_type="application/blosc")(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "GET":
+            found = next((m for path in self.paths if (m := path.match(scope["path"]))), None)
+            if found is not None:
+                request = Request({**scope, "path_params": found.groupdict()})
+                body = await run_in_threadpool(routes_data.stored_cutout, request)
+                if body is not None:
+                    return await Response(body, media_type="application/blosc")(scope, receive, send)
         await self.app(scope, receive, send)

@@ -232,7 +232,7 @@ class VolumeStore:
         handle = self._reader(layout, res, box, (t, t + 1))
         if handle is None or not _covers(handle, box, (t, t + 1)):
             return None
-        key = "c/{}/{}/{}/{}".format(t, *(s // c for s, c in zip(reversed(box.start), CHUNK_ZYX)))
+        key = _chunk_key(t, box)
         frame = self._chunk_bytes(handle, layout, res, key)
         if frame is None:
             return None
@@ -254,7 +254,7 @@ class VolumeStore:
         where = f"reading {layout.key}/{res}/{key}"
         if self._base["driver"] == "file":
             try:
-                with open(f"{self._base['path']}{layout.key}/{res}/{key}", "rb") as chunk:
+                with open(self._level_path(layout.key, res) + key, "rb") as chunk:
                     return chunk.read()
             except FileNotFoundError:
                 return None
@@ -292,7 +292,7 @@ class VolumeStore:
             return False
         if not data.all():
             return False  # zeros keep what is stored: only a merge knows it
-        key = "c/{}/{}/{}/{}".format(t0, *(s // c for s, c in zip(reversed(box.start), CHUNK_ZYX)))
+        key = _chunk_key(t0, box)
         with self._locked(layout.key, res, t0, box):
             _wait(handle.kvstore.write(key, frame), f"writing {layout.key}/{res}/{key}")
         return True
@@ -394,7 +394,11 @@ class VolumeStore:
     # --- handles --------------------------------------------------------------------------------
 
     def _spec(self, key: str, res: int) -> dict:
-        return {"driver": "zarr3", "kvstore": {**self._base, "path": f"{self._base['path']}{key}/{res}/"}}
+        return {"driver": "zarr3", "kvstore": {**self._base, "path": self._level_path(key, res)}}
+
+    def _level_path(self, key: str, res: int) -> str:
+        """Where a level's array lives under the store root (a key prefix; a directory for `file`)."""
+        return f"{self._base['path']}{key}/{res}/"
 
     def _open(self, key: str, res: int) -> ts.TensorStore | None:
         try:
@@ -552,6 +556,11 @@ class _Level:
 
 
 # --- small pure helpers ------------------------------------------------------------------------------
+
+
+def _chunk_key(t: int, box: Box) -> str:
+    """The zarr v3 key (default encoding, '/' separated) of the chunk whose corner is `box.start`."""
+    return "c/{}/{}/{}/{}".format(t, *(s // c for s, c in zip(reversed(box.start), CHUNK_ZYX)))
 
 
 def _index(box: Box, t_range: tuple[int, int]) -> tuple[slice, slice, slice, slice]:

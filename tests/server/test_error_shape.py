@@ -11,14 +11,7 @@ import pytest
 import requests
 from fastapi.routing import APIRoute
 
-from ndex.server import (
-    routes_auth,
-    routes_data,
-    routes_downsample,
-    routes_image,
-    routes_meta,
-    routes_resources,
-)
+from ndex.server.app import ROUTE_MODULES
 
 BAD = "no.such"  # a name no resource can have: lookups give 404, creations 400
 PARAMS = {"res": "0", "x": "0:1", "y": "0:1", "z": "0:1", "t": "0:1", "num": "1", "obj_id": "1", "orient": "xy",
@@ -28,7 +21,7 @@ LISTS = {("GET", "/v1/collection"), ("GET", "/v1/coord"), ("GET", "/v1/groups"),
 
 
 def routes():
-    for module in (routes_resources, routes_data, routes_downsample, routes_image, routes_meta, routes_auth):
+    for module in ROUTE_MODULES:
         for route in module.router.routes:
             if isinstance(route, APIRoute):
                 for method in sorted(route.methods):

@@ -20,16 +20,13 @@ from pathlib import Path
 from ndex.client import ChannelInfo
 from ndex.errors import UsageError
 from ndex.geometry import BOSS_CUBOID, Box, align_down, plan_blocks
+from ndex.progress import mb
 from ndex.transfer import download, upload
 from ndex.transfer.download import PullSpec
 from ndex.transfer.upload import PushSpec
 
 SLAB_DEPTH = BOSS_CUBOID[2]  # jobs are cut on the server's cuboid grid in z
 DEFAULT_JOB_SLABS = 64  # without --workers/--jobs: 1024 slices per job, a restart unit of minutes, not days
-
-
-def mb(n: float) -> str:
-    return f"{n / 1e6:,.1f} MB"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,11 @@ from __future__ import annotations
 from typing import Protocol
 
 
+def mb(nbytes: float) -> str:
+    """Bytes as every ndex message writes them: decimal megabytes, '1,234.5 MB'."""
+    return f"{nbytes / 1e6:,.1f} MB"
+
+
 class Progress(Protocol):
     """What a long-running operation reports. Every method must be cheap and thread-safe."""
 

@@ -25,6 +25,7 @@ from ndex.jobs.runners import LocalPool, Outcome, drive, run_subprocess, unfinis
 from ndex.jobs.spec import DONE, JobSpec, PlanFiles, read_state, write_plan
 from ndex.jobs.status import plan_status
 from ndex.plan import Draft, budget, first_slab, partition, pull_footprint, push_footprint
+from ndex.progress import mb
 from ndex.transfer import download, probe
 from ndex.transfer.probe import Probe
 from ndex.transfer.upload import PushSpec
@@ -279,7 +280,7 @@ def report(outcome: Outcome, will_retry: bool) -> None:
     s = outcome.state
     took = f"{s.finished - s.started:.1f} s" if s.finished and s.started else ""
     if outcome.ok:
-        print(f"done    {outcome.name}: {s.nbytes / 1e6:,.1f} MB in {took}", flush=True)
+        print(f"done    {outcome.name}: {mb(s.nbytes)} in {took}", flush=True)
         return
     again = f"; retrying (attempt {outcome.attempt + 1})" if will_retry else ""
     print(f"failed  {outcome.name} (attempt {outcome.attempt}, exit code {s.exit_code}): {s.message}{again}",

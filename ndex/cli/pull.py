@@ -25,6 +25,7 @@ from ndex.client import BossClient, ChannelRef
 from ndex.config import discover
 from ndex.errors import UsageError
 from ndex.geometry import DEFAULT_BLOCK_BYTES, Box
+from ndex.progress import mb
 from ndex.sinks.base import COMPRESSIONS
 from ndex.transfer.convert import MODES
 from ndex.transfer.download import OUTPUTS, PullSpec, make_plan, pull
@@ -160,7 +161,7 @@ def execute(args: argparse.Namespace) -> int:
         progress = TqdmProgress("ndpull", enabled=not args.quiet and sys.stderr.isatty())
         if not args.quiet:
             print(f"pulling {plan.box} of {spec.ref.collection}/{spec.ref.experiment}/{spec.ref.channel} "
-                  f"res {spec.res}: {plan.nblocks} blocks, {plan.nbytes / 1e6:,.1f} MB, "
+                  f"res {spec.res}: {plan.nblocks} blocks, {mb(plan.nbytes)}, "
                   f"~{plan.memory_estimate / 1e6:,.0f} MB memory", file=sys.stderr)
         report = pull(spec, client=client, progress=progress, plan=plan)
     print(report.summary())

@@ -33,6 +33,7 @@ from ndex.config import Remote, discover
 from ndex.errors import ConfigError, NdexError, OutOfBounds, UsageError
 from ndex.geometry import Box
 from ndex.notify import job_log_name, log_tail, make_notifier, open_job_log, read_token_file, report_message
+from ndex.progress import mb
 from ndex.sources import DATASOURCES, SourceSpec, open_source
 from ndex.transfer.resources import ResourceSpec, downsample, ensure_resources, load_metadata, record_offsets
 from ndex.transfer.upload import DEFAULT_PUSH_BLOCK_BYTES, VERIFY_MODES, PushSpec, make_plan, push
@@ -307,7 +308,7 @@ def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, 
         if metadata:
             client.set_metadata(ref, values=metadata)
         record_offsets(client, ref, offsets)
-        say(args, f"pushing {ref}: {plan.box}, {plan.nblocks} blocks, {plan.nbytes / 1e6:,.1f} MB, "
+        say(args, f"pushing {ref}: {plan.box}, {plan.nblocks} blocks, {mb(plan.nbytes)}, "
                   f"~{plan.process_estimate / 1e6:,.0f} MB memory at peak; log {path}")
         progress = TqdmProgress(f"ndpush {ref.channel}", enabled=not args.quiet and sys.stderr.isatty())
         report = push(spec, client=client, source=source, progress=progress, notifier=notifier, plan=plan)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ndex.jobs.spec import DONE, FAILED, PENDING, RUNNING, JobState, PlanFiles, read_job, read_state
+from ndex.progress import mb
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class PlanStatus:
         counts = ", ".join(f"{self.count(s)} {s}" for s in (DONE, RUNNING, FAILED, PENDING))
         pct = 100.0 * self.done_bytes / total if total else 100.0
         out = [f"plan {self.files.root} ({self.files.kind}): {len(self.rows)} jobs: {counts}",
-               f"bytes: {self.done_bytes / 1e6:,.1f} MB of {total / 1e6:,.1f} MB done ({pct:.0f}%)"]
+               f"bytes: {mb(self.done_bytes)} of {mb(total)} done ({pct:.0f}%)"]
         if self.create is not None:
             out.append(f"create step: {self.create.state.state}")
         for row in self.rows:

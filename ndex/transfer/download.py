@@ -22,7 +22,7 @@ from ndex.client import BossClient, ChannelInfo, ChannelRef
 from ndex.config import Remote
 from ndex.errors import TransferFailed, UsageError, ends_transfer
 from ndex.geometry import BOSS_CUBOID, DEFAULT_BLOCK_BYTES, Box, plan_blocks, z_slabs
-from ndex.progress import NullProgress, Progress
+from ndex.progress import NullProgress, Progress, mb
 from ndex.sinks import open_sink
 from ndex.sinks.base import COMPRESSIONS, OutputSpec, Sink
 from ndex.transfer.convert import MODES, convert
@@ -115,9 +115,9 @@ class PullPlan:
             f"{self.info.channel.type}) at resolution {s.res}",
             f"region    {self.box}" + (f", time {s.time_range[0]}:{s.time_range[1]}" if s.time_range else ""),
             f"blocks    {self.nblocks} cuboid-aligned requests in {len(self.slabs)} slabs of 16 slices",
-            f"bytes     {self.nbytes / 1e6:,.1f} MB uncompressed",
+            f"bytes     {mb(self.nbytes)} uncompressed",
             f"memory    ~{self.memory_estimate / 1e6:,.0f} MB peak ({self.inflight} blocks of "
-            f"<= {self.block_bytes / 1e6:,.1f} MB in flight + {self.slab_bytes / 1e6:,.1f} MB slab buffer)",
+            f"<= {mb(self.block_bytes)} in flight + {mb(self.slab_bytes)} slab buffer)",
             f"output    {s.output} in {s.outdir}" + (f" ({self.output_spec.compression} compression)"
                                                      if s.output in ("tif", "stack", "ome-tiff") else ""),
         ]
@@ -144,7 +144,7 @@ def fit_memory(spec: PullSpec, slab_bytes: int, itemsize: int) -> tuple[int, int
     if budget < cuboid_bytes:
         raise UsageError(
             f"--max_memory {spec.max_memory / 1e6:,.0f} MB is too small: this pull needs a "
-            f"{slab_bytes / 1e6:,.0f} MB slab buffer plus at least one {cuboid_bytes / 1e6:,.1f} MB block; "
+            f"{slab_bytes / 1e6:,.0f} MB slab buffer plus at least one {mb(cuboid_bytes)} block; "
             f"raise --max_memory, pull a narrower x/y region, or use --output zarr (no slab buffer)")
     inflight = max(1, min(inflight, budget // cuboid_bytes))
     return max(cuboid_bytes, min(block_bytes, budget // inflight)), int(inflight)

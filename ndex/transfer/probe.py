@@ -25,6 +25,7 @@ import numpy as np
 from ndex.client import BossClient, ChannelInfo
 from ndex.errors import RemoteError, ResourceNotFound
 from ndex.geometry import Box, z_slabs
+from ndex.progress import mb
 from ndex.sources import Source
 from ndex.transfer import download, upload
 from ndex.transfer.download import PullSpec
@@ -37,10 +38,6 @@ PROBE_BYTES = 64 * 2**20  # ... or fewer, when they would hold more than this: a
 PROBE_RETRIES = 2
 
 T = TypeVar("T")
-
-
-def mb(n: float) -> str:
-    return f"{n / 1e6:,.1f} MB"
 
 
 @dataclass(frozen=True)

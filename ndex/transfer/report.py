@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-def _mb(n: float) -> str:
-    return f"{n / 1e6:,.1f} MB"
+from ndex.progress import mb
 
 
 @dataclass
@@ -54,7 +52,7 @@ class RunReport:
     def summary(self) -> str:
         """One line: bytes, seconds, throughput, retries, failures."""
         return (f"{self.action}: {self.blocks_done} blocks ({self.blocks_skipped} skipped) of {self.blocks_total}, "
-                f"{_mb(self.nbytes)} in {self.seconds:.1f} s = {self.throughput / 1e6:,.1f} MB/s, "
+                f"{mb(self.nbytes)} in {self.seconds:.1f} s = {mb(self.throughput)}/s, "
                 f"{self.requests} requests, {self.retries} retries, {len(self.failures)} failed")
 
     def failure_lines(self, limit: int = 20) -> list[str]:

@@ -44,7 +44,7 @@ import numpy as np
 from ndex.client import ChannelInfo, ChannelRef
 from ndex.errors import OutOfBounds, Throttled, UsageError, ends_transfer
 from ndex.geometry import BOSS_CUBOID, Box, Triple, plan_blocks, z_slabs
-from ndex.progress import NullProgress, Progress
+from ndex.progress import NullProgress, Progress, mb
 from ndex.sources import SourceSpec, open_source
 from ndex.transfer.flow import acquire_unless_stopped
 from ndex.transfer.manifest import CONFIRMED, EMPTY, FAILED, POSTED, VERIFIED, Manifest
@@ -190,9 +190,9 @@ class PushPlan:
             f"source    {self.source_description}",
             f"region    {self.box} (BOSS coordinates, offsets x {s.offsets[0]}, y {s.offsets[1]}, z {s.offsets[2]})",
             f"blocks    {self.nblocks} cuboid-aligned blocks in {len(self.slabs)} slabs of up to 16 slices",
-            f"bytes     {self.nbytes / 1e6:,.1f} MB uncompressed",
+            f"bytes     {mb(self.nbytes)} uncompressed",
             f"memory    ~{self.process_estimate / 1e6:,.0f} MB peak: {self.slabs_in_flight} slabs of "
-            f"{self.slab_bytes / 1e6:,.1f} MB + {self.inflight} blocks of <= {self.block_bytes / 1e6:,.1f} MB in flight "
+            f"{mb(self.slab_bytes)} + {self.inflight} blocks of <= {mb(self.block_bytes)} in flight "
             f"x3 (copy, body, read-back) + {self.decode_bytes / 1e6:,.0f} MB of slices being decoded "
             f"+ {PROCESS_BASE_BYTES / 1e6:,.0f} MB interpreter",
             f"verify    {s.verify}" + (f" ({s.verify_per_slab} block(s) per slab)" if s.verify == "sample" else ""),
@@ -278,8 +278,8 @@ class PushReport(RunReport):
                   f"{f' ({self.reposted} re-posted)' if self.reposted else ''}")
         return (f"push: {self.slices_read} slices read, {self.blocks_done} blocks posted, "
                 f"{self.blocks_empty} empty skipped, {self.blocks_resumed} done earlier, "
-                f"{len(self.failures)} failed of {self.blocks_total}; {self.nbytes / 1e6:,.1f} MB in "
-                f"{self.seconds:.1f} s = {self.throughput / 1e6:,.1f} MB/s; {verify}; {self.requests} requests, "
+                f"{len(self.failures)} failed of {self.blocks_total}; {mb(self.nbytes)} in "
+                f"{self.seconds:.1f} s = {mb(self.throughput)}/s; {verify}; {self.requests} requests, "
                 f"{self.retries} retries, {self.throttled} throttled")
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ndex.geometry import Box
-from ndex.progress import NullProgress, Progress
+from ndex.progress import NullProgress, Progress, mb
 from ndex.transfer.report import RunReport
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class VerifyReport(RunReport):
         return (f"verify: {self.slices_read} slices read, {self.blocks_done} blocks compared "
                 f"({self.blocks_skipped} all-zero in the source, not read back), {self.blocks_matched} match, "
                 f"{len(self.failures)} differ or failed; {self.voxels_mismatched} voxels differ, "
-                f"{self.voxels_stale} stale non-zero voxels; {self.nbytes / 1e6:,.1f} MB in {self.seconds:.1f} s")
+                f"{self.voxels_stale} stale non-zero voxels; {mb(self.nbytes)} in {self.seconds:.1f} s")
 
 
 def verify_volume(client: Any, plan: Any, source: Any, *, strict: bool = False, skip_zero: bool = True,

@@ -132,6 +132,15 @@ def parse_range(text: str, name: str = "range") -> tuple[int, int]:
 # --- resolution levels ------------------------------------------------------------------------
 
 
+MAX_ISO_LEVEL = 29
+
+
+def iso_level(x_voxel: float, z_voxel: float) -> int:
+    """The level whose x voxel size is closest to z's: where an anisotropic pyramid becomes isotropic
+    (boss-api.md 3.7). Client and server must agree on it."""
+    return min(range(MAX_ISO_LEVEL + 1), key=lambda r: abs(z_voxel / (x_voxel * 2**r) - 1))
+
+
 def level_factors(res: int, z_scaled: bool) -> Triple:
     """Per-axis downsampling factor of level `res`: x, y halve every level; z only if `z_scaled`."""
     if res < 0:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ndex.codecs import dtype_of
 from ndex.errors import OutOfBounds, RemoteError, UsageError
-from ndex.geometry import Box, box_at_res, voxel_size_at_res
+from ndex.geometry import Box, box_at_res, iso_level, voxel_size_at_res
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # BOSS's model regex; also keeps names URL-safe
 DOWNSAMPLED = "DOWNSAMPLED"
@@ -204,7 +204,7 @@ class ChannelInfo:
         vx, _, vz = self.frame.voxel_size
         if self.isotropic or vx <= 0 or vz <= 0:
             return 0
-        return min(range(30), key=lambda r: abs(vz / (vx * 2**r) - 1))
+        return iso_level(vx, vz)
 
     def z_scaled(self, res: int, iso: bool = False) -> bool:
         """Whether z halves on the step to level `res`: always for isotropic, never for anisotropic

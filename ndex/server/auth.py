@@ -33,7 +33,6 @@ class Identity:
     username: str
     roles: frozenset[str]
     groups: frozenset[int]
-    authenticated: bool
 
     @property
     def admin(self) -> bool:
@@ -71,15 +70,15 @@ class Authorizer:
         with self.db.begin() as conn:
             found = user_by_token(conn, token)
             if found is None:
-                return self.anonymous("public", authenticated=True) if token == "public" else None
+                return self.anonymous("public") if token == "public" else None
             uid, name = found
-            return Identity(uid, name, frozenset(roles_of(conn, uid)), groups_of(conn, uid), True)
+            return Identity(uid, name, frozenset(roles_of(conn, uid)), groups_of(conn, uid))
 
-    def anonymous(self, name: str, authenticated: bool = False) -> Identity:
+    def anonymous(self, name: str) -> Identity:
         if self._public_gid is None:
             with self.db.begin() as conn:
                 self._public_gid = group_id(conn, PUBLIC_GROUP)
-        return Identity(None, name, frozenset(), frozenset({self._public_gid}), authenticated)
+        return Identity(None, name, frozenset(), frozenset({self._public_gid}))
 
     # --- what ----------------------------------------------------------------------------------
 

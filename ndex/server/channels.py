@@ -5,19 +5,11 @@ store takes. Names never reach the store: data lives under the channel's immutab
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from ndex.geometry import Box
+from ndex.geometry import Box, iso_level
 from ndex.server.volumes import ChannelLayout
-
-MAX_ISO_LEVEL = 29
-
-
-def iso_level(x_voxel: float, z_voxel: float) -> int:
-    """The level whose x voxel size is closest to z's: where an anisotropic pyramid becomes isotropic."""
-    return min(range(MAX_ISO_LEVEL + 1), key=lambda r: abs(z_voxel / (x_voxel * 2**r) - 1))
 
 
 @dataclass(frozen=True)
@@ -88,24 +80,17 @@ class ChannelInfo:
 
     def extent_at(self, res: int, iso: bool = False) -> tuple[int, int, int]:
         """(x, y, z) size of level `res` (< num_levels): ceil halving from the frame's stop values."""
-        x, y, z = self.frame["x_stop"], self.frame["y_stop"], self.frame["z_stop"]
-        for z_halves in self.z_scaled(iso)[:res]:
-            x, y, z = math.ceil(x / 2), math.ceil(y / 2), (math.ceil(z / 2) if z_halves else z)
-        return x, y, z
+        return self.layout(iso).level_shape(res)
 
     def voxel_size_at(self, res: int, iso: bool = False) -> tuple[float, float, float]:
         f = self.frame
-        x, y, z = f["x_voxel_size"], f["y_voxel_size"], f["z_voxel_size"]
-        for z_halves in self.z_scaled(iso)[:res]:
-            x, y, z = x * 2, y * 2, (z * 2 if z_halves else z)
-        return x, y, z
+        return tuple(f[f"{a}_voxel_size"] * k for a, k in zip("xyz", self.layout(iso).factors(res)))  # type: ignore[return-value]
 
     def bounds(self, res: int, iso: bool = False) -> Box | None:
         """Addressable region of level `res`: the frame's start (floored) to the level's extent."""
-        x, y, z = (max(0, self.frame[f"{a}_start"]) for a in "xyz")
-        for z_halves in self.z_scaled(iso)[:res]:
-            x, y, z = x // 2, y // 2, (z // 2 if z_halves else z)
+        layout = self.layout(iso)
+        x, y, z = (max(0, self.frame[f"{a}_start"]) // k for a, k in zip("xyz", layout.factors(res)))
         try:
-            return Box((x, y, z), self.extent_at(res, iso))
+            return Box((x, y, z), layout.level_shape(res))
         except ValueError:
             return None

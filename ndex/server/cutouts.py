@@ -25,7 +25,6 @@ from ndex.server.http_errors import (
 
 RANGE = re.compile(r"^(\d{1,12}):(\d{1,12})$")
 BLOSC_OVERHEAD = 16  # a blosc-1 frame is at most this much larger than its data
-ITEMSIZES = {"uint8": 1, "uint16": 2, "uint64": 8}
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class Region:
 
     @property
     def itemsize(self) -> int:
-        return ITEMSIZES[self.info.datatype]
+        return codecs.dtype_of(self.info.datatype).itemsize
 
     @property
     def nbytes(self) -> int:
@@ -155,7 +154,7 @@ def decode_body(region: Region, body: bytes) -> np.ndarray:
 def _size_error(region: Region, body: bytes, nbytes: int) -> BossError:
     typesize = body[3]
     voxels = region.box.nvoxels * region.t_span
-    for name, size in ITEMSIZES.items():
+    for name, size in ((name, np.dtype(t).itemsize) for name, t in codecs.SUPPORTED_DTYPES.items()):
         if name != region.info.datatype and typesize in (size, size * 8) and nbytes == voxels * size:
             return BossError(DATATYPE_DOES_NOT_MATCH, f"the body holds {name} data but the channel stores "
                                                       f"{region.info.datatype}: convert the array first")

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ndex import codecs
 from ndex.server.http_errors import invalid
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
@@ -16,7 +17,7 @@ MAX_DESCRIPTION = 4096
 VOXEL_UNITS = ("nanometers", "micrometers", "millimeters", "centimeters")
 TIME_UNITS = ("nanoseconds", "microseconds", "milliseconds", "seconds", "")
 STATUSES = ("NOT_DOWNSAMPLED", "QUEUED", "IN_PROGRESS", "DOWNSAMPLED", "FAILED")
-DATATYPES = ("uint8", "uint16", "uint64")  # uint32 exists in BOSS's model but no cutout path can serve it
+DATATYPES = tuple(codecs.SUPPORTED_DTYPES)  # uint32 exists in BOSS's model but no cutout path can serve it
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import update
 
+from ndex import codecs
 from ndex.geometry import Box, plan_blocks
 from ndex.server.auth import Identity
 from ndex.server.catalog import Catalog
@@ -148,7 +149,7 @@ class DownsampleJobs:
         src, dst = info.layout(), info.layout(iso=True)
         extent = self.store.level_shape(src, res)
         whole = Box((0, 0, 0), extent)
-        itemsize = 8 if info.datatype == "uint64" else 2 if info.datatype == "uint16" else 1
+        itemsize = codecs.dtype_of(info.datatype).itemsize
         t_range = (0, info.experiment["num_time_samples"] + 1)  # BOSS lets t run to num_time_samples
         self.store.to_black(dst, res, whole, t_range)
         for block in plan_blocks(whole, itemsize, COPY_BLOCK_BYTES, time_samples=t_range[1]):

@@ -34,7 +34,6 @@ from ndex.server import downsample as ds
 log = logging.getLogger(__name__)
 
 CHUNK_ZYX = (BOSS_CUBOID[2], BOSS_CUBOID[1], BOSS_CUBOID[0])  # one stored chunk is one BOSS cuboid
-DTYPES = ("uint8", "uint16", "uint64")
 LOCK_STRIPES = 256  # chunk locks; more stripes, fewer false conflicts between unrelated chunks
 _UNITS = {"nanometers": "nanometer", "micrometers": "micrometer", "millimeters": "millimeter",
           "centimeters": "centimeter"}  # BOSS voxel units -> the UDUNITS names OME-Zarr requires
@@ -367,8 +366,9 @@ class VolumeStore:
     # --- validation -----------------------------------------------------------------------------
 
     def _check_res(self, layout: ChannelLayout, res: int) -> None:
-        if layout.dtype not in DTYPES:
-            raise UsageError(f"channel {layout.key} has dtype {layout.dtype!r}; use one of {', '.join(DTYPES)}")
+        if layout.dtype not in codecs.SUPPORTED_DTYPES:
+            raise UsageError(f"channel {layout.key} has dtype {layout.dtype!r}; "
+                             f"use one of {', '.join(codecs.SUPPORTED_DTYPES)}")
         if not 0 <= res <= layout.max_res:
             raise OutOfBounds(f"resolution {res} is outside 0..{layout.max_res} for channel {layout.key}")
 

@@ -61,7 +61,12 @@ def read_config_file(path: Path) -> dict[str, str]:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     if "Default" not in parser:
         raise ConfigError(f"config file {path} has no [Default] section with protocol, host and token")
-    return {k.lower(): v.strip() for k, v in parser["Default"].items()}
+    values = {k.lower(): v.strip() for k, v in parser["Default"].items()}
+    if values.get("host") and not values.get("protocol"):
+        # intern refuses such a file too; guessing https would turn a local http server into a TLS error
+        raise ConfigError(f"config file {path} has host but no protocol: add 'protocol = https' (or http) "
+                          "to its [Default] section")
+    return values
 
 
 def config_candidates(config_file: str | os.PathLike | None, cwd: Path, home: Path) -> list[Path]:

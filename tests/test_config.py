@@ -55,3 +55,12 @@ def test_token_never_in_repr(tmp_path):
 def test_bad_url_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="http"):
         discover(url="ftp://x", token="t", environ={}, cwd=tmp_path, home=tmp_path)
+
+
+def test_host_without_protocol_is_one_line_naming_file_and_key(tmp_path):
+    cfg = tmp_path / "neurodata.cfg"
+    cfg.write_text("[Default]\nhost = cfg.example:8000\ntoken = filetoken\n")
+    with pytest.raises(ConfigError) as info:
+        discover(environ={}, cwd=tmp_path, home=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and str(cfg) in message and "protocol" in message

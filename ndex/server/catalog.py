@@ -6,6 +6,7 @@ Every write clears the channel cache so that this process never serves a stale c
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, or_, select, update
@@ -21,11 +22,32 @@ from ndex.server.users import ADMIN_GROUP, group_id, primary_group
 
 TABLES: dict[str, Table] = {"collection": collections, "experiment": experiments, "channel": channels,
                             "frame": frames}
+PARENT_ID = {"experiment": experiments.c.collection_id, "channel": channels.c.experiment_id}
 MANAGER = ("resource-manager",)
 
 
 def row_dict(row) -> dict[str, Any]:
     return dict(row._mapping)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The rows a collection[/experiment[/channel]] path names, parents included: the lookup already read
+    them, so the JSON and the checks that need a parent take it from here instead of selecting it again."""
+
+    collection: dict[str, Any]
+    experiment: dict[str, Any] | None = None
+    channel: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        return "channel" if self.channel is not None else "experiment" if self.experiment is not None \
+            else "collection"
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The named object itself (the last row of the path)."""
+        return getattr(self, self.kind)
 
 
 class Catalog:
@@ -59,15 +81,15 @@ class Catalog:
     def _frame(self, conn, name: str) -> dict:
         return self._one(conn, frames, f"coordinate frame {name!r}", frames.c.name == name)
 
-    def resolve(self, conn, c: str, e: str | None = None, ch: str | None = None) -> tuple[str, dict]:
-        """(kind, row) of the object a collection[/experiment[/channel]] path names."""
+    def resolve(self, conn, c: str, e: str | None = None, ch: str | None = None) -> Resolved:
+        """The object a collection[/experiment[/channel]] path names, with its parents (one SELECT a level)."""
         coll = self._collection(conn, c)
         if e is None:
-            return "collection", coll
+            return Resolved(coll)
         exp = self._experiment(conn, coll, e)
         if ch is None:
-            return "experiment", exp
-        return "channel", self._channel(conn, coll, exp, ch)
+            return Resolved(coll, exp)
+        return Resolved(coll, exp, self._channel(conn, coll, exp, ch))
 
     def channel_info(self, c: str, e: str, ch: str) -> ChannelInfo:
         """The channel with its parents and frame; cached briefly (data routes call this per request)."""
@@ -75,11 +97,9 @@ class Catalog:
 
     def _load_info(self, c: str, e: str, ch: str) -> ChannelInfo:
         with self.db.begin() as conn:
-            coll = self._collection(conn, c)
-            exp = self._experiment(conn, coll, e)
-            chan = self._channel(conn, coll, exp, ch)
-            frame = self._one(conn, frames, "coordinate frame", frames.c.id == exp["frame_id"])
-        return ChannelInfo(coll, exp, frame, chan)
+            found = self.resolve(conn, c, e, ch)
+            frame = self._one(conn, frames, "coordinate frame", frames.c.id == found.experiment["frame_id"])
+        return ChannelInfo(found.collection, found.experiment, frame, found.channel)
 
     def changed(self) -> None:
         self.cache.clear()
@@ -94,15 +114,26 @@ class Catalog:
             permissions.c.group_id.in_(ident.groups or {-1})))}
         return [r for r in rows if r.get("public") or r["id"] in granted]
 
-    def _children(self, conn, ident, table: Table, kind: str, parent_col, parent: dict) -> list[str]:
-        rows = [row_dict(r) for r in conn.execute(select(table).where(parent_col == parent["id"]).order_by(table.c.id))]
-        visible = rows if parent.get("public") else self._readable(conn, ident, kind, rows)
-        return [r["name"] for r in visible]
+    def _names(self, conn, ident, kind: str, parent: dict | None = None, *, all_if_public_parent: bool = False
+               ) -> list[str]:
+        """Names of the `kind` objects under `parent` (every collection when None) the caller may see.
+
+        boss-api.md 2.1: lists show the children that are public or readable; 2.3/2.5: a public
+        parent's own JSON names all its children (`all_if_public_parent`).
+        """
+        table = TABLES[kind]
+        query = select(table).order_by(table.c.id)
+        if parent is not None:
+            query = query.where(PARENT_ID[kind] == parent["id"])
+        rows = [row_dict(r) for r in conn.execute(query)]
+        if not (all_if_public_parent and parent is not None and parent.get("public")):
+            rows = self._readable(conn, ident, kind, rows)
+        return [r["name"] for r in rows]
 
     # --- JSON ------------------------------------------------------------------------------------
 
     def collection_json(self, conn, ident, coll: dict) -> dict:
-        exps = self._children(conn, ident, experiments, "experiment", experiments.c.collection_id, coll)
+        exps = self._names(conn, ident, "experiment", coll, all_if_public_parent=True)
         return {"name": coll["name"], "public": coll["public"], "description": coll["description"],
                 "experiments": exps, "creator": coll["creator"]}
 
@@ -115,7 +146,7 @@ class Catalog:
         return out
 
     def experiment_json(self, conn, ident, coll: dict, exp: dict) -> dict:
-        chans = self._children(conn, ident, channels, "channel", channels.c.experiment_id, exp)
+        chans = self._names(conn, ident, "channel", exp, all_if_public_parent=True)
         frame = conn.execute(select(frames.c.name).where(frames.c.id == exp["frame_id"])).scalar()
         keys = ("num_hierarchy_levels", "hierarchy_method", "num_time_samples", "time_step", "time_step_unit")
         return {"channels": chans, "name": exp["name"], "public": exp["public"], "description": exp["description"],
@@ -239,17 +270,18 @@ class Catalog:
 
     def get(self, ident: Identity, c: str, e: str | None = None, ch: str | None = None) -> dict:
         with self.db.begin() as conn:
-            kind, row = self.resolve(conn, c, e, ch)
-            self.auth.require(ident, kind, row["id"], "read", public=row["public"], name="/".join(filter(None, (c, e, ch))))
-            return self._json(conn, ident, kind, c, e, row)
+            found = self.resolve(conn, c, e, ch)
+            row = found.row
+            self.auth.require(ident, found.kind, row["id"], "read", public=row["public"],
+                              name="/".join(filter(None, (c, e, ch))))
+            return self._json(conn, ident, found)
 
-    def _json(self, conn, ident, kind: str, c: str, e: str | None, row: dict) -> dict:
-        if kind == "collection":
-            return self.collection_json(conn, ident, row)
-        coll = self._collection(conn, c)
-        if kind == "experiment":
-            return self.experiment_json(conn, ident, coll, row)
-        return self.channel_json(conn, self._experiment(conn, coll, e), row)
+    def _json(self, conn, ident, found: Resolved) -> dict:
+        if found.kind == "collection":
+            return self.collection_json(conn, ident, found.collection)
+        if found.kind == "experiment":
+            return self.experiment_json(conn, ident, found.collection, found.experiment)
+        return self.channel_json(conn, found.experiment, found.channel)
 
     def get_frame(self, name: str) -> dict:
         with self.db.begin() as conn:
@@ -261,10 +293,11 @@ class Catalog:
         kind = "channel" if ch else "experiment" if e else "collection"
         values = clean_put(kind, body)
         with self.db.begin() as conn:
-            _, row = self.resolve(conn, c, e, ch)
+            found = self.resolve(conn, c, e, ch)
+            row = found.row
             self.auth.require(ident, kind, row["id"], "update", name="/".join(filter(None, (c, e, ch))))
             if kind == "channel":
-                self._prepare_channel_update(conn, ident, c, e, row, values)
+                self._prepare_channel_update(conn, ident, found.experiment, row, values)
             if "name" in values and values["name"] != row["name"]:
                 scope = {"collection": (), "experiment": (experiments.c.collection_id == row.get("collection_id"),),
                          "channel": (channels.c.experiment_id == row.get("experiment_id"),)}[kind]
@@ -272,14 +305,11 @@ class Catalog:
             if values:
                 conn.execute(update(TABLES[kind]).where(TABLES[kind].c.id == row["id"]).values(**values))
             self.changed()
-            row = self._one(conn, TABLES[kind], kind, TABLES[kind].c.id == row["id"])
-            new_c = values.get("name", c) if kind == "collection" else c
-            new_e = values.get("name", e) if kind == "experiment" else e
-            return self._json(conn, ident, kind, new_c, new_e, row)
+            updated = self._one(conn, TABLES[kind], kind, TABLES[kind].c.id == row["id"])
+            return self._json(conn, ident, replace(found, **{kind: updated}))  # parents are unchanged
 
-    def _prepare_channel_update(self, conn, ident, c: str, e: str, chan: dict, values: dict) -> None:
+    def _prepare_channel_update(self, conn, ident, exp: dict, chan: dict, values: dict) -> None:
         self._check_admin_fields(ident, values)
-        exp = self._experiment(conn, self._collection(conn, c), e)
         if "sources" in values or "related" in values:
             current = self.channel_json(conn, exp, chan)
             sources = values.pop("sources", current["sources"])
@@ -303,7 +333,8 @@ class Catalog:
     def delete(self, ident: Identity, c: str, e: str | None = None, ch: str | None = None) -> None:
         self.auth.require_role(ident, *MANAGER)
         with self.db.begin() as conn:
-            kind, row = self.resolve(conn, c, e, ch)
+            found = self.resolve(conn, c, e, ch)
+            kind, row = found.kind, found.row
             self.auth.require(ident, kind, row["id"], "delete", name="/".join(filter(None, (c, e, ch))))
             self._guard(conn, kind, row)
             self._drop(conn, kind, row["id"])
@@ -344,24 +375,21 @@ class Catalog:
 
     # --- lists ----------------------------------------------------------------------------------------
 
-    def list_collections(self, ident: Identity) -> list[str]:
+    def list_names(self, ident: Identity, *path: str) -> list[str]:
+        """The collections (no path), a collection's experiments or an experiment's channels the caller may see."""
+        kind = ("collection", "experiment", "channel")[len(path)]
         with self.db.begin() as conn:
-            rows = [row_dict(r) for r in conn.execute(select(collections).order_by(collections.c.id))]
-            return [r["name"] for r in self._readable(conn, ident, "collection", rows)]
+            parent = self.resolve(conn, *path).row if path else None
+            return self._names(conn, ident, kind, parent)
+
+    def list_collections(self, ident: Identity) -> list[str]:
+        return self.list_names(ident)
 
     def list_experiments(self, ident: Identity, c: str) -> list[str]:
-        with self.db.begin() as conn:
-            coll = self._collection(conn, c)
-            rows = [row_dict(r) for r in conn.execute(select(experiments).where(
-                experiments.c.collection_id == coll["id"]).order_by(experiments.c.id))]
-            return [r["name"] for r in self._readable(conn, ident, "experiment", rows)]
+        return self.list_names(ident, c)
 
     def list_channels(self, ident: Identity, c: str, e: str) -> list[str]:
-        with self.db.begin() as conn:
-            exp = self._experiment(conn, self._collection(conn, c), e)
-            rows = [row_dict(r) for r in conn.execute(select(channels).where(
-                channels.c.experiment_id == exp["id"]).order_by(channels.c.id))]
-            return [r["name"] for r in self._readable(conn, ident, "channel", rows)]
+        return self.list_names(ident, c, e)
 
     def list_frames(self, owner_only: str | None = None) -> list[str]:
         query = select(frames.c.name).order_by(frames.c.id)

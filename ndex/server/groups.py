@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from ndex.server.auth import BASE_PERMS, PUBLIC_READS, Authorizer, Identity, perms_for
-from ndex.server.catalog import Catalog
+from ndex.server.catalog import MANAGER, Catalog
 from ndex.server.fields import check_name
 from ndex.server.http_errors import (
     BAD_REQUEST,
@@ -17,7 +17,6 @@ from ndex.server.http_errors import (
     MISSING_PERMISSION,
     MISSING_ROLE,
     UNABLE_TO_VALIDATE,
-    USER_NOT_FOUND,
     BossError,
 )
 from ndex.server.schema import (
@@ -30,9 +29,8 @@ from ndex.server.schema import (
     permissions,
     users,
 )
-from ndex.server.users import ADMIN_GROUP, PUBLIC_GROUP, user_id
+from ndex.server.users import ADMIN_GROUP, PUBLIC_GROUP, known_user_id
 
-MANAGER = ("resource-manager",)
 BUILTIN = (ADMIN_GROUP, PUBLIC_GROUP)
 ROSTERS = {"members": group_members, "maintainers": group_maintainers}
 
@@ -50,12 +48,6 @@ class GroupService:
         if row is None:
             raise BossError(GROUP_NOT_FOUND, f"group {name!r} does not exist: `GET /v1/groups/` lists yours")
         return dict(row._mapping)
-
-    def _user(self, conn, name: str) -> int:
-        uid = user_id(conn, name)
-        if uid is None:
-            raise BossError(USER_NOT_FOUND, f"user {name!r} does not exist")
-        return uid
 
     def _in(self, conn, roster: str, gid: int, uid: int | None) -> bool:
         table = ROSTERS[roster]
@@ -137,13 +129,13 @@ class GroupService:
         self.auth.require_role(ident, *MANAGER)
         with self.db.begin() as conn:
             group = self._group(conn, name)
-            return self._in(conn, roster, group["id"], self._user(conn, username))
+            return self._in(conn, roster, group["id"], known_user_id(conn, username))
 
     def add_to(self, ident: Identity, name: str, roster: str, username: str) -> None:
         self.auth.require_role(ident, *MANAGER)
         with self.db.begin() as conn:
             group = self._group(conn, name)
-            uid = self._user(conn, username)
+            uid = known_user_id(conn, username)
             self._require_maintainer(conn, ident, group)
             if not self._in(conn, roster, group["id"], uid):
                 conn.execute(insert(ROSTERS[roster]).values(group_id=group["id"], user_id=uid))
@@ -153,7 +145,7 @@ class GroupService:
         self.auth.require_role(ident, *MANAGER)
         with self.db.begin() as conn:
             group = self._group(conn, name)
-            uid = self._user(conn, username)
+            uid = known_user_id(conn, username)
             self._require_maintainer(conn, ident, group)
             if roster == "maintainers" and not self._in(conn, roster, group["id"], uid):
                 raise BossError(MISSING_PERMISSION, f"{username} is not a maintainer of group {name}")
@@ -168,8 +160,9 @@ class GroupService:
             raise BossError(missing_code, "a collection (and optionally experiment and channel) is required")
         if params.get("channel") and not params.get("experiment"):
             raise BossError(missing_code, "a channel needs its experiment")
-        return self.catalog.resolve(conn, params["collection"], params.get("experiment") or None,
-                                    params.get("channel") or None)
+        found = self.catalog.resolve(conn, params["collection"], params.get("experiment") or None,
+                                     params.get("channel") or None)
+        return found.kind, found.row
 
     def _sets(self, conn, gids: list[int], target: tuple[str, int] | None) -> list[dict]:
         query = select(permissions, groups.c.name.label("group")).join(groups, groups.c.id == permissions.c.group_id)\

@@ -20,9 +20,9 @@ class MetadataService:
         self.db = catalog.db
 
     def _target(self, conn, ident: Identity, method: str, path: tuple[str, ...]) -> tuple[str, int]:
-        kind, row = self.catalog.resolve(conn, *path)
-        self.catalog.auth.require(ident, kind, row["id"], NEEDED[method], name="/".join(path))
-        return kind, row["id"]
+        found = self.catalog.resolve(conn, *path)
+        self.catalog.auth.require(ident, found.kind, found.row["id"], NEEDED[method], name="/".join(path))
+        return found.kind, found.row["id"]
 
     def list_keys(self, ident: Identity, path: tuple[str, ...]) -> list[str]:
         with self.db.begin() as conn:

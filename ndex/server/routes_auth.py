@@ -6,11 +6,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from ndex.server.auth import Identity
+from ndex.server.db import Database
 from ndex.server.fields import check_name
-from ndex.server.http_errors import INVALID_ROLE, MISSING_ROLE, USER_NOT_FOUND, BossError, invalid
-from ndex.server.schema import user_roles, users
+from ndex.server.http_errors import INVALID_ROLE, MISSING_ROLE, BossError, invalid
 from ndex.server.services import identify, json_body, services
-from ndex.server.users import ROLES, add_role, create_user, delete_user, roles_of, user_id
+from ndex.server.users import (
+    ROLES,
+    add_role,
+    create_user,
+    delete_user,
+    known_user_id,
+    remove_role,
+    roles_of,
+    user_id,
+    user_row,
+)
 
 router = APIRouter(tags=["authorization"])
 GROUP = "/v1/groups/{g}"
@@ -109,21 +119,13 @@ def _user_manager(request: Request, target: str | None = None) -> Identity:
     return ident
 
 
-def _uid(conn, username: str) -> int:
-    uid = user_id(conn, username)
-    if uid is None:
-        raise BossError(USER_NOT_FOUND, f"user {username!r} does not exist")
-    return uid
-
-
 @router.get("/v1/sso/user/{u}", summary="A user's record (Keycloak-like shape)")
 def get_user(request: Request, u: str):
     _user_manager(request, u)
     with services(request).db.begin() as conn:
-        uid = _uid(conn, u)
-        row = conn.execute(users.select().where(users.c.id == uid)).first()
+        row = user_row(conn, u)
         return {"username": row.username, "firstName": row.first_name, "lastName": row.last_name,
-                "email": row.email, "realmRoles": list(roles_of(conn, uid))}
+                "email": row.email, "realmRoles": list(roles_of(conn, row.id))}
 
 
 @router.post("/v1/sso/user/{u}", status_code=201, summary="Create a user (no token; use `ndex token create`)")
@@ -133,12 +135,16 @@ async def add_user(request: Request, u: str):
     if not isinstance(body, dict):
         raise invalid("the body must be a JSON object with first_name, last_name, email")
     check_name(u, "user name")
-    with services(request).db.begin() as conn:
+    await run_in_threadpool(_create_user, services(request).db, u, body)
+    return Response(status_code=201)
+
+
+def _create_user(db: Database, u: str, body: dict) -> None:
+    with db.begin() as conn:
         if user_id(conn, u) is not None:
             raise BossError(7001, f"user {u!r} already exists", status=409)
         create_user(conn, u, first_name=str(body.get("first_name", "")), last_name=str(body.get("last_name", "")),
                     email=str(body.get("email", "")))
-    return Response(status_code=201)
 
 
 @router.delete("/v1/sso/user/{u}", status_code=204, summary="Delete a user and their tokens (admin)")
@@ -146,7 +152,7 @@ def remove_user(request: Request, u: str):
     ident = identify(request)
     services(request).auth.require_role(ident, "admin")
     with services(request).db.begin() as conn:
-        delete_user(conn, _uid(conn, u))
+        delete_user(conn, known_user_id(conn, u))
     services(request).auth.forget()
     return Response(status_code=204)
 
@@ -155,7 +161,7 @@ def remove_user(request: Request, u: str):
 def get_roles(request: Request, u: str):
     _user_manager(request, u)
     with services(request).db.begin() as conn:
-        return JSONResponse(list(roles_of(conn, _uid(conn, u))))
+        return JSONResponse(list(roles_of(conn, known_user_id(conn, u))))
 
 
 def _check_role_change(ident: Identity, role: str) -> None:
@@ -172,7 +178,7 @@ def has_role(request: Request, u: str, role: str):
     if role not in ROLES:
         raise BossError(INVALID_ROLE, f"unknown role {role!r}: use one of {', '.join(ROLES)}")
     with services(request).db.begin() as conn:
-        return JSONResponse(role in roles_of(conn, _uid(conn, u)))
+        return JSONResponse(role in roles_of(conn, known_user_id(conn, u)))
 
 
 @router.post("/v1/sso/user-role/{u}/{role}", status_code=201, summary="Grant a role")
@@ -180,7 +186,7 @@ def grant_role(request: Request, u: str, role: str):
     ident = _user_manager(request)
     _check_role_change(ident, role)
     with services(request).db.begin() as conn:
-        add_role(conn, _uid(conn, u), role)
+        add_role(conn, known_user_id(conn, u), role)
     services(request).auth.forget()
     return Response(status_code=201)
 
@@ -190,7 +196,6 @@ def revoke_role(request: Request, u: str, role: str):
     ident = _user_manager(request)
     _check_role_change(ident, role)
     with services(request).db.begin() as conn:
-        uid = _uid(conn, u)
-        conn.execute(user_roles.delete().where(user_roles.c.user_id == uid, user_roles.c.role == role))
+        remove_role(conn, known_user_id(conn, u), role)
     services(request).auth.forget()
     return Response(status_code=204)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, insert, select
 
 from ndex.errors import UsageError
+from ndex.server.http_errors import USER_NOT_FOUND, BossError
 from ndex.server.schema import group_maintainers, group_members, groups, tokens, user_roles, users
 
 ROLES = ("admin", "user-manager", "resource-manager")
@@ -38,6 +39,18 @@ class TokenInfo:
 
 def user_id(conn: Connection, username: str) -> int | None:
     return conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
+
+
+def user_row(conn: Connection, username: str):
+    """The user's record; 404 (USER_NOT_FOUND) when there is none, for the routes that name a user."""
+    row = conn.execute(select(users).where(users.c.username == username)).first()
+    if row is None:
+        raise BossError(USER_NOT_FOUND, f"user {username!r} does not exist")
+    return row
+
+
+def known_user_id(conn: Connection, username: str) -> int:
+    return user_row(conn, username).id
 
 
 def group_id(conn: Connection, name: str) -> int | None:
@@ -74,6 +87,10 @@ def create_user(conn: Connection, username: str, *, roles: tuple[str, ...] = (),
 def add_role(conn: Connection, uid: int, role: str) -> None:
     if role not in roles_of(conn, uid):
         conn.execute(insert(user_roles).values(user_id=uid, role=role))
+
+
+def remove_role(conn: Connection, uid: int, role: str) -> None:
+    conn.execute(delete(user_roles).where(user_roles.c.user_id == uid, user_roles.c.role == role))
 
 
 def roles_of(conn: Connection, uid: int) -> tuple[str, ...]:

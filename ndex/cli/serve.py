@@ -5,14 +5,10 @@ import argparse
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from ndex.cli.common import add_logging_flags, run_guarded, setup_logging
 from ndex.errors import UsageError
 from ndex.server.settings import ServerSettings, help_of
-
-if TYPE_CHECKING:
-    from ndex.server.volumes import VolumeStore
 
 DEFAULTS = ServerSettings()
 
@@ -29,11 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=help_of("allow_sourceless_annotations"))
     parser.add_argument("--downsample-workers", type=int, default=DEFAULTS.downsample_workers,
                         help=help_of("downsample_workers"))
-    parser.add_argument("--fsync", action="store_true",
-                        help="flush every written chunk to disk before a POST is answered. Off by default, "
-                             "which writes faster: a crash of the server process loses nothing already "
-                             "answered, but a power cut or an OS crash may lose the last seconds of writes "
-                             "(local stores only; S3 is durable without it; one server process only)")
+    parser.add_argument("--fsync", action="store_true", help=help_of("fsync"))
     parser.add_argument("--access_log", action="store_true",
                         help="log every request (off by default: a multi-day ingest makes millions of them)")
     add_logging_flags(parser)
@@ -42,14 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> ServerSettings:
     return ServerSettings(data_dir=args.data, db_url=args.db, store_url=args.store,
                           allow_sourceless_annotations=args.allow_sourceless_annotations,
-                          downsample_workers=args.downsample_workers)
-
-
-def volume_store(settings: ServerSettings, *, fsync: bool = False) -> VolumeStore:
-    """The server's VolumeStore; `fsync` makes every chunk write durable before it is acknowledged."""
-    from ndex.server.volumes import VolumeStore
-
-    return VolumeStore(settings.volume_url, cache_bytes=settings.store_cache_mb * 2**20, fsync=fsync)
+                          downsample_workers=args.downsample_workers, fsync=args.fsync)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,8 +51,6 @@ def serve(args: argparse.Namespace) -> int:
     from ndex.server.users import ensure_first_admin
 
     settings = settings_from(args)
-    if args.workers > 1 and args.fsync:
-        raise UsageError("--fsync works with one server process only: drop --workers, or --fsync")
     if args.workers > 1 and settings.sqlite:
         raise UsageError(f"--workers {args.workers} needs a server database: SQLite allows one server process; "
                          "pass --db postgresql://... or drop --workers")
@@ -89,13 +72,9 @@ def serve(args: argparse.Namespace) -> int:
             uvicorn.run("ndex.server.app:app_from_env", factory=True, host=args.host, port=args.port,
                         workers=args.workers, log_level=log_level, access_log=args.access_log)
         else:
-            store = volume_store(settings, fsync=args.fsync)
-            try:
-                # uvicorn picks httptools and uvloop when installed (about twice h11's cutout throughput)
-                uvicorn.run(create_app(settings, store=store, db=db), host=args.host, port=args.port,
-                            log_level=log_level, access_log=args.access_log)
-            finally:
-                store.close()
+            # uvicorn picks httptools and uvloop when installed (about twice h11's cutout throughput)
+            uvicorn.run(create_app(settings, db=db), host=args.host, port=args.port,
+                        log_level=log_level, access_log=args.access_log)
     finally:
         db.close()
         if lock is not None:

@@ -30,6 +30,7 @@ from ndex.server import (
 )
 from ndex.server.auth import Authorizer
 from ndex.server.catalog import Catalog
+from ndex.server.channels import store_key
 from ndex.server.db import Database
 from ndex.server.groups import GroupService
 from ndex.server.http_errors import (
@@ -62,7 +63,8 @@ def create_app(settings: ServerSettings, store: VolumeStore | None = None, db: D
     db = db or Database(settings.database_url)
     with db.begin() as conn:
         ensure_builtin_groups(conn)
-    store = store or VolumeStore(settings.volume_url, cache_bytes=settings.store_cache_mb * 2**20)
+    store = store or VolumeStore(settings.volume_url, cache_bytes=settings.store_cache_mb * 2**20,
+                                 fsync=settings.fsync)
     svc = build_services(settings, db, store)
     if settings.sqlite:
         svc.jobs.recover()  # one server per SQLite directory (the lock): nothing else can be running a job
@@ -94,8 +96,8 @@ def build_services(settings: ServerSettings, db: Database, store: VolumeStore) -
 
     def drop_data(chan_id: int) -> None:
         jobs.abandon(chan_id)  # a pyramid build must not re-create arrays of a deleted channel
-        store.delete(f"ch{chan_id}")
-        store.delete(f"ch{chan_id}-iso")
+        for iso in (False, True):
+            store.delete(store_key(chan_id, iso))
 
     catalog = Catalog(db, auth, allow_sourceless_annotations=settings.allow_sourceless_annotations,
                       cache_seconds=settings.cache_seconds, on_channel_deleted=drop_data)

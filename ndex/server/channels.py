@@ -12,6 +12,12 @@ from ndex.geometry import Box, iso_level
 from ndex.server.volumes import ChannelLayout
 
 
+def store_key(chan_id: int, iso: bool = False) -> str:
+    """Where a channel's arrays live in the volume store: under its immutable id, never its name; the
+    isotropic pyramid of an anisotropic experiment beside them."""
+    return f"ch{chan_id}" + ("-iso" if iso else "")
+
+
 @dataclass(frozen=True)
 class ChannelInfo:
     collection: dict[str, Any]
@@ -25,7 +31,7 @@ class ChannelInfo:
 
     @property
     def key(self) -> str:
-        return f"ch{self.id}"
+        return store_key(self.id)
 
     @property
     def annotation(self) -> bool:
@@ -71,7 +77,7 @@ class ChannelInfo:
     def layout(self, iso: bool = False) -> ChannelLayout:
         f = self.frame
         return ChannelLayout(
-            key=self.key + ("-iso" if iso else ""), dtype=self.datatype,
+            key=store_key(self.id, iso), dtype=self.datatype,
             extent=(f["x_stop"], f["y_stop"], f["z_stop"]),
             time_samples=self.experiment["num_time_samples"], levels=self.store_levels(iso),
             z_scaled=self.z_scaled(iso), voxel_size=(f["x_voxel_size"], f["y_voxel_size"], f["z_voxel_size"]),

@@ -30,7 +30,7 @@ from ndex.server.http_errors import (
     TYPE_ERROR,
     BossError,
 )
-from ndex.server.services import Services, identify, services
+from ndex.server.services import Services, identify, read_limited, services
 
 router = APIRouter(tags=["volumes"])
 CHAN = "{c}/{e}/{ch}"
@@ -132,7 +132,10 @@ async def post_cutout(request: Request):
     if media not in BLOSC_TYPES:
         raise UnsupportedMedia(media)
     region = await run_in_threadpool(_writable_region, svc, request)
-    body = await read_limited(request, region.nbytes + BLOSC_OVERHEAD)
+    limit = region.nbytes + BLOSC_OVERHEAD
+    body = await read_limited(request, limit, lambda size: BossError(
+        DATA_DIMENSION_MISMATCH, f"the body has {size}, more than the URL's extent can hold compressed "
+                                 f"({limit} bytes): check the array shape"))
     await run_in_threadpool(_write, svc, region, body)
     return Response(status_code=201)
 
@@ -147,22 +150,6 @@ def _writable_region(svc: Services, request: Request) -> Region:
     region = region_of(info, request)
     check_writable(region)
     return region
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refusing (without reading it all) one longer than `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BossError(DATA_DIMENSION_MISMATCH, f"the body has {declared} bytes, more than the URL's extent can "
-                                                 f"hold compressed ({limit}): check the array shape")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BossError(DATA_DIMENSION_MISMATCH, f"the body is longer than the URL's extent can hold "
-                                                     f"compressed ({limit} bytes): check the array shape")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _write(svc: Services, region: Region, body: bytes) -> None:

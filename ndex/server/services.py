@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,18 +42,25 @@ def identify(request: Request) -> Identity:
     return services(request).auth.identify(request.method, request.headers.get("authorization"))
 
 
-async def json_body(request: Request) -> Any:
-    """The parsed JSON body (None when empty); malformed JSON is a 400/1003 with the parser's reason."""
+async def read_limited(request: Request, limit: int, refuse: Callable[[str], Exception]) -> bytes:
+    """The request body, refused as `refuse(size)` (size: '5000 bytes' or 'more than N bytes') without
+    reading it all when it is longer than `limit` bytes."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_JSON_BYTES:
-        raise invalid(f"the JSON body has {declared} bytes; resource bodies are small (at most {MAX_JSON_BYTES})")
+    if declared.isdigit() and int(declared) > limit:
+        raise refuse(f"{declared} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_JSON_BYTES:
-            raise invalid(f"the JSON body exceeds {MAX_JSON_BYTES} bytes; resource bodies are small")
+        if size > limit:
+            raise refuse(f"more than {limit} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def json_body(request: Request) -> Any:
+    """The parsed JSON body (None when empty); malformed JSON is a 400/1003 with the parser's reason."""
+    raw = await read_limited(request, MAX_JSON_BYTES, lambda size: invalid(
+        f"the JSON body has {size}; resource bodies are small (at most {MAX_JSON_BYTES} bytes)"))
     if not raw.strip():
         return None
     try:

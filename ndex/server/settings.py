@@ -29,6 +29,10 @@ class ServerSettings:
     cache_seconds: float = _setting(2.0, "how long channel and token lookups are cached in each process")
     downsample_workers: int = _setting(1, "background threads building resolution pyramids")
     store_cache_mb: int = _setting(256, "chunk cache of the volume store, in MiB")
+    fsync: bool = _setting(
+        False, "flush every written chunk to disk before a POST is answered. Off by default, which writes "
+               "faster: a crash of the server process loses nothing already answered, but a power cut or an "
+               "OS crash may lose the last seconds of writes (local stores only; S3 is durable without it)")
 
     @property
     def database_url(self) -> str:

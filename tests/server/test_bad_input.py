@@ -52,6 +52,28 @@ def test_bad_cutout_bodies_leave_data_unchanged(server_app, chan, case):
     assert np.array_equal(stored(server_app, tc), data)
 
 
+def chunks(body: bytes, size: int = 2**16):
+    """`body` as a generator: requests sends it chunked, with no Content-Length to refuse it by."""
+    for i in range(0, len(body), size):
+        yield body[i:i + size]
+
+
+@pytest.mark.parametrize("send", [bytes, chunks], ids=["declared length", "chunked"])
+def test_overlong_bodies_are_refused_declared_or_streamed(server_app, chan, send):
+    tc, data = chan
+    raw = np.random.default_rng(2).integers(0, 255, size=4 * 2**20, dtype=np.uint8).tobytes()
+    r = post(server_app, f"/v1/cutout/{tc.path}/0/0:8/0:4/0:2/", send(blosc.compress(raw, typesize=1)))
+    check(r, 400, 2002)
+    assert "more than the URL's extent can hold" in r.json()["message"]
+    assert np.array_equal(stored(server_app, tc), data)
+    h = {**server_app.headers, "Content-Type": "application/json"}
+    big = b'{"description": "' + b"x" * 2**21 + b'"}'
+    r = requests.post(url(server_app, "collection/never-made"), data=send(big), headers=h, timeout=30)
+    check(r, 400, 1003)
+    assert "resource bodies are small" in r.json()["message"]
+    assert requests.get(url(server_app, "collection/never-made"), headers=server_app.headers, timeout=30).status_code == 404
+
+
 @pytest.mark.parametrize("ranges,code", [
     ("0:8/0:4/0:99999999999", 1001), ("0:65/0:4/0:2", 1001), ("8:8/0:4/0:2", 1001), ("-1:8/0:4/0:2", 1001),
     ("a:b/0:4/0:2", 1001), ("0:8/0:4/0:2/2:5", 1000), ("0:8/0:4/0:2/1:1", 1000),

@@ -138,3 +138,18 @@ def test_deleting_a_channel_drops_its_data(server_app):
     chan_url = f"{server_app.url}/v1/collection/{tc.collection}/experiment/{tc.experiment}/channel/ch"
     assert requests.delete(chan_url, headers=server_app.headers, timeout=30).status_code == 204
     assert not any((store / key).rglob("*.json"))
+
+
+def test_deleting_a_channel_drops_its_iso_pyramid_too(server_app):
+    tc = make_channel(server_app, extent=(64, 64, 16), levels=3, hierarchy="anisotropic", voxel_size=(4, 4, 8))
+    store = server_app.data_dir / "store"
+    before = {p.name for p in store.iterdir()} if store.exists() else set()
+    post_cutout(server_app, tc, "0/0:8/0:8/0:4", np.full((4, 8, 8), 90, np.uint8))
+    assert requests.post(f"{server_app.url}/v1/downsample/{tc.path}/", headers=server_app.headers,
+                         timeout=30).status_code == 201
+    assert wait_status(server_app, tc, {"DOWNSAMPLED", "FAILED"})["status"] == "DOWNSAMPLED"
+    keys = {p.name for p in store.iterdir()} - before
+    assert len(keys) == 2 and any(k.endswith("-iso") for k in keys)  # the plain and the isotropic pyramid
+    chan_url = f"{server_app.url}/v1/collection/{tc.collection}/experiment/{tc.experiment}/channel/ch"
+    assert requests.delete(chan_url, headers=server_app.headers, timeout=30).status_code == 204
+    assert not any(any((store / key).rglob("*.json")) for key in keys)

@@ -1,5 +1,6 @@
-"""`ndex serve --fsync`: off by default, reaches the store's file driver, refused with --workers, and a
-server started with it stores and serves cutouts."""
+"""`ndex serve --fsync`: off by default, a server setting that reaches the store's file driver (in every
+worker process: workers build their app from the settings), and a server started with it stores and
+serves cutouts."""
 from __future__ import annotations
 
 import argparse
@@ -9,10 +10,10 @@ import pytest
 
 from ndex.cli import serve
 from ndex.cli.local_server import LocalServer
-from ndex.cli.main import main
 from ndex.client import BossClient
 from ndex.client.models import ChannelRef
 from ndex.geometry import Box
+from ndex.server.app import create_app
 from ndex.server.settings import ServerSettings
 
 
@@ -30,19 +31,19 @@ def test_fsync_is_off_unless_asked_and_its_help_names_the_trade():
     assert "power cut" in text and "crash of the server process loses nothing" in text
 
 
-@pytest.mark.parametrize("fsync", [False, True])
-def test_the_flag_reaches_the_file_driver(tmp_path, fsync):
-    store = serve.volume_store(ServerSettings(data_dir=str(tmp_path)), fsync=fsync)
+@pytest.mark.parametrize("flags", [(), ("--fsync",)], ids=["default", "--fsync"])
+def test_the_flag_reaches_the_file_driver_of_every_worker(tmp_path, flags):
+    settings = serve.settings_from(parsed("--data", str(tmp_path), *flags))
+    worker_settings = ServerSettings.from_json(settings.to_json())  # what a uvicorn worker builds its app from
+    assert worker_settings == settings
+    app = create_app(worker_settings)
+    store = app.state.services.store
     try:
         # the kvstore spec with its context bound is the one place tensorstore tells the setting
-        assert store._root.spec(retain_context=True).to_json()["file_io_sync"] is fsync
+        assert store._root.spec(retain_context=True).to_json()["file_io_sync"] is bool(flags)
     finally:
         store.close()
-
-
-def test_fsync_with_several_workers_is_refused(tmp_path, capsys):
-    assert main(["serve", "--data", str(tmp_path), "--workers", "2", "--fsync"]) == 2
-    assert "--fsync works with one server process only" in capsys.readouterr().err
+        app.state.services.db.close()
 
 
 def test_a_server_with_fsync_round_trips_a_cutout(tmp_path):

@@ -167,27 +167,29 @@ def voxel_size_at_res(voxel: tuple[float, float, float], res: int, z_scaled: boo
 
 def request_cost(box: Box, itemsize: int, time_samples: int = 1) -> int:
     """Bytes the server counts against its cap (64-bit channels count a quarter, as BOSS does)."""
-    nbytes = box.nbytes(itemsize, time_samples)
+    return _counted(box.nbytes(itemsize, time_samples), itemsize)
+
+
+def _counted(nbytes: int, itemsize: int) -> int:
     return nbytes // 4 if itemsize == 8 else nbytes
 
 
 def block_shape(box: Box, itemsize: int, max_bytes: int = DEFAULT_BLOCK_BYTES, *, time_samples: int = 1,
-                cuboid: Triple = BOSS_CUBOID, depth: int | None = None) -> Triple:
+                depth: int | None = None) -> Triple:
     """Shape (x, y, z) of the aligned blocks for `box`: whole cuboids, grown x first, then y, then z.
 
     `depth` fixes the z size (a multiple of the cuboid depth). One cuboid is the minimum even when it
     exceeds `max_bytes`; nothing exceeds the server's cap.
     """
-    cx, cy, cz = cuboid
+    cx, cy, cz = BOSS_CUBOID
     span = [math.ceil((align_up(hi, c) - align_down(lo, c)) / c)
-            for lo, hi, c in zip(box.start, box.stop, cuboid)]
+            for lo, hi, c in zip(box.start, box.stop, BOSS_CUBOID)]
     nz = max(1, (depth or cz) // cz)
     n = [1, 1, min(nz, span[2])]
 
     def fits(shape: list[int]) -> bool:
         nbytes = shape[0] * cx * shape[1] * cy * shape[2] * cz * itemsize * time_samples
-        cost = nbytes // 4 if itemsize == 8 else nbytes
-        return nbytes <= max_bytes and cost <= CUTOUT_MAX_BYTES
+        return nbytes <= max_bytes and _counted(nbytes, itemsize) <= CUTOUT_MAX_BYTES
 
     for axis in (0, 1) + (() if depth else (2,)):
         while n[axis] < span[axis]:
@@ -214,9 +216,9 @@ def iter_blocks(box: Box, shape: Triple) -> Iterator[Box]:
 
 
 def plan_blocks(box: Box, itemsize: int, max_bytes: int = DEFAULT_BLOCK_BYTES, *, time_samples: int = 1,
-                cuboid: Triple = BOSS_CUBOID, depth: int | None = None) -> list[Box]:
+                depth: int | None = None) -> list[Box]:
     """Split `box` into cuboid-aligned blocks of at most `max_bytes` (and never over the server cap)."""
-    shape = block_shape(box, itemsize, max_bytes, time_samples=time_samples, cuboid=cuboid, depth=depth)
+    shape = block_shape(box, itemsize, max_bytes, time_samples=time_samples, depth=depth)
     return list(iter_blocks(box, shape))
 
 

@@ -226,7 +226,7 @@ class VolumeStore:
         chunk, that chunk is stored, and its bytes are a complete blosc-1 frame of the right size.
         """
         self._check_region(layout, res, box, (t, t + 1))
-        if box.shape_zyx != CHUNK_ZYX or any(s % c for s, c in zip(box.start, BOSS_CUBOID)):
+        if not _one_chunk(box):
             return None
         handle = self._reader(layout, res, box, (t, t + 1))
         if handle is None or not _covers(handle, box, (t, t + 1)):
@@ -287,7 +287,7 @@ class VolumeStore:
         voxel replaces). A chunk is a blosc-1 frame of C-order little-endian voxels (`bytes` then
         `blosc`), and blosc frames describe their own settings, so the client's frame decodes as the
         chunk. This is the common ingest POST (ndpush sends whole cuboids); False: merge as usual."""
-        if data.shape[0] != 1 or box.shape_zyx != CHUNK_ZYX or any(s % c for s, c in zip(box.start, BOSS_CUBOID)):
+        if data.shape[0] != 1 or not _one_chunk(box):
             return False
         if not data.all():
             return False  # zeros keep what is stored: only a merge knows it
@@ -556,6 +556,11 @@ class _Level:
 
 
 # --- small pure helpers ------------------------------------------------------------------------------
+
+
+def _one_chunk(box: Box) -> bool:
+    """Is `box` exactly one stored chunk (one whole, aligned BOSS cuboid)?"""
+    return box.shape == BOSS_CUBOID and box.is_aligned()
 
 
 def _chunk_key(t: int, box: Box) -> str:

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ndex.cli.common import EXIT_OK, add_logging_flags, run_guarded, setup_logging
-from ndex.sources.stacks import expand_stack
+from ndex.transfer.expand import expand_stack
 
 DESCRIPTION = "Split a multipage TIFF stack into single-slice TIFF files that ndpush can read."
 

@@ -8,6 +8,5 @@ See ndex/sources/base.py for the Source protocol every backend implements.
 """
 from ndex.sources.base import DATASOURCES, Source, SourceSpec, parse_rgb_channel
 from ndex.sources.registry import open_source, register
-from ndex.sources.stacks import expand_stack
 
-__all__ = ["DATASOURCES", "Source", "SourceSpec", "expand_stack", "open_source", "parse_rgb_channel", "register"]
+__all__ = ["DATASOURCES", "Source", "SourceSpec", "open_source", "parse_rgb_channel", "register"]

@@ -1,13 +1,17 @@
 """expand_stack / the expand_stacks command: a stack split into slices reads back through ndpush's source."""
 from __future__ import annotations
 
+import errno
+import os
+
 import numpy as np
 import pytest
 import tifffile
 
 from ndex.cli import expand_stacks
-from ndex.errors import UsageError
-from ndex.sources import SourceSpec, expand_stack, open_source
+from ndex.errors import SinkError, UsageError
+from ndex.sources import SourceSpec, open_source
+from ndex.transfer.expand import expand_stack
 
 from .conftest import make_volume
 
@@ -57,6 +61,26 @@ def test_split_rgb_needs_rgb_and_a_channel_placeholder(tmp_path):
         expand_stack(tmp_path / "grey.tif", tmp_path / "out", base_filename="<p:4>", split_rgb=True)
     with pytest.raises(UsageError, match="no z placeholder"):
         expand_stack(tmp_path / "grey.tif", tmp_path / "out", base_filename="slice")
+
+
+def _half_written_then(error):
+    def imwrite(path, *args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"II*\x00 half a tiff")
+        raise error
+    return imwrite
+
+
+@pytest.mark.parametrize("error, message", [
+    (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), r"cannot write .*0000\.tif\.partial: No space left on device; free"),
+    (ValueError("data too large for standard TIFF file"), r"cannot write .*0000\.tif\.partial: data too large"),
+])
+def test_a_failed_write_is_one_sink_error_and_leaves_no_partial_file(tmp_path, monkeypatch, error, message):
+    tifffile.imwrite(tmp_path / "stack.tif", make_volume(np.uint8, (2, 5, 6), seed=35))
+    monkeypatch.setattr(tifffile, "imwrite", _half_written_then(error))
+    with pytest.raises(SinkError, match=message):
+        expand_stack(tmp_path / "stack.tif", tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_command_prints_how_to_push_and_returns_0(tmp_path, capsys):

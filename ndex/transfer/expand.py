@@ -1,8 +1,10 @@
 """expand_stack: split a multipage TIFF into one TIFF per slice, named so ndpush can read them back.
 
 ndex 1.x shipped this as a script; here it is a library function (the `expand_stacks` command is a
-thin wrapper). Pages are read one at a time, so the stack is never held in memory. Each file is
-written under `<name>.partial` and renamed, so a file that exists is complete.
+thin wrapper). Pages are read one at a time, so the stack is never held in memory. It reads through
+a source and writes like a sink, hence its place in transfer: each file is written under
+`<name>.partial` and renamed by the sinks' own helpers, so a file that exists is complete and a
+failed write leaves nothing behind.
 
     result = expand_stack("stack.tif", "out/", split_rgb=True)
     # out/r/0000.tif, out/g/0000.tif, out/b/0000.tif, ...   (templates: r/<p:4>, ...)
@@ -17,6 +19,7 @@ import numpy as np
 import tifffile
 
 from ndex.errors import SinkError, UsageError
+from ndex.sinks._files import disk_errors, make_dir, partial_of, publish, remove
 from ndex.sources.base import SourceSpec
 from ndex.sources.stack import StackSource
 from ndex.sources.templates import check_template, fill_template
@@ -89,10 +92,21 @@ def _write_page(plane: np.ndarray, z: int, outdir: Path, template: str, channels
 
 
 def _write_atomic(path: Path, image: np.ndarray) -> None:
-    partial = path.with_name(path.name + ".partial")
+    partial = partial_of(path)
+    make_dir(path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(partial, np.ascontiguousarray(image))
-        os.replace(partial, path)
-    except OSError as exc:
-        raise SinkError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        with disk_errors(partial):
+            _imwrite(partial, image)
+        publish(partial, path)
+    except BaseException:
+        remove(partial)  # a half-written slice must not be left for the next run to trip over
+        raise
+
+
+def _imwrite(path: Path, image: np.ndarray) -> None:
+    try:
+        tifffile.imwrite(path, np.ascontiguousarray(image))
+    except OSError:
+        raise  # disk_errors names the fix
+    except Exception as exc:  # tifffile refuses an image with ValueError, TypeError, struct.error...
+        raise SinkError(f"cannot write {path}: {exc}") from exc

@@ -171,8 +171,6 @@ def source_spec(args: argparse.Namespace, channel: str) -> SourceSpec:
                                                  <= args.z_extent[1]):
         raise OutOfBounds(f"--z_range {args.z_range[0]} {args.z_range[1]} lies outside --z_extent "
                           f"{args.z_extent[0]} {args.z_extent[1]}: ingest only slices inside the extent")
-    if args.datasource == "s3" and not args.s3_bucket_name:
-        raise UsageError("--datasource s3 needs --s3_bucket_name")
     return SourceSpec(
         datasource=args.datasource, base_path=args.base_path, base_filename=args.base_filename,
         extension=args.extension, channel=channel, z_step=args.z_step, z_range=args.z_range or args.z_extent,

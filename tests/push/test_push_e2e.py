@@ -106,19 +106,23 @@ def test_tiff_stack_is_read_directly(tmp_path, server_app):
     np.testing.assert_array_equal(read_back(server_app, coll, exp, "ch", (0, 45), (0, 33), (0, 18)), vol)
 
 
-def test_s3_slices(tmp_path, server_app, s3_env):
+@pytest.mark.parametrize("bucket, where", [
+    ("slices", ["--s3_bucket_name", "slices", "--base_path", "data"]),
+    ("slices-in-url", ["--base_path", "s3://slices-in-url/data"]),  # ndex 1.x needed --s3_bucket_name; not any more
+])
+def test_s3_slices(tmp_path, server_app, s3_env, bucket, where):
     import boto3
 
     coll, exp = names()
     vol = random_volume((6, 20, 30), "uint16")
     s3 = boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1")
-    s3.create_bucket(Bucket="slices")
+    s3.create_bucket(Bucket=bucket)
     for z, plane in enumerate(vol):
         path = tmp_path / "p.tif"
         tifffile.imwrite(path, plane)
-        s3.put_object(Bucket="slices", Key=f"data/img_{z:04d}.tif", Body=path.read_bytes())
+        s3.put_object(Bucket=bucket, Key=f"data/img_{z:04d}.tif", Body=path.read_bytes())
     common = ["--collection", coll, "--experiment", exp, "--channel", "ch", "--datasource", "s3",
-              "--s3_bucket_name", "slices", "--base_path", "data", "--base_filename", "img_<p:4>",
+              *where, "--base_filename", "img_<p:4>",
               "--x_extent", "0", "30", "--y_extent", "0", "20", "--z_extent", "0", "6", "--log_dir", str(tmp_path)]
     assert ndpush(server_app, *common, "--create_resources", "--datatype", "uint16") == 0
     assert ndpush(server_app, *common) == 0

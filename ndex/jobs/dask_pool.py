@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ndex.errors import RemoteUnreachable, UsageError
-from ndex.jobs.runners import Outcome, run_subprocess
+from ndex.jobs.runners import run_subprocess
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
@@ -58,9 +58,6 @@ class DaskPool:
 
         with self.client.as_current():  # wait() looks for a current client; ours is not the global default
             return wait(futures, return_when="FIRST_COMPLETED").done
-
-    def outcome(self, future: Any, job_path: Path, attempt: int) -> Outcome:
-        return future.result()
 
     def close(self) -> None:
         self.client.close()

@@ -126,13 +126,14 @@ def run_subprocess(job_path: str, attempt: int = 1) -> Outcome:
 
 
 class Pool(Protocol):
-    """Where job attempts run: submit one, and wait until at least one has finished."""
+    """Where job attempts run: submit one, and wait until at least one has finished.
+
+    A submission is a future whose `result()` is the attempt's `Outcome` (or raises if the worker failed).
+    """
 
     def submit(self, job_path: Path, attempt: int) -> Any: ...
 
     def wait_first(self, futures: list[Any]) -> Iterable[Any]: ...
-
-    def outcome(self, future: Any, job_path: Path, attempt: int) -> Outcome: ...
 
 
 class LocalPool:
@@ -146,9 +147,6 @@ class LocalPool:
 
     def wait_first(self, futures: list[Future]) -> Iterable[Future]:
         return wait(futures, return_when=FIRST_COMPLETED).done
-
-    def outcome(self, future: Future, job_path: Path, attempt: int) -> Outcome:
-        return future.result()
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -180,7 +178,7 @@ def drive(pool: Pool, jobs: list[Path], *, workers: int, retries: int = 0,
         for future in pool.wait_first(list(running)):
             path, attempt = running.pop(future)
             try:
-                outcome = pool.outcome(future, path, attempt)
+                outcome = future.result()
             except Exception as exc:  # the worker failed, not the job: still a failed attempt, reported
                 outcome = failed_outcome(path, attempt, exc)
             retry = not outcome.ok and attempt <= retries

@@ -113,9 +113,3 @@ class Manifest:
             rows = self._db.execute("SELECT state, COUNT(*) FROM blocks WHERE key = ? GROUP BY state",
                                     (self.key,)).fetchall()
         return {state: n for state, n in rows}
-
-    def failures(self) -> dict[Box, str]:
-        with self._lock:
-            rows = self._db.execute("SELECT x0, y0, z0, x1, y1, z1, error FROM blocks WHERE key = ? "
-                                    "AND state = ?", (self.key, FAILED)).fetchall()
-        return {Box(r[0:3], r[3:6]): r[6] or "" for r in rows}

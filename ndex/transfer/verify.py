@@ -44,7 +44,6 @@ class Comparison:
     block: Box
     mismatched: int  # voxels that differ and count as wrong under the mode
     stale: int  # voxels zero in the source but non-zero on the server (allowed by the merge rule)
-    strict: bool
 
     @property
     def ok(self) -> bool:
@@ -71,12 +70,12 @@ def compare(block: Box, source: np.ndarray, stored: np.ndarray, *, strict: bool 
     if source.shape != stored.shape:
         raise ValueError(f"cannot compare {source.shape} source voxels with {stored.shape} stored voxels")
     if np.array_equal(source, stored):
-        return Comparison(block, 0, 0, strict)
+        return Comparison(block, 0, 0)
     differ = source != stored
     nonzero = source != 0
     wrong = int(np.count_nonzero(differ & nonzero))
     stale = int(np.count_nonzero(differ & ~nonzero))
-    return Comparison(block, wrong + (stale if strict else 0), 0 if strict else stale, strict)
+    return Comparison(block, wrong + (stale if strict else 0), 0 if strict else stale)
 
 
 @dataclass

@@ -100,9 +100,6 @@ class FakePool:
     def wait_first(self, futures):
         return wait(futures, return_when=FIRST_COMPLETED).done
 
-    def outcome(self, future, path, attempt):
-        return future.result()
-
 
 def test_drive_is_bounded_retries_and_reports_each_attempt(tmp_path):
     files = make_plan(tmp_path, n=6)

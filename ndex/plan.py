@@ -285,10 +285,7 @@ class Draft:
 
     def argv_for(self, job: Job, root: Path | None = None) -> list[str]:
         z0, z1 = (v - self.z_offset for v in job.z)
-        argv = [self.kind, *self.base_argv, self.z_flag, str(z0), str(z1)]
-        if self.log_dir_flag:
-            where = root / "logs" / f"job_{job.index}" if root is not None else self.log_dir
-            argv += [self.log_dir_flag, str(where)] if where else []
+        argv = [self.kind, *self.base_argv, self.z_flag, str(z0), str(z1), *self.log_argv(root, f"job_{job.index}")]
         if self.stack_filename:
             argv += ["--stack_filename", per_job_name(self.stack_filename, job.slug)]
         return argv
@@ -297,5 +294,9 @@ class Draft:
         """The resource-creating command, logging into the plan directory when there is one."""
         if self.create_argv is None:
             return None
-        where = root / "logs" / "create" if root is not None else self.log_dir
-        return [*self.create_argv] + ([self.log_dir_flag, str(where)] if self.log_dir_flag and where else [])
+        return [*self.create_argv, *self.log_argv(root, "create")]
+
+    def log_argv(self, root: Path | None, name: str) -> list[str]:
+        """The log directory of the job `name`: PLAN_DIR/logs/<name> in a plan directory, else the user's."""
+        where = root / "logs" / name if root is not None else self.log_dir
+        return [self.log_dir_flag, str(where)] if self.log_dir_flag and where else []

@@ -143,9 +143,6 @@ class PlanFiles:
     workers: int = 1
     summary: tuple[str, ...] = field(default=())
 
-    def log_dir(self, job: JobSpec) -> Path:
-        return self.root / "logs" / job.name
-
 
 def job_file(root: Path, job: JobSpec) -> Path:
     return root / "jobs" / f"{job.name}.json"

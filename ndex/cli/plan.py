@@ -13,7 +13,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ndex.cli.common import EXIT_FAILED, EXIT_OK, add_logging_flags, run_guarded, setup_logging
+from ndex.cli.common import EXIT_FAILED, EXIT_OK, run_guarded, setup_logging
 from ndex.cli.pull import parse_size
 from ndex.client import BossClient
 from ndex.config import discover
@@ -26,6 +26,7 @@ from ndex.jobs.spec import DONE, JobSpec, PlanFiles, read_state, write_plan
 from ndex.jobs.status import plan_status
 from ndex.plan import Draft, budget, first_slab, partition, pull_footprint, push_footprint
 from ndex.progress import mb
+from ndex.sinks.layout import stop_digits
 from ndex.transfer import download, probe
 from ndex.transfer.probe import Probe
 from ndex.transfer.upload import PushSpec
@@ -140,7 +141,7 @@ def pull_draft(args: argparse.Namespace) -> Draft:
                                                     "dry_run", "print_metadata"))
     base += ["--x", *map(str, box.x), "--y", *map(str, box.y)] + (["--max_memory", str(limit)] if limit else [])
     if args.z_digits is None:  # every job pads z like one ndpull of the whole range would
-        base += ["--z_digits", str(len(str(box.z[1])))]
+        base += ["--z_digits", str(stop_digits(box.z[1]))]
     warn_token(args)
     return Draft("pull", cut(args, box.z, footprint, measured), tuple(base), "--z",
                  stack_filename=spec.stack_filename, default_dir=f"ndex_plan_{spec.ref.prefix}", cpus=spec.threads)
@@ -328,15 +329,3 @@ def execute(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     return run_guarded(lambda: execute(args))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ndex plan", description="Cut a push or pull into parallel jobs.")
-    configure(parser)
-    add_logging_flags_once(parser)
-    return run(parser.parse_args(argv))
-
-
-def add_logging_flags_once(parser: argparse.ArgumentParser) -> None:
-    if not any("--verbose" in a.option_strings for a in parser._actions):
-        add_logging_flags(parser)

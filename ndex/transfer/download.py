@@ -12,6 +12,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,18 +348,23 @@ def pull(spec: PullSpec, *, client: BossClient | None = None, remote: Remote | N
     Pass a `client` (or a `remote` to build one). A re-run of the same spec resumes.
     """
     progress = progress or NullProgress()
-    own_client = client is None
-    if client is None:
-        if remote is None:
-            raise UsageError("pull() needs a BossClient or a Remote (ndex.config.discover() finds one)")
-        client = BossClient(remote, threads=spec.threads, on_retry=progress.retry)
-    try:
-        plan = plan or make_plan(client, spec)
+    with given_or_own(client, remote, "pull", threads=spec.threads, on_retry=progress.retry) as boss:
+        plan = plan or make_plan(boss, spec)
         sink = sink or open_sink(spec.output, plan.output_spec)
-        return _execute(client, plan, sink, progress)
-    finally:
-        if own_client:
-            client.close()
+        return _execute(boss, plan, sink, progress)
+
+
+@contextmanager
+def given_or_own(client: BossClient | None, remote: Remote | None, caller: str,
+                 **options: Any) -> Iterator[BossClient]:
+    """`client` itself, or a client of `remote` made for this call and closed after it."""
+    if client is not None:
+        yield client
+        return
+    if remote is None:
+        raise UsageError(f"{caller}() needs a BossClient or a Remote (ndex.config.discover() finds one)")
+    with BossClient(remote, **options) as own:
+        yield own
 
 
 def _execute(client: BossClient, plan: PullPlan, sink: Sink, progress: Progress) -> RunReport:
@@ -397,18 +403,10 @@ def pull_array(ref: ChannelRef, box: Box | None = None, *, res: int = 0, client:
                remote: Remote | None = None, **options: Any) -> np.ndarray:
     """A region as a numpy array: (z, y, x), or (t, z, y, x) with `time_range=`. Raises on any failed block."""
     spec = PullSpec(ref=ref, box=box, res=res, output="numpy", **options)
-    own = client is None
-    if client is None:
-        if remote is None:
-            raise UsageError("pull_array() needs a BossClient or a Remote (ndex.config.discover() finds one)")
-        client = BossClient(remote, threads=spec.threads)
-    try:
-        plan = make_plan(client, spec)
+    with given_or_own(client, remote, "pull_array", threads=spec.threads) as boss:
+        plan = make_plan(boss, spec)
         sink = open_sink("numpy", plan.output_spec)
-        report = _execute(client, plan, sink, NullProgress())
-    finally:
-        if own:
-            client.close()
+        report = _execute(boss, plan, sink, NullProgress())
     if not report.ok:
         raise TransferFailed("; ".join(report.failure_lines(3)), report.failures)
     return sink.array

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ndex.client import ChannelRef, CoordFrame
+from ndex.client.models import DOWNSAMPLED
 from ndex.errors import Conflict, RemoteError, ResourceNotFound, UsageError
 from ndex.geometry import Box
 from ndex.progress import NullProgress, Progress
@@ -234,7 +235,7 @@ def downsample(client: Any, ref: ChannelRef, *, progress: Progress | None = None
         if state != last:
             progress.note(f"downsample of {ref}: {state} ({status.get('num_hierarchy_levels', '?')} levels)")
             last = state
-        if state == "DOWNSAMPLED":
+        if state == DOWNSAMPLED:
             return status
         if state == "FAILED":
             raise RemoteError(f"the server's downsample of {ref} failed: check the server log, then re-run "

@@ -33,8 +33,7 @@ def channel_lines(client: BossClient, ref: ChannelRef) -> tuple[list[str], dict]
              f"{frame.z_voxel_size:g} {frame.voxel_unit}), {exp.num_time_samples} time sample(s)",
              f"hierarchy: {exp.num_hierarchy_levels} level(s), {exp.hierarchy_method}"]
     for res in info.levels:
-        built = res == info.levels.start or ch.downsample_status == "DOWNSAMPLED"
-        lines.append(f"  res {res}: {info.extent_at(res)}{'' if built else '  (not built)'}")
+        lines.append(f"  res {res}: {info.extent_at(res)}{'' if info.is_built(res) else '  (not built)'}")
     if ch.sources:
         lines.append(f"sources: {', '.join(ch.sources)}")
     return lines, {"channel": asdict(ch), "experiment": asdict(exp), "coord_frame": asdict(frame)}

@@ -228,16 +228,21 @@ class ChannelInfo:
         level = self.iso_level()
         return voxel_size_at_res(voxel_size_at_res(self.frame.voxel_size, level, False), res - level, True)
 
+    def is_built(self, res: int) -> bool:
+        """Whether level `res` of the hierarchy holds data: the base level always, the others once a
+        downsample has finished."""
+        return res == self.levels.start or self.channel.downsample_status == DOWNSAMPLED
+
     def check_res(self, res: int) -> None:
         """OutOfBounds unless level `res` exists in the hierarchy and has been built."""
         levels = self.levels
         if res not in levels or res > MAX_RESOLUTION:
             raise OutOfBounds(f"resolution {res} is outside channel {self.ref}'s hierarchy: use "
                               f"{levels.start} to {min(levels.stop - 1, MAX_RESOLUTION)}")
-        status = self.channel.downsample_status
-        if res > levels.start and status != DOWNSAMPLED:
+        if not self.is_built(res):
             raise OutOfBounds(f"resolution {res} of channel {self.ref} has not been built (downsample status "
-                              f"{status}): run a downsample of the channel first, or use resolution {levels.start}")
+                              f"{self.channel.downsample_status}): run a downsample of the channel first, "
+                              f"or use resolution {levels.start}")
 
     def check_box(self, box: Box, res: int, iso: bool = False) -> None:
         """OutOfBounds naming the first axis on which `box` leaves the frame at level `res`."""

@@ -161,6 +161,14 @@ def test_check_res_accepts_built_levels():
     info(experiment={"num_hierarchy_levels": 3}).check_res(0)  # the base level needs no downsample
 
 
+@pytest.mark.parametrize("status, built", [("DOWNSAMPLED", [True, True, True]),
+                                            ("IN_PROGRESS", [True, False, False]),
+                                            ("NOT_DOWNSAMPLED", [True, False, False])])
+def test_is_built_base_level_always_others_after_a_downsample(status, built):
+    based = info(experiment={"num_hierarchy_levels": 3}, channel={"base_resolution": 1, "downsample_status": status})
+    assert [based.is_built(res) for res in based.levels] == built
+
+
 @pytest.mark.parametrize("res", [-1, 3, 7])
 def test_check_res_outside_the_hierarchy(res):
     with pytest.raises(OutOfBounds) as exc:

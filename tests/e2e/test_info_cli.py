@@ -20,6 +20,7 @@ def test_info_walks_collection_experiment_channel(ndex_server, capsys):
     assert main(["info", *conn, coll, exp, name]) == 0
     out = capsys.readouterr().out
     assert "uint16" in out and "res 1: x 0:500, y 0:300, z 0:40  (not built)" in out
+    assert "res 0: x 0:1000, y 0:600, z 0:40\n" in out  # the base level is always built
     assert main(["info", *conn, "--json", coll, exp, name]) == 0
     assert json.loads(capsys.readouterr().out)["channel"]["datatype"] == "uint16"
     assert ndex_server.token not in out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ndex.client import ChannelInfo
 from ndex.errors import UsageError
-from ndex.geometry import BOSS_CUBOID, Box, align_down, plan_blocks
+from ndex.geometry import BOSS_CUBOID, Box, plan_blocks, z_slabs
 from ndex.progress import mb
 from ndex.transfer import download, upload
 from ndex.transfer.download import PullSpec
@@ -125,11 +125,6 @@ def duration(seconds: float | None) -> str:
     return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def cuboid_slabs(z0: int, z1: int) -> list[tuple[int, int]]:
-    """[z0, z1) cut on the 16-slice grid; only the first and last slab may be thinner."""
-    return [(max(z0, e), min(z1, e + SLAB_DEPTH)) for e in range(align_down(z0, SLAB_DEPTH), z1, SLAB_DEPTH)]
-
-
 def split_evenly(count: int, parts: int) -> list[tuple[int, int]]:
     """[0, count) in `parts` contiguous runs whose sizes differ by at most one."""
     base, extra = divmod(count, parts)
@@ -179,7 +174,7 @@ def partition(z: tuple[int, int], footprint: Footprint, *, workers: int | None =
     if throughput is not None and throughput <= 0:
         raise UsageError(f"--throughput {throughput} must be a positive rate such as 200MB/s")
     check_memory(footprint, memory_per_worker)
-    slabs = cuboid_slabs(z0, z1)
+    slabs = [slab.z for slab in z_slabs(Box((0, 0, z0), (1, 1, z1)))]  # the z range on the cuboid grid
     njobs, notes = job_count(len(slabs), workers, jobs)
     cut = []
     for index, (a, b) in enumerate(split_evenly(len(slabs), njobs)):
@@ -199,11 +194,6 @@ def budget(*limits: int | None) -> int | None:
     return min(given) if given else None
 
 
-def first_slab(box: Box) -> Box:
-    """The box's first cuboid slab: every slab of the box has its XY tiling, so it has the same footprint."""
-    return box.with_z(*cuboid_slabs(*box.z)[0])
-
-
 def too_small(memory: int, minimum: int, what: str) -> UsageError:
     return UsageError(
         f"--memory_per_worker {mb(memory)} is too small for one 16-slice slab: each job needs at least "
@@ -216,7 +206,7 @@ def pull_footprint(spec: PullSpec, info: ChannelInfo, box: Box, memory_per_worke
     With `memory_per_worker`, the jobs run with `--max_memory` set to it and ndpull shrinks its
     blocks in flight to fit, exactly as computed here.
     """
-    slab = first_slab(box)
+    slab = z_slabs(box)[0]  # every slab of the box has its XY tiling, so the first has every slab's footprint
     limit = budget(spec.max_memory, memory_per_worker)
     free = download.make_plan(None, replace(spec, box=slab, max_memory=None), info)
     try:

@@ -18,13 +18,13 @@ from ndex.cli.pull import parse_size
 from ndex.client import BossClient
 from ndex.config import discover
 from ndex.errors import UsageError
-from ndex.geometry import Box
+from ndex.geometry import Box, z_slabs
 from ndex.jobs import formats
 from ndex.jobs.argv import to_argv
 from ndex.jobs.runners import LocalPool, Outcome, drive, run_subprocess, unfinished
 from ndex.jobs.spec import DONE, JobSpec, PlanFiles, read_state, write_plan
 from ndex.jobs.status import plan_status
-from ndex.plan import Draft, budget, first_slab, partition, pull_footprint, push_footprint
+from ndex.plan import Draft, budget, partition, pull_footprint, push_footprint
 from ndex.progress import mb
 from ndex.sinks.layout import stop_digits
 from ndex.transfer import download, probe
@@ -202,7 +202,7 @@ def push_draft(args: argparse.Namespace) -> Draft:
 def measure_push(args: argparse.Namespace, spec: PushSpec, source, box: Box) -> Probe:
     """--probe: the first job's first slab, read from `source` and posted as that job would post it."""
     with open_client(args, spec.threads) as client:
-        return probe.probe_push(client, spec, source, first_slab(box))
+        return probe.probe_push(client, spec, source, z_slabs(box)[0])
 
 
 DRAFTERS = {"pull": pull_draft, "push": push_draft}

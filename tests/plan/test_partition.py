@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from ndex.client import ChannelRef
 from ndex.errors import UsageError
-from ndex.geometry import Box
-from ndex.plan import Footprint, cuboid_slabs, partition, per_job_name, push_footprint, split_evenly
+from ndex.geometry import Box, z_slabs
+from ndex.plan import Footprint, partition, per_job_name, push_footprint, split_evenly
 from ndex.sources.base import SourceSpec
 from ndex.transfer.upload import PushSpec
 
@@ -17,6 +17,11 @@ FP = Footprint(slab_bytes=16 * 2**20, slabs_in_flight=2, block_bytes=3 * 2**20, 
 
 ranges = st.tuples(st.integers(0, 5000), st.integers(1, 3000)).map(lambda t: (t[0], t[0] + t[1]))
 counts = st.one_of(st.none(), st.integers(1, 400))
+
+
+def cuboid_slabs(z0: int, z1: int) -> list[tuple[int, int]]:
+    """[z0, z1) cut on the 16-slice grid, as geometry.z_slabs cuts a box."""
+    return [slab.z for slab in z_slabs(Box((0, 0, z0), (1, 1, z1)))]
 
 
 @given(ranges, counts, counts)

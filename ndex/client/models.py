@@ -206,27 +206,30 @@ class ChannelInfo:
             return 0
         return iso_level(vx, vz)
 
-    def z_scaled(self, res: int, iso: bool = False) -> bool:
-        """Whether z halves on the step to level `res`: always for isotropic, never for anisotropic
-        hierarchies (unless `iso` asks for the isotropic copy above the iso level)."""
-        return self.isotropic or (iso and res > self.iso_level())
+    def _stages(self, res: int, iso: bool) -> tuple[tuple[int, bool], ...]:
+        """How level `res` is reached from level 0, as (levels, z halves) stages: z halves on every step
+        of an isotropic hierarchy and on none of an anisotropic one, except that its `iso` copy halves
+        x, y up to the iso level, then x, y and z together."""
+        if self.isotropic or not iso or res <= self.iso_level():
+            return ((res, self.isotropic),)
+        level = self.iso_level()
+        return ((level, False), (res - level, True))
 
     def box_at(self, box: Box, res: int, iso: bool = False) -> Box:
         """A resolution-0 box mapped to level `res` (start floored, stop rounded up)."""
-        if self.isotropic or not iso or res <= self.iso_level():
-            return box_at_res(box, res, self.isotropic)
-        level = self.iso_level()  # x, y halve up to the iso level, then x, y and z halve together
-        return box_at_res(box_at_res(box, level, False), res - level, True)
+        for levels, z_scaled in self._stages(res, iso):
+            box = box_at_res(box, levels, z_scaled)
+        return box
 
     def extent_at(self, res: int, iso: bool = False) -> Box:
         """The frame's extent in voxels of level `res`."""
         return self.box_at(self.frame.box, res, iso)
 
     def voxel_size_at(self, res: int, iso: bool = False) -> tuple[float, float, float]:
-        if self.isotropic or not iso or res <= self.iso_level():
-            return voxel_size_at_res(self.frame.voxel_size, res, self.isotropic)
-        level = self.iso_level()
-        return voxel_size_at_res(voxel_size_at_res(self.frame.voxel_size, level, False), res - level, True)
+        voxel = self.frame.voxel_size
+        for levels, z_scaled in self._stages(res, iso):
+            voxel = voxel_size_at_res(voxel, levels, z_scaled)
+        return voxel
 
     def is_built(self, res: int) -> bool:
         """Whether level `res` of the hierarchy holds data: the base level always, the others once a

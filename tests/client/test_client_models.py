@@ -115,10 +115,15 @@ def test_unsupported_datatype_is_a_usage_error():
         _ = info(channel={"datatype": "uint32"}).dtype
 
 
+def z_stops(chan: ChannelInfo, levels: int, iso: bool = False) -> list[int]:
+    """z stop of a 64-voxel-deep box at levels 0..levels-1: shows on which steps z halves."""
+    return [chan.box_at(Box((0, 0, 0), (64, 64, 64)), res, iso).z[1] for res in range(levels)]
+
+
 def test_isotropic_extent_halves_z_and_rounds_stops_up():
     iso = info(frame={"x_stop": 1000, "y_stop": 999, "z_stop": 101, "z_start": 3},
                experiment={"num_hierarchy_levels": 4})
-    assert iso.z_scaled(1) and iso.z_scaled(3)
+    assert z_stops(iso, 4) == [64, 32, 16, 8]
     assert iso.extent_at(0) == Box((0, 0, 3), (1000, 999, 101))
     assert iso.extent_at(1) == Box((0, 0, 1), (500, 500, 51))
     assert iso.extent_at(2) == Box((0, 0, 0), (250, 250, 26))
@@ -128,7 +133,7 @@ def test_isotropic_extent_halves_z_and_rounds_stops_up():
 def test_anisotropic_extent_keeps_z():
     aniso = info(frame={"x_stop": 1000, "z_stop": 101, "z_voxel_size": 40.0},
                  experiment={"hierarchy_method": "anisotropic", "num_hierarchy_levels": 5})
-    assert not aniso.z_scaled(3)
+    assert z_stops(aniso, 4) == [64, 64, 64, 64]
     assert aniso.extent_at(3) == Box((0, 0, 0), (125, 256, 101))
     assert aniso.voxel_size_at(3) == (8.0, 8.0, 40.0)
 
@@ -137,7 +142,7 @@ def test_anisotropic_iso_copy_halves_z_only_above_the_iso_level():
     aniso = info(frame={"x_voxel_size": 4.0, "y_voxel_size": 4.0, "z_voxel_size": 16.0, "z_stop": 100},
                  experiment={"hierarchy_method": "anisotropic", "num_hierarchy_levels": 5})
     assert aniso.iso_level() == 2  # 4 nm * 2^2 = 16 nm
-    assert not aniso.z_scaled(2, iso=True) and aniso.z_scaled(3, iso=True) and not aniso.z_scaled(3)
+    assert z_stops(aniso, 5, iso=True) == [64, 64, 64, 32, 16] and z_stops(aniso, 5) == [64] * 5
     assert aniso.extent_at(2, iso=True).z == (0, 100)
     assert aniso.extent_at(4, iso=True) == Box((0, 0, 0), (128, 128, 25))
     assert aniso.voxel_size_at(4, iso=True) == (64.0, 64.0, 64.0)

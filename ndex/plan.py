@@ -19,13 +19,13 @@ from pathlib import Path
 
 from ndex.client import ChannelInfo
 from ndex.errors import UsageError
-from ndex.geometry import BOSS_CUBOID, Box, plan_blocks, z_slabs
+from ndex.geometry import BOSS_CUBOID, Box, z_slabs
 from ndex.progress import mb
 from ndex.transfer import download, upload
 from ndex.transfer.download import PullSpec
+from ndex.transfer.memory import SLAB_DEPTH
 from ndex.transfer.upload import PushSpec
 
-SLAB_DEPTH = BOSS_CUBOID[2]  # jobs are cut on the server's cuboid grid in z
 DEFAULT_JOB_SLABS = 64  # without --workers/--jobs: 1024 slices per job, a restart unit of minutes, not days
 
 
@@ -225,19 +225,18 @@ def push_footprint(spec: PushSpec, xy: Box, itemsize: int, memory_per_worker: in
 
     Only the channel's itemsize is needed, not the channel: a plan is made before --create_resources.
     """
-    slab = xy.with_z(0, SLAB_DEPTH)  # ndpush sizes its slab buffers for 16 slices whatever the range
-    blocks = plan_blocks(slab, itemsize, spec.block_bytes, depth=SLAB_DEPTH)
-    largest = max(b.nbytes(itemsize) for b in blocks)
-    slab_bytes = slab.nbytes(itemsize)
     limit = budget(spec.max_memory, memory_per_worker)
-    per_block = upload.COPIES_PER_BLOCK * largest
+    slab = xy.with_z(0, SLAB_DEPTH)  # one whole slab: ndpush sizes its slab buffers for 16 slices whatever the range
     try:
-        slabs, inflight = upload.fit_memory(replace(spec, max_memory=limit), slab_bytes, largest)
+        cut = upload.layout(replace(spec, max_memory=limit), slab, itemsize)
     except UsageError:
-        raise too_small(limit or 0, slab_bytes + per_block,
-                        f"one {mb(slab_bytes)} slab plus one block in flight of {mb(per_block)}") from None
-    return Footprint(slab_bytes, slabs, per_block, int(inflight), len(blocks), slab_bytes // SLAB_DEPTH,
-                     slab_bytes + per_block)
+        free = upload.layout(replace(spec, max_memory=None), slab, itemsize)
+        per_block = upload.COPIES_PER_BLOCK * free.block_bytes
+        raise too_small(limit or 0, free.slab_bytes + per_block,
+                        f"one {mb(free.slab_bytes)} slab plus one block in flight of {mb(per_block)}") from None
+    per_block = upload.COPIES_PER_BLOCK * cut.block_bytes
+    return Footprint(cut.slab_bytes, cut.slabs_in_flight, per_block, cut.inflight, cut.nblocks,
+                     cut.nbytes // SLAB_DEPTH, cut.slab_bytes + per_block)
 
 
 # --- jobs as commands ------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ndex.sinks import open_sink
 from ndex.sinks.base import COMPRESSIONS, OutputSpec, Sink
 from ndex.transfer.convert import MODES, convert
 from ndex.transfer.flow import acquire_unless_stopped
+from ndex.transfer.memory import slab_bytes
 from ndex.transfer.report import RunReport
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,7 @@ class PullPlan:
 
     @property
     def slab_bytes(self) -> int:
-        """Bytes of the one slab buffer a slab-writing sink needs (0 for sinks that place blocks)."""
-        if self.spec.output in ("zarr", "numpy"):
-            return 0
-        sx, sy, _ = self.box.shape
-        return sx * sy * BOSS_CUBOID[2] * self.ntimes * self.info.dtype.itemsize
+        return buffer_bytes(self.spec, self.box, self.info.dtype.itemsize, self.ntimes)
 
     @property
     def memory_estimate(self) -> int:
@@ -132,6 +129,11 @@ def resolve_box(spec: PullSpec, info: ChannelInfo) -> Box:
     if spec.time_range is not None:
         info.check_time(spec.time_range)
     return box
+
+
+def buffer_bytes(spec: PullSpec, box: Box, itemsize: int, ntimes: int) -> int:
+    """Bytes of the one slab buffer a slab-writing sink needs (0 for sinks that place blocks)."""
+    return 0 if spec.output in ("zarr", "numpy") else slab_bytes(box, itemsize, ntimes)
 
 
 def fit_memory(spec: PullSpec, slab_bytes: int, itemsize: int) -> tuple[int, int]:
@@ -167,8 +169,7 @@ def make_plan(client: BossClient, spec: PullSpec, info: ChannelInfo | None = Non
     times = None if spec.time_range is None else tuple(range(*spec.time_range))
     ntimes = 1 if times is None else len(times)
     itemsize = info.dtype.itemsize
-    slab_bytes = 0 if spec.output in ("zarr", "numpy") else box.shape[0] * box.shape[1] * 16 * ntimes * itemsize
-    block_bytes, inflight = fit_memory(spec, slab_bytes, itemsize)
+    block_bytes, inflight = fit_memory(spec, buffer_bytes(spec, box, itemsize, ntimes), itemsize)
     slabs = tuple(z_slabs(box))
     blocks = tuple(tuple(plan_blocks(slab, itemsize, block_bytes, time_samples=ntimes, depth=BOSS_CUBOID[2]))
                    for slab in slabs)

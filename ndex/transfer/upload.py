@@ -43,11 +43,12 @@ import numpy as np
 
 from ndex.client import ChannelInfo, ChannelRef
 from ndex.errors import OutOfBounds, Throttled, UsageError, ends_transfer
-from ndex.geometry import BOSS_CUBOID, Box, Triple, plan_blocks, z_slabs
+from ndex.geometry import Box, Triple, plan_blocks, z_slabs
 from ndex.progress import NullProgress, Progress, mb
 from ndex.sources import SourceSpec, open_source
 from ndex.transfer.flow import acquire_unless_stopped
 from ndex.transfer.manifest import CONFIRMED, EMPTY, FAILED, POSTED, VERIFIED, Manifest
+from ndex.transfer.memory import SLAB_DEPTH, slab_bytes
 from ndex.transfer.report import RunReport
 from ndex.transfer.verify import compare, digest
 
@@ -126,21 +127,17 @@ class PushSpec:
 
 
 @dataclass(frozen=True)
-class PushPlan:
-    """The resolved push: BOSS box of the data, slabs, blocks, and the memory it will need."""
+class Layout:
+    """A push of `box` cut into slabs and blocks, and what of it is in flight: arithmetic only, no source or channel."""
 
     spec: PushSpec
-    info: ChannelInfo
     box: Box  # BOSS coordinates of the data this job posts
+    itemsize: int
     slabs: tuple[Box, ...]
     blocks_per_slab: tuple[tuple[Box, ...], ...]
+    block_bytes: int  # bytes of the largest block
     slabs_in_flight: int
     inflight: int
-    source_description: str = ""
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.info.dtype
 
     @property
     def nblocks(self) -> int:
@@ -148,17 +145,11 @@ class PushPlan:
 
     @property
     def nbytes(self) -> int:
-        return self.box.nbytes(self.dtype.itemsize)
+        return self.box.nbytes(self.itemsize)
 
     @property
     def slab_bytes(self) -> int:
-        sx, sy, _ = self.box.shape
-        return sx * sy * BOSS_CUBOID[2] * self.dtype.itemsize
-
-    @property
-    def block_bytes(self) -> int:
-        """Bytes of the largest block."""
-        return max((b.nbytes(self.dtype.itemsize) for s in self.blocks_per_slab for b in s), default=0)
+        return slab_bytes(self.box, self.itemsize)
 
     @property
     def memory_estimate(self) -> int:
@@ -171,12 +162,24 @@ class PushPlan:
     def decode_bytes(self) -> int:
         """Slices being fetched and decoded by the source: a file's bytes and its decoded image per thread."""
         sx, sy, _ = self.box.shape
-        return self.spec.source.read_threads * 2 * sx * sy * self.dtype.itemsize
+        return self.spec.source.read_threads * 2 * sx * sy * self.itemsize
 
     @property
     def process_estimate(self) -> int:
         """Peak RSS of the whole push process: the engine's buffers, the source's, and the interpreter."""
         return self.memory_estimate + self.decode_bytes + PROCESS_BASE_BYTES
+
+
+@dataclass(frozen=True)
+class PushPlan(Layout):
+    """The resolved push: its layout, checked against the channel and the source."""
+
+    info: ChannelInfo
+    source_description: str = ""
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.info.dtype
 
     def source_z(self, slab: Box) -> tuple[int, int]:
         """The source's z numbering of a BOSS slab."""
@@ -246,13 +249,16 @@ def make_plan(client: Any, spec: PushSpec, source: Any, info: ChannelInfo | None
     check_channel(info, source, spec.res)
     box = source_box(source, spec.offsets)
     info.check_box(box, spec.res)
-    itemsize = info.dtype.itemsize
+    return PushPlan(**vars(layout(spec, box, info.dtype.itemsize)), info=info, source_description=source.describe())
+
+
+def layout(spec: PushSpec, box: Box, itemsize: int) -> Layout:
+    """The slabs and blocks of a push of `box` (BOSS coordinates), fitted to `spec.max_memory`."""
     slabs = tuple(z_slabs(box))
-    blocks = tuple(tuple(plan_blocks(slab, itemsize, spec.block_bytes, depth=BOSS_CUBOID[2])) for slab in slabs)
+    blocks = tuple(tuple(plan_blocks(slab, itemsize, spec.block_bytes, depth=SLAB_DEPTH)) for slab in slabs)
     largest = max((b.nbytes(itemsize) for s in blocks for b in s), default=0)
-    slab_bytes = box.shape[0] * box.shape[1] * BOSS_CUBOID[2] * itemsize
-    nslabs, inflight = fit_memory(spec, slab_bytes, largest)
-    return PushPlan(spec, info, box, slabs, blocks, nslabs, int(inflight), source.describe())
+    nslabs, inflight = fit_memory(spec, slab_bytes(box, itemsize), largest)
+    return Layout(spec, box, itemsize, slabs, blocks, largest, nslabs, int(inflight))
 
 
 @dataclass

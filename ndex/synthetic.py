@@ -9,11 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def _grid(shape_yx: tuple[int, int], x0: int = 0, y0: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _grid(shape_yx: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     ny, nx = shape_yx
-    y = np.arange(y0, y0 + ny, dtype=np.float32)[:, None]
-    x = np.arange(x0, x0 + nx, dtype=np.float32)[None, :]
-    return y, x
+    return np.arange(ny, dtype=np.float32)[:, None], np.arange(nx, dtype=np.float32)[None, :]
 
 
 def em_slice(z: int, shape_yx: tuple[int, int], seed: int = 0) -> np.ndarray:
@@ -46,7 +44,6 @@ def label_slice(z: int, shape_yx: tuple[int, int], cell: int = 128, first_id: in
 def volume(kind: str, shape_zyx: tuple[int, int, int], z0: int = 0, seed: int = 0) -> np.ndarray:
     """Slices z0 .. z0+nz of the `kind` ("em" or "labels") volume as one array (z, y, x)."""
     nz, ny, nx = shape_zyx
-    make = em_slice if kind == "em" else label_slice
     if kind == "em":
-        return np.stack([make(z, (ny, nx), seed) for z in range(z0, z0 + nz)])
-    return np.stack([make(z, (ny, nx)) for z in range(z0, z0 + nz)])
+        return np.stack([em_slice(z, (ny, nx), seed) for z in range(z0, z0 + nz)])
+    return np.stack([label_slice(z, (ny, nx)) for z in range(z0, z0 + nz)])

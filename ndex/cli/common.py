@@ -122,14 +122,6 @@ def run_guarded(body: Callable[[], int]) -> int:
         return exit_code_for(exc)
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 class TqdmProgress:
     """Progress protocol drawn as a tqdm bar of blocks with MB and MB/s."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ndex.client import ChannelInfo
 from ndex.errors import UsageError
-from ndex.geometry import BOSS_CUBOID, Box, z_slabs
+from ndex.geometry import Box, z_slabs
 from ndex.progress import mb
 from ndex.transfer import download, upload
 from ndex.transfer.download import PullSpec
@@ -39,7 +39,6 @@ class Footprint:
     blocks_in_flight: int
     requests_per_slab: int  # blocks one 16-slice slab is cut into (edge slabs have the same XY tiling)
     bytes_per_slice: int  # voxel bytes of one z slice of the XY extent, all time points
-    minimum: int  # the least memory a job of this volume can run in: one slab plus one block
 
     @property
     def memory(self) -> int:
@@ -150,20 +149,11 @@ def job_count(nslabs: int, workers: int | None, jobs: int | None) -> tuple[int, 
     return nslabs, [f"{flag} {wanted} asks for more jobs than the range has 16-slice slabs: cut {nslabs} jobs"]
 
 
-def check_memory(footprint: Footprint, memory_per_worker: int | None) -> None:
-    if memory_per_worker is None or footprint.memory <= memory_per_worker:
-        return
-    raise UsageError(
-        f"--memory_per_worker {mb(memory_per_worker)} is too small for one 16-slice slab: each job needs at "
-        f"least {mb(footprint.minimum)} (this plan: {footprint.explain()}); raise --memory_per_worker or "
-        f"transfer a narrower x/y region per plan")
-
-
-def partition(z: tuple[int, int], footprint: Footprint, *, workers: int | None = None,
-              memory_per_worker: int | None = None, jobs: int | None = None,
+def partition(z: tuple[int, int], footprint: Footprint, *, workers: int | None = None, jobs: int | None = None,
               throughput: float | None = None, measured: tuple[str, ...] = ()) -> Partition:
     """Cut [z0, z1) into non-overlapping, cuboid-aligned jobs that cover it exactly once.
 
+    Every job has `footprint`, already fitted to a worker's memory (`pull_footprint`, `push_footprint`).
     `measured` says how a probe found `throughput` (the plan prints it); without it the rate was given.
     """
     z0, z1 = int(z[0]), int(z[1])
@@ -173,7 +163,6 @@ def partition(z: tuple[int, int], footprint: Footprint, *, workers: int | None =
         check_positive(name, value)
     if throughput is not None and throughput <= 0:
         raise UsageError(f"--throughput {throughput} must be a positive rate such as 200MB/s")
-    check_memory(footprint, memory_per_worker)
     slabs = [slab.z for slab in z_slabs(Box((0, 0, z0), (1, 1, z1)))]  # the z range on the cuboid grid
     njobs, notes = job_count(len(slabs), workers, jobs)
     cut = []
@@ -194,49 +183,36 @@ def budget(*limits: int | None) -> int | None:
     return min(given) if given else None
 
 
-def too_small(memory: int, minimum: int, what: str) -> UsageError:
-    return UsageError(
-        f"--memory_per_worker {mb(memory)} is too small for one 16-slice slab: each job needs at least "
-        f"{mb(minimum)} ({what}); raise --memory_per_worker or transfer a narrower x/y region per plan")
+def memory_words(max_memory: int | None, memory_per_worker: int | None) -> dict[str, str]:
+    """How the engines name a job's memory cap when it is too small: the flag of the tighter limit."""
+    per_worker = memory_per_worker is not None and (max_memory is None or memory_per_worker <= max_memory)
+    return {"flag": "--memory_per_worker" if per_worker else "--max_memory", "who": "each job"}
 
 
 def pull_footprint(spec: PullSpec, info: ChannelInfo, box: Box, memory_per_worker: int | None = None) -> Footprint:
     """What one ndpull job of `box` holds, from ndpull's own planner (`download.make_plan`).
 
     With `memory_per_worker`, the jobs run with `--max_memory` set to it and ndpull shrinks its
-    blocks in flight to fit, exactly as computed here.
+    blocks in flight to fit, exactly as computed here; a worker too small for one slab is refused here.
     """
     slab = z_slabs(box)[0]  # every slab of the box has its XY tiling, so the first has every slab's footprint
-    limit = budget(spec.max_memory, memory_per_worker)
-    free = download.make_plan(None, replace(spec, box=slab, max_memory=None), info)
-    try:
-        fitted = download.make_plan(None, replace(spec, box=slab, max_memory=limit), info)
-    except UsageError:
-        cuboid = math.prod(BOSS_CUBOID) * info.dtype.itemsize  # ndpull's smallest block in flight
-        raise too_small(limit or 0, free.slab_bytes + cuboid,
-                        f"a {mb(free.slab_bytes)} slab buffer plus one {mb(cuboid)} block") from None
-    return Footprint(fitted.slab_bytes, 1 if fitted.slab_bytes else 0, fitted.block_bytes, fitted.inflight,
-                     fitted.nblocks, fitted.nbytes // slab.shape[2], free.slab_bytes + math.prod(BOSS_CUBOID)
-                     * info.dtype.itemsize)
+    job = replace(spec, box=slab, max_memory=budget(spec.max_memory, memory_per_worker))
+    plan = download.make_plan(None, job, info, **memory_words(spec.max_memory, memory_per_worker))
+    return Footprint(plan.slab_bytes, 1 if plan.slab_bytes else 0, plan.block_bytes, plan.inflight,
+                     plan.nblocks, plan.nbytes // slab.shape[2])
 
 
 def push_footprint(spec: PushSpec, xy: Box, itemsize: int, memory_per_worker: int | None = None) -> Footprint:
     """What one ndpush job with BOSS x/y extent `xy` holds, from ndpush's own memory fitting.
 
     Only the channel's itemsize is needed, not the channel: a plan is made before --create_resources.
+    A worker too small for one slab is refused here.
     """
-    limit = budget(spec.max_memory, memory_per_worker)
+    job = replace(spec, max_memory=budget(spec.max_memory, memory_per_worker))
     slab = xy.with_z(0, SLAB_DEPTH)  # one whole slab: ndpush sizes its slab buffers for 16 slices whatever the range
-    try:
-        cut = upload.layout(replace(spec, max_memory=limit), slab, itemsize)
-    except UsageError:
-        free = upload.layout(replace(spec, max_memory=None), slab, itemsize)
-        per_block = upload.COPIES_PER_BLOCK * free.block_bytes
-        raise too_small(limit or 0, free.slab_bytes + per_block,
-                        f"one {mb(free.slab_bytes)} slab plus one block in flight of {mb(per_block)}") from None
-    per_block = upload.COPIES_PER_BLOCK * cut.block_bytes
-    return Footprint(cut.slab_bytes, cut.slabs_in_flight, per_block, cut.inflight, cut.nblocks,
-                     cut.nbytes // SLAB_DEPTH, cut.slab_bytes + per_block)
+    cut = upload.layout(job, slab, itemsize, **memory_words(spec.max_memory, memory_per_worker))
+    return Footprint(cut.slab_bytes, cut.slabs_in_flight, upload.COPIES_PER_BLOCK * cut.block_bytes, cut.inflight,
+                     cut.nblocks, cut.nbytes // SLAB_DEPTH)
 
 
 # --- jobs as commands ------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ def tool_parser(kind: str) -> argparse.ArgumentParser:
 
 
 def cut(args: argparse.Namespace, z: tuple[int, int], footprint, measured: Probe | None = None):
-    return partition(z, footprint, workers=args.workers, memory_per_worker=args.memory_per_worker, jobs=args.jobs,
+    return partition(z, footprint, workers=args.workers, jobs=args.jobs,
                      throughput=measured.throughput if measured else args.throughput,
                      measured=tuple(measured.lines()) if measured else ())
 

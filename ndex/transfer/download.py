@@ -28,7 +28,7 @@ from ndex.sinks import open_sink
 from ndex.sinks.base import COMPRESSIONS, OutputSpec, Sink
 from ndex.transfer.convert import MODES, convert
 from ndex.transfer.flow import acquire_unless_stopped
-from ndex.transfer.memory import slab_bytes
+from ndex.transfer.memory import slab_bytes, too_small
 from ndex.transfer.report import RunReport
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,12 @@ def buffer_bytes(spec: PullSpec, box: Box, itemsize: int, ntimes: int) -> int:
     return 0 if spec.output in ("zarr", "numpy") else slab_bytes(box, itemsize, ntimes)
 
 
-def fit_memory(spec: PullSpec, slab_bytes: int, itemsize: int) -> tuple[int, int]:
-    """(block_bytes, inflight) so that blocks in flight plus the slab buffer fit `max_memory`."""
+def fit_memory(spec: PullSpec, slab_bytes: int, itemsize: int, *, flag: str = "--max_memory",
+               who: str = "this pull") -> tuple[int, int]:
+    """(block_bytes, inflight) so that blocks in flight plus the slab buffer fit `max_memory`.
+
+    A cap below the slab buffer plus one cuboid is refused, naming `flag` and what `who` needs.
+    """
     inflight = spec.threads + 2  # every thread busy, plus a couple of finished blocks waiting to be placed
     block_bytes = spec.block_bytes
     if spec.max_memory is None:
@@ -145,10 +149,9 @@ def fit_memory(spec: PullSpec, slab_bytes: int, itemsize: int) -> tuple[int, int
     budget = spec.max_memory - slab_bytes
     cuboid_bytes = BOSS_CUBOID[0] * BOSS_CUBOID[1] * BOSS_CUBOID[2] * itemsize
     if budget < cuboid_bytes:
-        raise UsageError(
-            f"--max_memory {spec.max_memory / 1e6:,.0f} MB is too small: this pull needs a "
-            f"{slab_bytes / 1e6:,.0f} MB slab buffer plus at least one {mb(cuboid_bytes)} block; "
-            f"raise --max_memory, pull a narrower x/y region, or use --output zarr (no slab buffer)")
+        raise too_small(flag, spec.max_memory, who, slab_bytes + cuboid_bytes,
+                        f"a {mb(slab_bytes)} slab buffer plus one {mb(cuboid_bytes)} block",
+                        ", pull a narrower x/y region, or use --output zarr (no slab buffer)")
     inflight = max(1, min(inflight, budget // cuboid_bytes))
     return max(cuboid_bytes, min(block_bytes, budget // inflight)), int(inflight)
 
@@ -163,13 +166,14 @@ def default_compression(info: ChannelInfo, spec: PullSpec) -> tuple[str, int | N
     return "none", spec.compression_level
 
 
-def make_plan(client: BossClient, spec: PullSpec, info: ChannelInfo | None = None) -> PullPlan:
+def make_plan(client: BossClient, spec: PullSpec, info: ChannelInfo | None = None, **memory_words: str) -> PullPlan:
+    """The resolved pull; `memory_words` (flag=, who=) name the memory cap in `fit_memory`'s error."""
     info = info or client.channel_info(spec.ref)
     box = resolve_box(spec, info)
     times = None if spec.time_range is None else tuple(range(*spec.time_range))
     ntimes = 1 if times is None else len(times)
     itemsize = info.dtype.itemsize
-    block_bytes, inflight = fit_memory(spec, buffer_bytes(spec, box, itemsize, ntimes), itemsize)
+    block_bytes, inflight = fit_memory(spec, buffer_bytes(spec, box, itemsize, ntimes), itemsize, **memory_words)
     slabs = tuple(z_slabs(box))
     blocks = tuple(tuple(plan_blocks(slab, itemsize, block_bytes, time_samples=ntimes, depth=BOSS_CUBOID[2]))
                    for slab in slabs)

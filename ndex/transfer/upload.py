@@ -48,7 +48,7 @@ from ndex.progress import NullProgress, Progress, mb
 from ndex.sources import SourceSpec, open_source
 from ndex.transfer.flow import acquire_unless_stopped
 from ndex.transfer.manifest import CONFIRMED, EMPTY, FAILED, POSTED, VERIFIED, Manifest
-from ndex.transfer.memory import SLAB_DEPTH, slab_bytes
+from ndex.transfer.memory import SLAB_DEPTH, slab_bytes, too_small
 from ndex.transfer.report import RunReport
 from ndex.transfer.verify import compare, digest
 
@@ -227,8 +227,12 @@ def check_channel(info: ChannelInfo, source: Any, res: int) -> None:
                           f"base resolution {base} (or {base + 1})")
 
 
-def fit_memory(spec: PushSpec, slab_bytes: int, block_bytes: int) -> tuple[int, int]:
-    """(slabs_in_flight, blocks in flight) within `max_memory`; blocks keep their size (the manifest's)."""
+def fit_memory(spec: PushSpec, slab_bytes: int, block_bytes: int, *, flag: str = "--max_memory",
+               who: str = "this push") -> tuple[int, int]:
+    """(slabs_in_flight, blocks in flight) within `max_memory`; blocks keep their size (the manifest's).
+
+    A cap below one slab plus one block in flight is refused, naming `flag` and what `who` needs.
+    """
     slabs, inflight = spec.slabs_in_flight, spec.threads
     if spec.max_memory is None:
         return slabs, inflight
@@ -237,9 +241,9 @@ def fit_memory(spec: PushSpec, slab_bytes: int, block_bytes: int) -> tuple[int, 
         slabs -= 1
     budget = spec.max_memory - slabs * slab_bytes
     if budget < per_block:
-        raise UsageError(f"--max_memory {spec.max_memory / 1e6:,.0f} MB is too small: one slab is "
-                         f"{slab_bytes / 1e6:,.0f} MB and one block in flight needs {per_block / 1e6:,.0f} MB; "
-                         "raise --max_memory or lower --block_size")
+        raise too_small(flag, spec.max_memory, who, slab_bytes + per_block,
+                        f"one {mb(slab_bytes)} slab plus one block in flight of {mb(per_block)}",
+                        " or lower --block_size")
     return slabs, max(1, min(inflight, budget // per_block))
 
 
@@ -252,12 +256,15 @@ def make_plan(client: Any, spec: PushSpec, source: Any, info: ChannelInfo | None
     return PushPlan(**vars(layout(spec, box, info.dtype.itemsize)), info=info, source_description=source.describe())
 
 
-def layout(spec: PushSpec, box: Box, itemsize: int) -> Layout:
-    """The slabs and blocks of a push of `box` (BOSS coordinates), fitted to `spec.max_memory`."""
+def layout(spec: PushSpec, box: Box, itemsize: int, **memory_words: str) -> Layout:
+    """The slabs and blocks of a push of `box` (BOSS coordinates), fitted to `spec.max_memory`.
+
+    `memory_words` (flag=, who=) name the memory cap in `fit_memory`'s error.
+    """
     slabs = tuple(z_slabs(box))
     blocks = tuple(tuple(plan_blocks(slab, itemsize, spec.block_bytes, depth=SLAB_DEPTH)) for slab in slabs)
     largest = max((b.nbytes(itemsize) for s in blocks for b in s), default=0)
-    nslabs, inflight = fit_memory(spec, slab_bytes(box, itemsize), largest)
+    nslabs, inflight = fit_memory(spec, slab_bytes(box, itemsize), largest, **memory_words)
     return Layout(spec, box, itemsize, slabs, blocks, largest, nslabs, int(inflight))
 
 

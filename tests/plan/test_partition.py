@@ -5,15 +5,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ndex.client import ChannelRef
+from ndex.client import Channel, ChannelInfo, ChannelRef, CoordFrame, Experiment
 from ndex.errors import UsageError
 from ndex.geometry import Box, z_slabs
-from ndex.plan import Footprint, partition, per_job_name, push_footprint, split_evenly
+from ndex.plan import Footprint, partition, per_job_name, pull_footprint, push_footprint, split_evenly
+from ndex.progress import mb
 from ndex.sources.base import SourceSpec
+from ndex.transfer.download import PullSpec
 from ndex.transfer.upload import PushSpec
 
 FP = Footprint(slab_bytes=16 * 2**20, slabs_in_flight=2, block_bytes=3 * 2**20, blocks_in_flight=8,
-               requests_per_slab=4, bytes_per_slice=2**20, minimum=19 * 2**20)
+               requests_per_slab=4, bytes_per_slice=2**20)
 
 ranges = st.tuples(st.integers(0, 5000), st.integers(1, 3000)).map(lambda t: (t[0], t[0] + t[1]))
 counts = st.one_of(st.none(), st.integers(1, 400))
@@ -57,16 +59,6 @@ def test_more_jobs_than_workers_run_workers_at_a_time(z, workers, jobs):
     assert cut.workers == min(workers, len(cut.jobs))
 
 
-@given(ranges, st.integers(1, 2**36))
-def test_memory_bound_is_respected_or_refused(z, memory):
-    if memory >= FP.memory:
-        cut = partition(z, FP, memory_per_worker=memory)
-        assert all(j.memory <= memory for j in cut.jobs)
-    else:
-        with pytest.raises(UsageError, match="too small for one 16-slice slab"):
-            partition(z, FP, memory_per_worker=memory)
-
-
 @given(ranges)
 def test_requests_count_the_blocks_of_every_slab(z):
     cut = partition(z, FP, workers=3)
@@ -99,7 +91,6 @@ def test_split_evenly(count, parts):
     ({"z": (20, 4)}, "covers nothing"),
     ({"z": (0, 64), "workers": 0}, "--workers 0 must be at least 1"),
     ({"z": (0, 64), "jobs": -2}, "--jobs -2 must be at least 1"),
-    ({"z": (0, 64), "memory_per_worker": 10 * 2**20}, "each job needs at least 19.9 MB"),
     ({"z": (0, 64), "throughput": 0}, "--throughput"),
 ])
 def test_bad_input_is_one_clear_line(kwargs, message):
@@ -124,6 +115,51 @@ def test_push_footprint_fits_the_memory_by_lowering_what_is_in_flight():
     assert tight.memory <= free.slab_bytes + 3 * free.block_bytes
     with pytest.raises(UsageError, match=r"too small for one 16-slice slab: each job needs at least 562\.0 MB \(one 536\.9 MB slab"):
         push_footprint(push_spec(), xy, 2, memory_per_worker=500 * 10**6)
+
+
+# a 4096 x 4096 uint16 job: one 16-slice slab buffer is 537 MB, so a worker's memory decides what is in flight
+XY = Box((0, 0, 0), (4096, 4096, 1))
+CUBOID16 = 512 * 512 * 16 * 2  # ndpull's smallest block in flight
+PULL_INFO = ChannelInfo(ChannelRef("c", "e", "ch"), Channel("ch", "image", "uint16"), Experiment("e", "f"),
+                        CoordFrame("f", 0, 4096, 0, 4096, 0, 1000, 4.0, 4.0, 40.0, "nanometers"))
+
+
+def footprint(engine: str, memory_per_worker: int | None, **spec) -> Footprint:
+    if engine == "push":
+        return push_footprint(push_spec(threads=8, **spec), XY, 2, memory_per_worker)
+    return pull_footprint(PullSpec(ref=PULL_INFO.ref, threads=8, **spec), PULL_INFO, XY.with_z(0, 64), memory_per_worker)
+
+
+def least_memory(engine: str) -> int:
+    """One slab and one block in flight: below this no fitting helps."""
+    free = footprint(engine, None)
+    return free.slab_bytes + (free.block_bytes if engine == "push" else CUBOID16)
+
+
+@pytest.mark.parametrize("engine", ["push", "pull"])
+@given(memory=st.integers(1, 2**31))
+def test_memory_bound_is_respected_or_refused(engine, memory):
+    if memory >= least_memory(engine):
+        assert footprint(engine, memory).memory <= memory
+    else:
+        with pytest.raises(UsageError, match="too small for one 16-slice slab"):
+            footprint(engine, memory)
+
+
+@pytest.mark.parametrize("engine", ["push", "pull"])
+def test_a_worker_too_small_is_one_clear_line_that_names_the_memory_needed(engine):
+    with pytest.raises(UsageError) as info:
+        footprint(engine, 10 * 2**20)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith(f"--memory_per_worker 10.5 MB is too small for one 16-slice slab: each job needs at least "
+                           f"{mb(least_memory(engine))} (")
+    assert "raise --memory_per_worker" in text
+
+
+def test_a_tighter_max_memory_is_the_flag_named():
+    with pytest.raises(UsageError, match=r"^--max_memory 1\.0 MB is too small .* raise --max_memory"):
+        footprint("push", 2**30, max_memory=10**6)
 
 
 def test_per_job_file_names_keep_their_suffix():

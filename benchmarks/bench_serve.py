@@ -41,6 +41,7 @@ import tensorstore as ts
 from requests.adapters import HTTPAdapter
 
 from ndex import codecs
+from ndex.cli.common import parse_size
 from ndex.cli.local_server import LocalServer
 from ndex.client import BossClient
 from ndex.client.models import ChannelRef
@@ -49,13 +50,6 @@ from ndex.synthetic import volume
 
 BLOCK = (512, 512, 16)  # x, y, z: one BOSS cuboid, 4 MiB of uint8
 TEMPLATES = 8  # distinct block contents, cycled (generating 512 MiB of texture would dominate the run)
-
-
-def parse_size(text: str) -> int:
-    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9, "": 1}
-    raw = text.strip().lower()
-    number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
-    return int(float(number) * units[raw[len(number):]])
 
 
 def extent_for(nbytes: int) -> tuple[int, int, int]:

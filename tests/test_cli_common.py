@@ -1,6 +1,9 @@
+import argparse
 import logging
 
-from ndex.cli.common import exit_code_for, one_line, setup_logging
+import pytest
+
+from ndex.cli.common import exit_code_for, one_line, parse_size, setup_logging
 from ndex.errors import AuthError, ConfigError, RemoteUnreachable, ResourceNotFound, TransferFailed
 
 
@@ -48,3 +51,14 @@ def test_every_subcommand_has_help_and_only_the_chosen_one_is_configured(capsys)
     parser = build_parser("pull")
     assert parser.parse_args(["pull", "--collection", "c"]).collection == "c"
     assert main([]) == 2
+
+
+@pytest.mark.parametrize("text, size", [("8GB", 8 * 10**9), ("512MiB", 512 * 2**20), ("1e9", 10**9),
+                                        ("4 mib", 4 * 2**20), ("2k", 2000)])
+def test_parse_size_reads_decimal_and_binary_units(text, size):
+    assert parse_size(text) == size
+
+
+def test_parse_size_refuses_what_is_not_a_size():
+    with pytest.raises(argparse.ArgumentTypeError, match="'8 parsecs' is not a size like 8GB or 512MiB"):
+        parse_size("8 parsecs")

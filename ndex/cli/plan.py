@@ -13,8 +13,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ndex.cli.common import EXIT_FAILED, EXIT_OK, run_guarded, setup_logging
-from ndex.cli.pull import parse_size
+from ndex.cli.common import EXIT_FAILED, EXIT_OK, parse_size, run_guarded, setup_logging
 from ndex.client import BossClient
 from ndex.config import discover
 from ndex.errors import UsageError

@@ -17,6 +17,7 @@ from ndex.cli.common import (
     add_channel_flags,
     add_connection_flags,
     add_logging_flags,
+    parse_size,
     run_guarded,
     setup_logging,
     standalone_main,
@@ -38,19 +39,6 @@ examples:
   ndpull ... --dry_run                                        (print the plan: blocks, bytes, memory)
 Re-running an interrupted pull with the same arguments continues where it stopped.
 """
-
-
-def parse_size(text: str) -> int:
-    """'8GB', '512MiB', '1e9' -> bytes."""
-    units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-             "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 10**3, "m": 10**6, "g": 10**9}
-    raw = text.strip().lower().replace(" ", "")
-    number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = raw[len(number):]
-    try:
-        return int(float(number) * units[unit])
-    except (ValueError, KeyError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 8GB or 512MiB") from None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -23,11 +23,11 @@ from ndex.cli.common import (
     add_connection_flags,
     add_logging_flags,
     one_line,
+    parse_size,
     run_guarded,
     setup_logging,
     standalone_main,
 )
-from ndex.cli.pull import parse_size
 from ndex.client import BossClient, ChannelRef
 from ndex.config import Remote, discover
 from ndex.errors import ConfigError, NdexError, OutOfBounds, UsageError

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,9 @@ from pathlib import Path
 import numpy as np
 import requests
 import tifffile
+
+from ndex.cli.common import parse_size
+from ndex.cli.local_server import LocalServer
 
 SLICE = 2048
 INTERN_LOOP = """
@@ -50,19 +52,6 @@ for z0 in range(0, n, 16):
 """
 
 
-def parse_size(text: str) -> int:
-    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9, "": 1}
-    raw = text.strip().lower()
-    number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
-    return int(float(number) * units[raw[len(number):]])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_slices(folder: Path, count: int, side: int) -> None:
     """Microscopy-like 12-bit data: a smooth field plus noise (compressible, never all zero)."""
     rng = np.random.default_rng(0)
@@ -71,28 +60,6 @@ def write_slices(folder: Path, count: int, side: int) -> None:
     for z in range(count):
         noise = rng.integers(0, 400, size=(side, side), dtype=np.uint16)
         tifffile.imwrite(folder / f"img_{z:04d}.tif", base + noise + np.uint16(z))
-
-
-def ndex_cli(*args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "ndex.cli.main", *args], check=True, capture_output=True,
-                          text=True).stdout
-
-
-def start_server(data: Path) -> tuple[subprocess.Popen, str, str]:
-    token = ndex_cli("token", "create", "--data", str(data), "--user", "bench", "--role", "admin").strip().split()[-1]
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(data), "--host",
-                             "127.0.0.1", "--port", str(port), "--quiet"], stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/ping/", timeout=1).ok:
-                return proc, url, token
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"ndex serve did not start at {url}")
 
 
 def create_channels(url: str, token: str, count: int, side: int) -> tuple[str, str]:
@@ -138,6 +105,27 @@ def timed(cmd: list[str], cwd: Path, server_pid: int) -> tuple[float, float, flo
     return seconds, usage.ru_maxrss / 1024, cpu  # ru_maxrss is in KiB on Linux
 
 
+def measure(args: argparse.Namespace, work: Path, count: int, url: str, token: str, server_pid: int) -> None:
+    """Ingest the slices with ndpush, then with the intern loop, and print what each cost."""
+    coll, exp = create_channels(url, token, count, args.side)
+    nbytes = count * args.side * args.side * 2
+    push_cmd = [sys.executable, "-m", "ndex.cli.push", "--url", url, "--token", token, "-q",
+                "--collection", coll, "--experiment", exp, "--channel", "ndpush", "--base_path",
+                str(work / "img"), "--base_filename", "img_<p:4>", "--x_extent", "0", str(args.side),
+                "--y_extent", "0", str(args.side), "--z_extent", "0", str(count), "--threads", str(args.threads),
+                "--log_dir", str(work)]
+    t_push, rss_push, cpu_push = timed(push_cmd, work, server_pid)
+    t_intern, rss_intern, cpu_intern = timed([sys.executable, "-c", INTERN_LOOP, url, token, coll, exp, "intern",
+                                              str(work / "img"), str(count), str(args.side)], work, server_pid)
+    mb_push, mb_intern = nbytes / 1e6 / t_push, nbytes / 1e6 / t_intern
+    print(f"\n{nbytes / 1e6:,.0f} MB ({count} slices of {args.side}x{args.side} uint16)")
+    for name, mbs, secs, rss, cpu in (("ndpush", mb_push, t_push, rss_push, cpu_push),
+                                      ("intern", mb_intern, t_intern, rss_intern, cpu_intern)):
+        print(f"{name}  {mbs:8.1f} MB/s  {secs:7.1f} s  peak RSS {rss:7.0f} MB  "
+              f"CPU {cpu:6.1f} s (client + server) = {nbytes / 1e6 / cpu:6.1f} MB per CPU-s")
+    print(f"ratio   {mb_push / mb_intern:8.2f}x (ndpush / intern loop); CPU cost {cpu_intern / cpu_push:.2f}x lower")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=parse_size, default=2**30, help="bytes of slices to ingest (default 1GiB)")
@@ -149,32 +137,12 @@ def main() -> None:
     count = max(1, args.size // (args.side * args.side * 2))
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ndex-bench-"))
     (work / "img").mkdir(parents=True, exist_ok=True)
-    server = None
     try:
         print(f"writing {count} slices of {args.side}x{args.side} uint16 to {work / 'img'}")
         write_slices(work / "img", count, args.side)
-        server, url, token = start_server(work / "data")
-        coll, exp = create_channels(url, token, count, args.side)
-        nbytes = count * args.side * args.side * 2
-        push_cmd = [sys.executable, "-m", "ndex.cli.push", "--url", url, "--token", token, "-q",
-                    "--collection", coll, "--experiment", exp, "--channel", "ndpush", "--base_path",
-                    str(work / "img"), "--base_filename", "img_<p:4>", "--x_extent", "0", str(args.side),
-                    "--y_extent", "0", str(args.side), "--z_extent", "0", str(count), "--threads", str(args.threads),
-                    "--log_dir", str(work)]
-        t_push, rss_push, cpu_push = timed(push_cmd, work, server.pid)
-        t_intern, rss_intern, cpu_intern = timed([sys.executable, "-c", INTERN_LOOP, url, token, coll, exp, "intern",
-                                                  str(work / "img"), str(count), str(args.side)], work, server.pid)
-        mb_push, mb_intern = nbytes / 1e6 / t_push, nbytes / 1e6 / t_intern
-        print(f"\n{nbytes / 1e6:,.0f} MB ({count} slices of {args.side}x{args.side} uint16)")
-        for name, mbs, secs, rss, cpu in (("ndpush", mb_push, t_push, rss_push, cpu_push),
-                                          ("intern", mb_intern, t_intern, rss_intern, cpu_intern)):
-            print(f"{name}  {mbs:8.1f} MB/s  {secs:7.1f} s  peak RSS {rss:7.0f} MB  "
-                  f"CPU {cpu:6.1f} s (client + server) = {nbytes / 1e6 / cpu:6.1f} MB per CPU-s")
-        print(f"ratio   {mb_push / mb_intern:8.2f}x (ndpush / intern loop); CPU cost {cpu_intern / cpu_push:.2f}x lower")
+        with LocalServer(work / "data", user="bench", log_path=work / "serve.log", extra_args=("--quiet",)) as server:
+            measure(args, work, count, server.remote.url, server.token, server.process.pid)
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
 

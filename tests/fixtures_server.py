@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from ndex.cli.local_server import free_port
 from ndex.config import Remote
 
 __all__ = ["ServerHandle", "TestChannel", "make_channel", "ndex_server", "server_app", "start_uvicorn"]
@@ -62,12 +63,6 @@ class TestChannel:
     @property
     def path(self) -> str:
         return f"{self.collection}/{self.experiment}/{self.channel}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_ping(url: str, proc: subprocess.Popen | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ndex.cli.common import EXIT_OK, add_logging_flags, run_guarded, setup_logging
+from ndex.cli.common import EXIT_OK, add_logging_flags, run_guarded, setup_logging, standalone_main
 from ndex.transfer.expand import expand_stack
 
 DESCRIPTION = "Split a multipage TIFF stack into single-slice TIFF files that ndpush can read."
@@ -36,9 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="expand_stacks", description=DESCRIPTION)
-    configure(parser)
-    return run(parser.parse_args(argv))
+    return standalone_main("expand_stacks", DESCRIPTION, configure, run, argv)
 
 
 if __name__ == "__main__":

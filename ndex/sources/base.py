@@ -133,6 +133,17 @@ class SourceSpec:
         except TypeError:
             raise UsageError(f"unknown datatype {self.datatype!r}: use uint8, uint16 or uint64") from None
 
+    @property
+    def origin_xy(self) -> tuple[int, int]:
+        """(x, y) of a slice's first voxel: the starts of x_extent and y_extent, 0 without one."""
+        return (self.x_extent[0] if self.x_extent else 0, self.y_extent[0] if self.y_extent else 0)
+
+    @property
+    def size_xy(self) -> tuple[int | None, int | None]:
+        """(x, y) slice size the extents fix (their widths); None on an axis the input has to tell."""
+        return (self.x_extent[1] - self.x_extent[0] if self.x_extent else None,
+                self.y_extent[1] - self.y_extent[0] if self.y_extent else None)
+
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 

@@ -54,7 +54,7 @@ class SliceSource(SliceBySlice):
         except BaseException:
             self.close()
             raise
-        self.origin_xy = (spec.x_extent[0] if spec.x_extent else 0, spec.y_extent[0] if spec.y_extent else 0)
+        self.origin_xy = spec.origin_xy
 
     @property
     def missing(self) -> list[int]:
@@ -100,14 +100,13 @@ class SliceSource(SliceBySlice):
 
     def _geometry(self) -> tuple[tuple[int, int], np.dtype]:
         """Slice size and dtype from the spec, or from the first slice for what the spec leaves open."""
-        spec = self.spec
-        dtype = spec.dtype
-        if spec.x_extent and spec.y_extent and dtype is not None:
-            return (spec.x_extent[1] - spec.x_extent[0], spec.y_extent[1] - spec.y_extent[0]), dtype
+        dtype = self.spec.dtype
+        given_x, given_y = self.spec.size_xy
+        if given_x is not None and given_y is not None and dtype is not None:
+            return (given_x, given_y), dtype
         first = self._first_slice()
         y, x = first.shape
-        shape_xy = (spec.x_extent[1] - spec.x_extent[0] if spec.x_extent else x,
-                    spec.y_extent[1] - spec.y_extent[0] if spec.y_extent else y)
+        shape_xy = (x if given_x is None else given_x, y if given_y is None else given_y)
         return shape_xy, dtype if dtype is not None else first.dtype.newbyteorder("=")
 
     def _first_slice(self) -> np.ndarray:

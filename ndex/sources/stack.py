@@ -54,7 +54,7 @@ class StackSource(SliceBySlice):
         except Exception as exc:  # a damaged file fails in tifffile's series parsing in many ways
             self.close()
             raise SourceError(f"cannot read {self.path} as a TIFF stack: {exc}") from exc
-        self.origin_xy = (spec.x_extent[0] if spec.x_extent else 0, spec.y_extent[0] if spec.y_extent else 0)
+        self.origin_xy = spec.origin_xy
 
     def _open_series(self) -> None:
         series = self._tif.series[0]

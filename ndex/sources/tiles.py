@@ -41,13 +41,14 @@ class TileSource:
     """Source protocol over tiled slices, stitched in parallel."""
 
     def __init__(self, spec: SourceSpec, store: FileStore) -> None:
-        if spec.x_extent is None or spec.y_extent is None or spec.z_range is None:
+        x, y = spec.size_xy
+        if x is None or y is None or spec.z_range is None:
             raise UsageError("tiled slices need --x_extent, --y_extent and --z_range (the tiles do not tell)")
         check_pattern(spec.tile_pattern)
         self.spec, self.store = spec, store
         self.z_range = spec.z_range
-        self.shape_xy = (spec.x_extent[1] - spec.x_extent[0], spec.y_extent[1] - spec.y_extent[0])
-        self.origin_xy = (spec.x_extent[0], spec.y_extent[0])
+        self.shape_xy = (x, y)
+        self.origin_xy = spec.origin_xy
         self.grid = (math.ceil(self.shape_xy[0] / spec.tile_size[0]), math.ceil(self.shape_xy[1] / spec.tile_size[1]))
         self.missing_tiles = 0
         self._missing: set[int] = set()

@@ -43,6 +43,13 @@ def test_unknown_fields_and_datasources_are_usage_errors():
         _ = SourceSpec(datatype="pixels").dtype
 
 
+def test_origin_and_size_come_from_the_extents_where_given():
+    spec = SourceSpec(x_extent=(-20, 40), y_extent=(5, 35))
+    assert (spec.origin_xy, spec.size_xy) == ((-20, 5), (60, 30))
+    assert (SourceSpec(y_extent=(5, 35)).origin_xy, SourceSpec(y_extent=(5, 35)).size_xy) == ((0, 5), (None, 30))
+    assert (SourceSpec().origin_xy, SourceSpec().size_xy) == ((0, 0), (None, None))
+
+
 def test_sample_points_cover_both_ends():
     assert sample_points((0, 1), 3) == [0]
     assert sample_points((10, 20), 0) == [10, 19]

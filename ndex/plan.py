@@ -39,6 +39,7 @@ class Footprint:
     blocks_in_flight: int
     requests_per_slab: int  # blocks one 16-slice slab is cut into (edge slabs have the same XY tiling)
     bytes_per_slice: int  # voxel bytes of one z slice of the XY extent, all time points
+    process_memory: int | None = None  # the engine's own peak of a whole job process (push); None: it has none
 
     @property
     def memory(self) -> int:
@@ -59,6 +60,7 @@ class Job:
     requests: int
     memory: int
     seconds: float | None = None  # from the throughput, when one was given
+    process_memory: int | None = None  # the whole job process, when the engine estimates it (Footprint's)
 
     @property
     def slug(self) -> str:
@@ -170,7 +172,7 @@ def partition(z: tuple[int, int], footprint: Footprint, *, workers: int | None =
         zr = (slabs[a][0], slabs[b - 1][1])
         nbytes = (zr[1] - zr[0]) * footprint.bytes_per_slice
         cut.append(Job(index, zr, nbytes, (b - a) * footprint.requests_per_slab, footprint.memory,
-                       None if throughput is None else nbytes / throughput))
+                       None if throughput is None else nbytes / throughput, footprint.process_memory))
     return Partition(tuple(cut), min(workers or njobs, njobs), footprint, throughput, tuple(notes), tuple(measured))
 
 
@@ -212,7 +214,7 @@ def push_footprint(spec: PushSpec, xy: Box, itemsize: int, memory_per_worker: in
     slab = xy.with_z(0, SLAB_DEPTH)  # one whole slab: ndpush sizes its slab buffers for 16 slices whatever the range
     cut = upload.layout(job, slab, itemsize, **memory_words(spec.max_memory, memory_per_worker))
     return Footprint(cut.slab_bytes, cut.slabs_in_flight, upload.COPIES_PER_BLOCK * cut.block_bytes, cut.inflight,
-                     cut.nblocks, cut.nbytes // SLAB_DEPTH)
+                     cut.nblocks, cut.nbytes // SLAB_DEPTH, cut.process_estimate)
 
 
 # --- jobs as commands ------------------------------------------------------------------------------

@@ -232,7 +232,7 @@ def open_pool(args: argparse.Namespace, workers: int):
 def job_specs(draft: Draft, root: Path | None) -> tuple[list[JobSpec], JobSpec | None]:
     cwd = os.getcwd()
     jobs = [JobSpec(j.index, draft.kind, tuple(draft.argv_for(j, root)), j.z, j.nbytes, j.requests, j.memory,
-                    j.seconds, cwd) for j in draft.partition.jobs]
+                    j.seconds, cwd, process_memory=j.process_memory) for j in draft.partition.jobs]
     create_argv = draft.create_for(root)
     create = JobSpec(-1, "create", tuple(create_argv), cwd=cwd) if create_argv else None
     return jobs, create

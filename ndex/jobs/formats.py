@@ -11,8 +11,8 @@ from ndex.jobs.spec import JobSpec, PlanFiles
 
 PROGRAMS = {"push": "ndpush", "pull": "ndpull", "create": "ndpush"}  # the ndex 1.x command names
 STYLES = ("posix", "cmd")
-# the interpreter, numpy, the HTTP pool and codecs, on top of the data the engine holds; measured
-# RSS of an idle `ndex run` is well under this
+# the interpreter, numpy, the HTTP pool and codecs, on top of the data the engine holds, for an engine
+# without an estimate of its whole process (pull); measured RSS of an idle `ndex run` is well under this
 PROCESS_OVERHEAD = 256 * 2**20
 
 
@@ -35,9 +35,15 @@ def shell_lines(jobs: Sequence[JobSpec], create: JobSpec | None = None, style: s
     return [command_line(job_argv(j), style) for j in ([create] if create else []) + list(jobs)]
 
 
+def process_memory(job: JobSpec) -> int:
+    """Bytes the job's whole process needs: the engine's own estimate (push: buffers, slices being decoded,
+    interpreter), else the data it holds plus PROCESS_OVERHEAD."""
+    return job.process_memory if job.process_memory is not None else job.memory + PROCESS_OVERHEAD
+
+
 def slurm_memory(memory: int) -> str:
-    """An sbatch --mem value (MiB) for a job whose data needs `memory` bytes."""
-    return f"{math.ceil((memory + PROCESS_OVERHEAD) / 2**20)}M"
+    """An sbatch --mem value (MiB) for a process of `memory` bytes."""
+    return f"{math.ceil(memory / 2**20)}M"
 
 
 def slurm_script(files: PlanFiles, jobs: Sequence[JobSpec], *, cpus: int, workers: int | None = None,
@@ -46,13 +52,14 @@ def slurm_script(files: PlanFiles, jobs: Sequence[JobSpec], *, cpus: int, worker
     if not jobs:
         raise UsageError("the plan has no jobs: nothing to submit")
     memory = max(j.memory for j in jobs)
+    process = max(process_memory(j) for j in jobs)
     limit = f"%{workers}" if workers and workers < len(jobs) else ""
     root = shlex.quote(str(files.root))
     lines = [
         "#!/bin/bash",
         f"#SBATCH --job-name={job_name}",
         f"#SBATCH --array=0-{len(jobs) - 1}{limit}",
-        f"#SBATCH --mem={slurm_memory(memory)}",
+        f"#SBATCH --mem={slurm_memory(process)}",
         f"#SBATCH --cpus-per-task={max(1, cpus)}",
         f"#SBATCH --output={files.root / 'logs'}/slurm_%A_%a.out",
         f"# {len(jobs)} jobs written by `ndex plan`; each needs ~{memory / 1e6:,.0f} MB of data memory.",

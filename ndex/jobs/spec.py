@@ -39,10 +39,11 @@ class JobSpec:
     z: tuple[int, int] | None = None
     nbytes: int = 0
     requests: int = 0
-    memory: int = 0
+    memory: int = 0  # data the engine holds: slabs and blocks in flight
     seconds: float | None = None
     cwd: str | None = None  # where the plan was made: relative paths in argv are relative to it
     version: int = FORMAT_VERSION
+    process_memory: int | None = None  # the engine's estimate of the whole process (push); None: it has none
 
     @property
     def name(self) -> str:

@@ -173,6 +173,7 @@ def test_planned_pull_and_footprints_match_the_engines(env, tiff_volume, capsys)
             engine = upload.make_plan(client, spec, source, info)
             xy = upload.source_box(source, (0, 0, Z_OFFSET))
             assert push_footprint(spec, xy, 2).memory == engine.memory_estimate
+            assert push_footprint(spec, xy, 2).process_memory == engine.process_estimate
         finally:
             source.close()
 

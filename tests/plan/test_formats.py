@@ -10,9 +10,15 @@ import pytest
 
 from ndex.cli import pull as pull_cli
 from ndex.cli import push as push_cli
+from ndex.cli.plan import job_specs
+from ndex.client import ChannelRef
+from ndex.geometry import Box
 from ndex.jobs.argv import to_argv
 from ndex.jobs.formats import PROCESS_OVERHEAD, command_line, shell_lines, slurm_script
 from ndex.jobs.spec import DONE, JobSpec, JobState, load_plan, read_state, write_plan, write_state
+from ndex.plan import Draft, partition, push_footprint
+from ndex.sources.base import SourceSpec
+from ndex.transfer import upload
 
 NASTY = ["push", "--base_path", "/data/my scans/<ch>", "--base_filename", "img_<p:4>", "--collection", "it's",
          "--experiment", 'say "hi"', "--channel", "$HOME", "--slack_usr", "a&b|c;d", "--z_range", "0", "16"]
@@ -86,6 +92,20 @@ def test_slurm_array_script(tmp_path):
     assert (files.root / "jobs" / "job_2.json").is_file()
     no_limit = slurm_script(files, jobs, cpus=1, workers=None)
     assert "#SBATCH --array=0-2\n" in no_limit
+
+
+def test_slurm_memory_of_a_push_job_is_ndpushs_own_whole_process_estimate(tmp_path):
+    # 8k x 8k uint16 slices: the source decodes 4 at once (0.5 GB), more than a flat process overhead
+    xy, memory = Box((0, 0, 0), (8192, 8192, 1)), 6 * 10**9
+    spec = upload.PushSpec(ChannelRef("c", "e", "ch"), SourceSpec(datasource="local", base_path="x",
+                           base_filename="img_<p:4>", extension="tif", z_range=(0, 64)), max_memory=memory)
+    draft = Draft("push", partition((0, 64), push_footprint(spec, xy, 2), workers=2), ("push",), "--z_range")
+    jobs, _ = job_specs(draft, tmp_path)
+    text = slurm_script(write_plan(tmp_path, "push", jobs, None, workers=2, summary=[]), jobs, cpus=8)
+    engine = upload.layout(spec, xy.with_z(0, 16), 2)  # what ndpush prints as its peak
+    assert engine.process_estimate > engine.memory_estimate + PROCESS_OVERHEAD
+    assert f"#SBATCH --mem={math.ceil(engine.process_estimate / 2**20)}M\n" in text
+    assert JobSpec.from_json(jobs[0].to_json()).process_memory == engine.process_estimate
 
 
 def test_job_spec_and_plan_round_trip(tmp_path):

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ndex.errors import ConfigError, SourceError, UsageError
 from ndex.sources.base import SourceSpec
-from ndex.sources.slices import SliceSource
+from ndex.sources.slices import FileStore, SliceSource
 
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+S = TypeVar("S")
 
 
 def _boto() -> tuple[Any, Any]:
@@ -82,12 +84,18 @@ def s3_location(spec: SourceSpec) -> SourceSpec:
     return dataclasses.replace(spec, s3_bucket=bucket, base_path=prefix)
 
 
-def open_s3(spec: SourceSpec) -> SliceSource:
+def open_in_s3(spec: SourceSpec, make: Callable[[SourceSpec, FileStore], S]) -> S:
+    """`make(spec, store)` over the bucket the spec names, the key prefix split out of an s3:// base_path;
+    the store is closed if the source cannot be made (once made, the source closes it)."""
     spec = s3_location(spec)
     store = S3Files(spec.s3_bucket or "", profile=spec.aws_profile, endpoint=spec.s3_endpoint,
                     max_connections=spec.read_threads)
     try:
-        return SliceSource(spec, store)
+        return make(spec, store)
     except BaseException:
         store.close()
         raise
+
+
+def open_s3(spec: SourceSpec) -> SliceSource:
+    return open_in_s3(spec, SliceSource)

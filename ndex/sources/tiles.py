@@ -132,15 +132,7 @@ class TileSource:
 
 def open_tiles(spec: SourceSpec) -> TileSource:
     if spec.s3_bucket or spec.base_path.startswith("s3://"):
-        from ndex.sources.s3 import S3Files, s3_location
+        from ndex.sources.s3 import open_in_s3  # boto3 only when the tiles are in S3
 
-        spec = s3_location(spec)
-        store: FileStore = S3Files(spec.s3_bucket or "", profile=spec.aws_profile, endpoint=spec.s3_endpoint,
-                                   max_connections=spec.read_threads)
-    else:
-        store = LocalFiles()
-    try:
-        return TileSource(spec, store)
-    except BaseException:
-        store.close()
-        raise
+        return open_in_s3(spec, TileSource)
+    return TileSource(spec, LocalFiles())  # nothing to close if that fails

@@ -95,3 +95,14 @@ def test_tiles_can_live_in_s3(s3_env):
     expected[1, 16:, 16:] = 0
     np.testing.assert_array_equal(slab, expected)
     assert source.missing_tiles == 1
+
+
+@pytest.mark.parametrize("datasource, message", [("s3", "no z range"), ("tiles", "tiled slices need")])
+def test_the_s3_store_is_closed_when_the_source_cannot_be_made(s3_env, monkeypatch, datasource, message):
+    from ndex.sources.s3 import S3Files
+
+    closed = []
+    monkeypatch.setattr(S3Files, "close", lambda self: closed.append(self.bucket))
+    with pytest.raises(UsageError, match=message):
+        open_source(SourceSpec(datasource=datasource, base_path="s3://s3-tests/lab"))
+    assert closed == ["s3-tests"]

@@ -374,29 +374,22 @@ def given_or_own(client: BossClient | None, remote: Remote | None, caller: str,
 
 def _execute(client: BossClient, plan: PullPlan, sink: Sink, progress: Progress) -> RunReport:
     report = RunReport("pull", blocks_total=plan.nblocks)
-    before = client.stats
     work = pending_work(plan, sink, report)
     total_bytes = plan.box.nbytes(plan.out_dtype.itemsize, plan.ntimes)
     todo_bytes = sum(b.nbytes(plan.out_dtype.itemsize, plan.ntimes) for _, b in work)
     progress.start(plan.nblocks, total_bytes, done_blocks=report.blocks_skipped, done_bytes=total_bytes - todo_bytes)
     fetcher = _Fetcher(client, plan, report, progress)
     runner = _run_direct if sink.places_blocks else _run_slabs
-    try:
-        runner(fetcher, plan, sink, work)
-    except BaseException:
-        fetcher.stop.set()
-        sink.abort()
-        raise
-    finally:
-        progress.close()
-        after = client.stats
-        report.requests = after.requests - before.requests
-        report.retries = after.retries - before.retries
-        report.stop_clock()
+    with report.measure(client, progress):
+        try:
+            runner(fetcher, plan, sink, work)
+        except BaseException:
+            fetcher.stop.set()
+            sink.abort()
+            raise
     if fetcher.stopped_by is not None:
-        left = report.blocks_total - report.blocks_done - report.blocks_skipped - len(report.failures)
-        report.notes.append(f"stopped early ({' '.join(str(fetcher.stopped_by).split())}); {left} blocks were "
-                            "not fetched: re-run the same command to continue")
+        report.notes.append(f"stopped early ({' '.join(str(fetcher.stopped_by).split())}); {report.unsent} blocks "
+                            "were not fetched: re-run the same command to continue")
     if report.ok:
         report.files = list(sink.finish())
     else:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ndex.progress import mb
+from ndex.progress import Progress, mb
 
 
 @dataclass
@@ -39,6 +41,25 @@ class RunReport:
 
     def stop_clock(self) -> None:
         self.seconds = time.monotonic() - self._t0
+
+    @contextmanager
+    def measure(self, client: Any, progress: Progress) -> Iterator[None]:
+        """The transfer's run: at its end, even a failed one, the client's requests and retries of the run
+        are counted in, the progress is closed and the clock stopped."""
+        before = client.stats
+        try:
+            yield
+        finally:
+            progress.close()
+            after = client.stats
+            self.requests = after.requests - before.requests
+            self.retries = after.retries - before.retries
+            self.stop_clock()
+
+    @property
+    def unsent(self) -> int:
+        """Blocks neither done, skipped nor failed: the run stopped before it came to them."""
+        return self.blocks_total - self.blocks_done - self.blocks_skipped - len(self.failures)
 
     @property
     def ok(self) -> bool:

@@ -646,7 +646,6 @@ def push(spec: PushSpec, *, client: Any, source: Any = None, progress: Progress 
 def _execute(client: Any, plan: PushPlan, source: Any, manifest: Manifest, progress: Progress,
              notifier: Any, rng: random.Random) -> PushReport:
     report = PushReport("push", blocks_total=plan.nblocks)
-    before = client.stats
     work = pending_work(plan, manifest, report)
     todo_bytes = sum(b.nbytes(plan.dtype.itemsize) for _, blocks in work for b in blocks)
     progress.start(plan.nblocks, plan.nbytes, done_blocks=report.blocks_resumed,
@@ -656,24 +655,16 @@ def _execute(client: Any, plan: PushPlan, source: Any, manifest: Manifest, progr
         notifier.send(f"ndpush started: {plan.spec.ref}, {plan.box}, {plan.nblocks} blocks "
                       f"({report.blocks_resumed} done earlier)")
     pusher = _Pusher(client, plan, source, manifest, report, progress, rng, notifier)
-    try:
-        with watch_throttling(client, pusher.limit):
-            pusher.run(work)
-    finally:
-        progress.close()
-        after = client.stats
-        report.requests = after.requests - before.requests
-        report.retries = after.retries - before.retries
-        report.throttled = pusher.limit.throttles
-        report.blocks_skipped = report.blocks_resumed + report.blocks_empty
-        report.missing_slices = list(getattr(source, "missing", []))
-        report.stop_clock()
+    with report.measure(client, progress), watch_throttling(client, pusher.limit):
+        pusher.run(work)
+    report.throttled = pusher.limit.throttles
+    report.blocks_skipped = report.blocks_resumed + report.blocks_empty
+    report.missing_slices = list(getattr(source, "missing", []))
     if report.missing_slices:
         report.notes.append(f"{len(report.missing_slices)} missing slice(s) ingested as zeros: "
                             f"z {_ranges(report.missing_slices)}")
-    unsent = plan.nblocks - report.blocks_skipped - report.blocks_done - len(report.failures)
-    if unsent > 0:
-        report.notes.append(f"{unsent} blocks were not sent (the run stopped early): re-run to send them")
+    if report.unsent > 0:
+        report.notes.append(f"{report.unsent} blocks were not sent (the run stopped early): re-run to send them")
         if not report.failures:
             report.failures["run"] = "stopped before every block was sent"
     return report

@@ -104,12 +104,9 @@ def verify_volume(client: Any, plan: Any, source: Any, *, strict: bool = False, 
     progress = progress or NullProgress()
     report = VerifyReport("verify", blocks_total=plan.nblocks)
     progress.start(plan.nblocks, plan.nbytes)
-    try:
+    with report.measure(client, progress):
         for slab, blocks in zip(plan.slabs, plan.blocks_per_slab):
             _verify_slab(client, plan, source, slab, blocks, report, progress, strict, skip_zero)
-    finally:
-        progress.close()
-        report.stop_clock()
     return report
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -26,10 +27,12 @@ from ndex.sinks.tiff_stack import TiffStack
 SINKS: dict[str, Callable[[OutputSpec], Sink]] = {
     "tif": TiffSlices,
     "stack": TiffStack,
-    "ome-tiff": lambda spec: TiffStack(spec, ome=True),
+    "ome-tiff": partial(TiffStack, ome=True),
     "zarr": OmeZarr,
     "numpy": NumpySink,
 }
+# the kinds whose sink places blocks as they arrive: a pull into them holds no slab buffer
+PLACES_BLOCKS = frozenset(kind for kind, make in SINKS.items() if getattr(make, "func", make).places_blocks)
 
 
 def open_sink(kind: str, spec: OutputSpec) -> Sink:

@@ -26,6 +26,7 @@ from ndex.geometry import BOSS_CUBOID, DEFAULT_BLOCK_BYTES, Box, plan_blocks, z_
 from ndex.progress import NullProgress, Progress, mb
 from ndex.sinks import open_sink
 from ndex.sinks.base import COMPRESSIONS, OutputSpec, Sink
+from ndex.sinks.factory import PLACES_BLOCKS, SINKS
 from ndex.transfer.convert import MODES, convert
 from ndex.transfer.flow import acquire_unless_stopped
 from ndex.transfer.memory import slab_bytes, too_small
@@ -33,7 +34,7 @@ from ndex.transfer.report import RunReport
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("tif", "stack", "ome-tiff", "zarr", "numpy")
+OUTPUTS = tuple(SINKS)
 _ALL_DELIVERED = (None, None, None)  # the submitter's last word on the arrivals queue
 
 
@@ -117,7 +118,7 @@ class PullPlan:
             f"memory    ~{self.memory_estimate / 1e6:,.0f} MB peak ({self.inflight} blocks of "
             f"<= {mb(self.block_bytes)} in flight + {mb(self.slab_bytes)} slab buffer)",
             f"output    {s.output} in {s.outdir}" + (f" ({self.output_spec.compression} compression)"
-                                                     if s.output in ("tif", "stack", "ome-tiff") else ""),
+                                                     if s.output not in PLACES_BLOCKS else ""),
         ]
 
 
@@ -133,7 +134,7 @@ def resolve_box(spec: PullSpec, info: ChannelInfo) -> Box:
 
 def buffer_bytes(spec: PullSpec, box: Box, itemsize: int, ntimes: int) -> int:
     """Bytes of the one slab buffer a slab-writing sink needs (0 for sinks that place blocks)."""
-    return 0 if spec.output in ("zarr", "numpy") else slab_bytes(box, itemsize, ntimes)
+    return 0 if spec.output in PLACES_BLOCKS else slab_bytes(box, itemsize, ntimes)
 
 
 def fit_memory(spec: PullSpec, slab_bytes: int, itemsize: int, *, flag: str = "--max_memory",

@@ -9,7 +9,7 @@ from pull_fakes import FakeClient
 from ndex.errors import OutOfBounds, UsageError
 from ndex.geometry import BOSS_CUBOID, Box
 from ndex.sinks import open_sink
-from ndex.transfer.download import PullSpec, make_plan, pull, pull_array
+from ndex.transfer.download import OUTPUTS, PullSpec, make_plan, pull, pull_array
 
 
 def volume(shape=(40, 700, 1100), dtype=np.uint16, seed=0):
@@ -110,6 +110,17 @@ def test_peak_memory_does_not_grow_with_depth(output, tmp_path):
     assert report.ok and report2.ok
     assert deep < shallow * 1.5 + 2**20  # 5x the depth, not 5x the memory
     assert deep < 3 * estimate + 8 * 2**20  # and near the plan's estimate (the volume itself is 160 MiB)
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_the_plan_counts_a_slab_buffer_exactly_for_the_sinks_that_take_slabs(output, tmp_path):
+    client = FakeClient(volume(shape=(20, 100, 120), dtype=np.uint8))
+    plan = make_plan(client, PullSpec(ref=client.ref, output=output, outdir=tmp_path, stack_filename="v.tif"))
+    sink = open_sink(output, plan.output_spec)
+    try:
+        assert (plan.slab_bytes == 0) == sink.places_blocks
+    finally:
+        sink.abort()
 
 
 def test_threads_bound_concurrent_requests():

@@ -280,7 +280,7 @@ def report(outcome: Outcome, will_retry: bool) -> None:
     s = outcome.state
     took = f"{s.finished - s.started:.1f} s" if s.finished and s.started else ""
     if outcome.ok:
-        print(f"done    {outcome.name}: {mb(s.nbytes)} in {took}", flush=True)
+        print(f"done    {outcome.name}: {mb(outcome.nbytes)} in {took}", flush=True)
         return
     again = f"; retrying (attempt {outcome.attempt + 1})" if will_retry else ""
     print(f"failed  {outcome.name} (attempt {outcome.attempt}, exit code {s.exit_code}): {s.message}{again}",

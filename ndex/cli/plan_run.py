@@ -38,7 +38,7 @@ def execute(args: argparse.Namespace) -> int:
         os.chdir(job.cwd)  # the job's relative paths (sources, outputs, logs) are relative to where it was planned
     state, ran = run_job(path, invoke, force=args.force)
     if not ran:
-        print(f"{path.name}: already done ({mb(state.nbytes)}); --force runs it again", file=sys.stderr)
+        print(f"{path.name}: already done ({mb(job.nbytes)}); --force runs it again", file=sys.stderr)
         return EXIT_OK
     return state.exit_code or EXIT_OK
 

@@ -54,6 +54,11 @@ class Outcome:
     def ok(self) -> bool:
         return self.state.state == DONE
 
+    @property
+    def nbytes(self) -> int:
+        """The voxel data the job moved: its spec's bytes once it is done."""
+        return read_job(self.path).nbytes if self.ok else 0
+
 
 def check_created(job_path: Path, kind: str) -> None:
     """A data job of a plan with a create step starts only after that step is done."""
@@ -82,9 +87,9 @@ def run_job(job_path: Path, execute: Callable[[list[str]], int], *, force: bool 
     try:
         code = execute(list(job.argv))
     except BaseException as exc:
-        write_state(job_path, state.end(1, 0, f"interrupted: {type(exc).__name__} {exc}".strip()))
+        write_state(job_path, state.end(1, f"interrupted: {type(exc).__name__} {exc}".strip()))
         raise
-    state = state.end(code, job.nbytes, "" if code == 0 else f"{job.kind} exited with code {code}")
+    state = state.end(code, "" if code == 0 else f"{job.kind} exited with code {code}")
     write_state(job_path, state)
     return state, True
 
@@ -120,7 +125,7 @@ def run_subprocess(job_path: str, attempt: int = 1) -> Outcome:
     if state.state in (PENDING, RUNNING):
         # the child died before it could record its end (killed, refused to start): record it here
         last = output.splitlines()[-1] if output else ""
-        state = state.end(code or 1, 0, last or f"ndex run exited with code {code}")
+        state = state.end(code or 1, last or f"ndex run exited with code {code}")
         write_state(path, state)
     return Outcome(path, state, attempt, "" if state.state == DONE else output)
 
@@ -156,7 +161,7 @@ def failed_outcome(job_path: Path, attempt: int, exc: BaseException) -> Outcome:
     """An attempt that never produced a state of its own (the worker itself failed)."""
     state = read_state(job_path)
     if state.state != FAILED:
-        state = state.end(1, 0, f"{type(exc).__name__}: {exc}")
+        state = state.end(1, f"{type(exc).__name__}: {exc}")
         write_state(job_path, state)
     return Outcome(job_path, state, attempt, str(exc))
 

@@ -68,10 +68,9 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class JobState:
-    """Where a job stands; `nbytes` is the voxel data it moved once done."""
+    """Where a job stands (a done job has moved its spec's `nbytes`)."""
 
     state: str = PENDING
-    nbytes: int = 0
     attempts: int = 0
     started: float | None = None  # UNIX seconds
     finished: float | None = None
@@ -93,9 +92,9 @@ class JobState:
         return replace(self, state=RUNNING, attempts=self.attempts + 1, started=time.time(), finished=None,
                        exit_code=None, host=socket.gethostname(), pid=os.getpid(), message="")
 
-    def end(self, exit_code: int, nbytes: int, message: str = "") -> JobState:
+    def end(self, exit_code: int, message: str = "") -> JobState:
         return replace(self, state=DONE if exit_code == 0 else FAILED, exit_code=exit_code, finished=time.time(),
-                       nbytes=nbytes if exit_code == 0 else 0, message=message)
+                       message=message)
 
 
 def state_path(job_path: Path) -> Path:

@@ -31,7 +31,7 @@ class PlanStatus:
 
     @property
     def done_bytes(self) -> int:
-        return sum(r.state.nbytes for r in self.rows if r.state.state == DONE)
+        return self.planned(DONE)  # a done job has moved all it was planned to
 
     @property
     def complete(self) -> bool:

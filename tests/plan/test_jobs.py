@@ -37,7 +37,7 @@ def test_run_job_records_running_then_done_and_does_not_repeat(tmp_path):
         return 0
 
     state, ran = run_job(files.jobs[0], execute)
-    assert ran and state.state == DONE and state.nbytes == 1000 and state.attempts == 1
+    assert ran and state.state == DONE and plan_status(files).done_bytes == 1000 and state.attempts == 1
     assert seen == [(["status", "/nowhere"], RUNNING)]
     assert read_state(files.jobs[0]) == state
     state, ran = run_job(files.jobs[0], execute)
@@ -49,7 +49,7 @@ def test_run_job_records_running_then_done_and_does_not_repeat(tmp_path):
 def test_failed_and_interrupted_jobs_are_recorded_failed(tmp_path):
     files = make_plan(tmp_path)
     state, _ = run_job(files.jobs[0], lambda argv: 3)
-    assert state.state == FAILED and state.exit_code == 3 and state.nbytes == 0
+    assert state.state == FAILED and state.exit_code == 3 and plan_status(files).done_bytes == 0
     assert "exited with code 3" in state.message
 
     def interrupted(argv):
@@ -88,7 +88,7 @@ class FakePool:
             self.peak = max(self.peak, self.active)
         self.gate.wait(0.05)
         ok = not (path.name in self.fail_once and attempt == 1)
-        state = JobState().begin().end(0 if ok else 1, 5)
+        state = JobState().begin().end(0 if ok else 1)
         write_state(path, state)
         with self.lock:
             self.active -= 1
@@ -128,7 +128,7 @@ def test_local_pool_runs_ndex_run_processes(tmp_path):
         outcomes = drive(pool, [good.jobs[0], bad.jobs[0]], workers=2)
     finally:
         pool.close()
-    assert outcomes[0].ok and outcomes[0].state.nbytes == 1000
+    assert outcomes[0].ok and outcomes[0].nbytes == 1000
     assert not outcomes[1].ok and outcomes[1].state.exit_code == 2
     assert "is not a plan directory" in outcomes[1].output_tail
     assert (bad.jobs[0].with_name("job_0.out")).read_text().strip()
@@ -136,9 +136,9 @@ def test_local_pool_runs_ndex_run_processes(tmp_path):
 
 def test_status_counts_jobs_and_bytes(tmp_path):
     files = make_plan(tmp_path, n=4)
-    write_state(files.jobs[0], JobState().begin().end(0, 1000))
+    write_state(files.jobs[0], JobState().begin().end(0))
     write_state(files.jobs[1], JobState().begin())
-    write_state(files.jobs[2], JobState().begin().end(4, 0, "error: no such file img_0040.tif"))
+    write_state(files.jobs[2], JobState().begin().end(4, "error: no such file img_0040.tif"))
     status = plan_status(files)
     assert (status.count(DONE), status.count(RUNNING), status.count(FAILED), status.count(PENDING)) == (1, 1, 1, 1)
     lines = status.lines()

@@ -22,7 +22,6 @@ from ndex.errors import UsageError
 from ndex.jobs.spec import (
     CREATE,
     DONE,
-    FAILED,
     PENDING,
     RUNNING,
     JobState,
@@ -121,13 +120,24 @@ def run_subprocess(job_path: str, attempt: int = 1) -> Outcome:
     with open(console, "ab") as out:
         code = subprocess.run(ndex_run_command(path), stdout=out, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL).returncode
-    state, output = read_state(path), tail(console)
-    if state.state in (PENDING, RUNNING):
-        # the child died before it could record its end (killed, refused to start): record it here
-        last = output.splitlines()[-1] if output else ""
-        state = state.end(code or 1, last or f"ndex run exited with code {code}")
-        write_state(path, state)
+    output = tail(console)
+    last = output.splitlines()[-1] if output else ""
+    state = record_end(path, code, last or f"ndex run exited with code {code}")
     return Outcome(path, state, attempt, "" if state.state == DONE else output)
+
+
+def record_end(job_path: Path, exit_code: int, message: str) -> JobState:
+    """The job's state after an attempt, recording it failed if the job could not record its own end.
+
+    A job still pending or running never got that far (killed, refused to start, its worker died);
+    a done or failed job wrote its own end, which stands: a worker failing after `ndex run` wrote
+    done does not undo the data the job moved.
+    """
+    state = read_state(job_path)
+    if state.state in (PENDING, RUNNING):
+        state = state.end(exit_code or 1, message)
+        write_state(job_path, state)
+    return state
 
 
 class Pool(Protocol):
@@ -158,12 +168,9 @@ class LocalPool:
 
 
 def failed_outcome(job_path: Path, attempt: int, exc: BaseException) -> Outcome:
-    """An attempt that never produced a state of its own (the worker itself failed)."""
-    state = read_state(job_path)
-    if state.state != FAILED:
-        state = state.end(1, f"{type(exc).__name__}: {exc}")
-        write_state(job_path, state)
-    return Outcome(job_path, state, attempt, str(exc))
+    """An attempt whose worker failed (not necessarily the job: it may have recorded its end first)."""
+    state = record_end(job_path, 1, f"{type(exc).__name__}: {exc}")
+    return Outcome(job_path, state, attempt, "" if state.state == DONE else str(exc))
 
 
 def drive(pool: Pool, jobs: list[Path], *, workers: int, retries: int = 0,

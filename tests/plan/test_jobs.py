@@ -120,6 +120,40 @@ def test_drive_gives_up_after_the_retries(tmp_path):
     assert unfinished(files.jobs) == [files.jobs[1]]
 
 
+class DyingWorkers(FakePool):
+    """Every worker fails after its attempt: once the job wrote `done`, or while it is still running."""
+
+    def __init__(self, after_done: bool):
+        super().__init__()
+        self.after_done = after_done
+
+    def _attempt(self, path, attempt):
+        if self.after_done:
+            super()._attempt(path, attempt)
+        else:
+            write_state(path, JobState().begin())
+        raise OSError("worker lost")
+
+
+def test_a_worker_failing_after_its_job_wrote_done_leaves_the_job_done(tmp_path):
+    files = make_plan(tmp_path, n=2)
+    heard = []
+    outcomes = drive(DyingWorkers(after_done=True), list(files.jobs), workers=2, retries=1,
+                     on_finish=lambda o, r: heard.append((o.name, r)))
+    assert [o.ok for o in outcomes] == [True, True]
+    assert [read_state(p).state for p in files.jobs] == [DONE, DONE]
+    assert sorted(heard) == [("job_0", False), ("job_1", False)]  # nothing retried
+
+
+def test_a_worker_failing_while_its_job_runs_records_the_job_failed(tmp_path):
+    files = make_plan(tmp_path, n=1)
+    outcomes = drive(DyingWorkers(after_done=False), list(files.jobs), workers=1, retries=1)
+    assert not outcomes[0].ok and outcomes[0].attempt == 2
+    state = read_state(files.jobs[0])
+    assert state.state == FAILED and state.message == "OSError: worker lost"
+    assert outcomes[0].output_tail == "worker lost"
+
+
 def test_local_pool_runs_ndex_run_processes(tmp_path):
     good = make_plan(tmp_path / "good", n=1, argv=("status", str(tmp_path / "good")))
     bad = make_plan(tmp_path / "bad", n=1, argv=("status", str(tmp_path / "missing")))

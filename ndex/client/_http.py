@@ -250,13 +250,21 @@ def make_session(factory: Callable[[], requests.Session], base_url: str, token: 
     return session
 
 
+RetryListener = Callable[[str, BaseException], None]  # hears (what, error) before every retry
+
+
 class Http:
-    """Pooled, retrying, counting HTTP against one server; answers are `Reply`, failures `NdexError`."""
+    """Pooled, retrying, counting HTTP against one server; answers are `Reply`, failures `NdexError`.
+
+    Every retry is logged and told to the retry listeners: `on_retry`, the caller's own report of
+    retries (then they are logged at DEBUG only, not twice at INFO), and any listener added for a
+    while, e.g. by a push that slows down when the server throttles.
+    """
 
     def __init__(self, base_url: str, token: str, *, threads: int = 8,
                  timeout: tuple[float, float] = (10.0, 300.0), retries: int = 6, backoff: float = 0.5,
                  session_factory: Callable[[], requests.Session] | None = None,
-                 on_retry: Callable[[str, BaseException], None] | None = None,
+                 on_retry: RetryListener | None = None,
                  sleep: Callable[[float], None] = time.sleep, jitter: Callable[[], float] = random.random,
                  user_agent: str = "ndex") -> None:
         if threads < 1 or retries < 0 or backoff < 0:
@@ -266,7 +274,10 @@ class Http:
         self.host = self.base_url.split("://", 1)[-1]
         self.timeout = tuple(timeout)
         self.retries, self.backoff = retries, backoff
-        self.on_retry, self.sleep, self.jitter = on_retry, sleep, jitter
+        self.sleep, self.jitter = sleep, jitter
+        self.reports_retries = on_retry is not None
+        self._listeners: tuple[RetryListener, ...] = (on_retry,) if on_retry is not None else ()
+        self._listeners_lock = threading.Lock()
         self._token = token
         self.counters = Counters()
         self.session = make_session(session_factory or requests.Session, self.base_url, token, threads, user_agent)
@@ -280,6 +291,16 @@ class Http:
     @property
     def stats(self) -> ClientStats:
         return self.counters.snapshot()
+
+    def add_retry_listener(self, listener: RetryListener) -> None:
+        with self._listeners_lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_retry_listener(self, listener: RetryListener) -> None:
+        """Stop telling `listener` (added earlier) about retries; the other listeners stay."""
+        with self._listeners_lock:
+            at = self._listeners.index(listener)
+            self._listeners = self._listeners[:at] + self._listeners[at + 1:]
 
     def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), query: str = "",
                 body: bytes | None = None, headers: Mapping[str, str] | None = None,
@@ -324,10 +345,10 @@ class Http:
 
     def _pause(self, what: str, exc: NdexError, attempt: int) -> None:
         delay = self.delay(exc, attempt)
-        log.log(logging.DEBUG if self.on_retry else logging.INFO,
+        log.log(logging.DEBUG if self.reports_retries else logging.INFO,
                 "retry %d/%d of %s in %.1f s after: %s", attempt + 1, self.retries, what, delay, exc)
-        if self.on_retry is not None:
-            self.on_retry(what, exc)
+        for listener in self._listeners:  # a snapshot: listeners added or removed meanwhile hear the next one
+            listener(what, exc)
         self.sleep(delay)
 
     def delay(self, exc: BaseException, attempt: int) -> float:

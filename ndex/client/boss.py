@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from ndex import __version__, codecs
 from ndex.client import urls
-from ndex.client._http import ClientStats, Http, Reply
+from ndex.client._http import ClientStats, Http, Reply, RetryListener
 from ndex.client.models import (
     Channel,
     ChannelInfo,
@@ -74,7 +75,7 @@ class BossClient:
 
     def __init__(self, remote: Remote, *, threads: int = 8, timeout: tuple[float, float] = (10.0, 300.0),
                  retries: int = 6, backoff: float = 0.5, session_factory: Callable[[], Any] | None = None,
-                 on_retry: Callable[[str, BaseException], None] | None = None,
+                 on_retry: RetryListener | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.remote = remote
         self.http = Http(remote.url, remote.token, threads=threads, timeout=timeout, retries=retries,
@@ -96,6 +97,15 @@ class BossClient:
     @property
     def stats(self) -> ClientStats:
         return self.http.stats
+
+    @contextmanager
+    def retry_listener(self, listener: RetryListener) -> Iterator[None]:
+        """`listener(what, error)` hears every retry of this client's requests while the block runs."""
+        self.http.add_retry_listener(listener)
+        try:
+            yield
+        finally:
+            self.http.remove_retry_listener(listener)
 
     # --- plumbing -------------------------------------------------------------------------------------
 

@@ -33,9 +33,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -348,27 +346,10 @@ class InflightLimit:
             self.not_before = max(self.not_before, self.clock() + pause)
         log.info("server asks to slow down: %d block(s) in flight from now, pausing %.1f s", self.limit, pause)
 
-
-@contextmanager
-def watch_throttling(client: Any, limit: InflightLimit) -> Iterator[None]:
-    """Feed the client's own 429/503 retries into `limit` while a push runs (then restore its hook)."""
-    http = getattr(client, "http", None)
-    if http is None or not hasattr(http, "on_retry"):
-        yield
-        return
-    previous = http.on_retry
-
-    def on_retry(what: str, exc: BaseException) -> None:
+    def retried(self, what: str, exc: BaseException) -> None:
+        """A retry listener of the client: its own retries of a 429/503 shrink the window too."""
         if isinstance(exc, Throttled):
-            limit.throttled(exc.retry_after)
-        if previous is not None:
-            previous(what, exc)
-
-    http.on_retry = on_retry
-    try:
-        yield
-    finally:
-        http.on_retry = previous
+            self.throttled(exc.retry_after)
 
 
 class BlockBuffers:
@@ -655,7 +636,7 @@ def _execute(client: Any, plan: PushPlan, source: Any, manifest: Manifest, progr
         notifier.send(f"ndpush started: {plan.spec.ref}, {plan.box}, {plan.nblocks} blocks "
                       f"({report.blocks_resumed} done earlier)")
     pusher = _Pusher(client, plan, source, manifest, report, progress, rng, notifier)
-    with report.measure(client, progress), watch_throttling(client, pusher.limit):
+    with report.measure(client, progress), client.retry_listener(pusher.limit.retried):
         pusher.run(work)
     report.throttled = pusher.limit.throttles
     report.blocks_skipped = report.blocks_resumed + report.blocks_empty

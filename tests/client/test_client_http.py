@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -209,6 +210,40 @@ def test_on_retry_hears_every_retry(remote, rsps):
         rsps.get(URL, json={"name": "c1"})
         boss.get_collection("c1")
     assert heard == [("GET /v1/collection/c1", ServerError), ("GET /v1/collection/c1", RemoteUnreachable)]
+
+
+def retried_get(boss: BossClient, rsps) -> None:
+    """One GET that needs one retry."""
+    rsps.get(URL, status=503, json=envelope(503, 9002, "busy"))
+    rsps.get(URL, json={"name": "c1"})
+    boss.get_collection("c1")
+
+
+def test_retry_listeners_come_and_go_in_any_order_besides_on_retry(remote, rsps):
+    heard = []
+
+    def listener(name):
+        return lambda what, exc: heard.append(name)
+
+    with BossClient(remote, retries=1, backoff=0, sleep=lambda s: None, on_retry=listener("on_retry")) as boss:
+        first = ExitStack()
+        first.enter_context(boss.retry_listener(listener("first")))
+        with boss.retry_listener(listener("second")):
+            retried_get(boss, rsps)
+            first.close()  # the first ends before the second: two pushes sharing one client
+            retried_get(boss, rsps)
+        retried_get(boss, rsps)
+    assert heard == ["on_retry", "first", "second", "on_retry", "second", "on_retry"]
+
+
+def test_a_retry_listener_does_not_hide_retries_from_the_log(remote, rsps, caplog):
+    caplog.set_level(logging.INFO, logger="ndex.client")
+    rsps.get(URL, status=500, json=envelope(500, 9002, "x"))
+    rsps.get(URL, json={"name": "c1"})
+    with BossClient(remote, retries=1, backoff=0, sleep=lambda s: None) as boss:
+        with boss.retry_listener(lambda what, exc: None):
+            boss.get_collection("c1")
+    assert [r.levelno for r in caplog.records if r.getMessage().startswith("retry 1/1")] == [logging.INFO]
 
 
 def test_zero_retries_means_one_attempt(remote, rsps):

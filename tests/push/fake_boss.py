@@ -7,6 +7,7 @@ tested without a server. End-to-end tests use the real client against `ndex serv
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -51,6 +52,10 @@ class FakeBoss:
 
     def close(self) -> None:
         pass
+
+    @contextmanager
+    def retry_listener(self, listener):
+        yield  # the fake answers every request at once: there are no retries of its own to hear
 
     # --- resources ---------------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ not depend on its depth: the `Footprint` of one job is the same for every job, a
 only memory question is whether that footprint fits a worker.
 
 `pull_footprint` and `push_footprint` take the footprint from the transfer engines themselves, so
-the plan's numbers are the ones the jobs will actually use.
+the plan's numbers are the ones the jobs will actually use, and the engines' own memory fitting
+answers that question: it shrinks what is in flight to --memory_per_worker, or refuses a worker
+too small for one slab.
 """
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--warn_missing_files", action="store_true",
                      help="ingest a zero slice (with a warning) for a missing file instead of stopping")
     src.add_argument("--rgb_channel", help="keep this channel of RGB(A) images: r, g, b or a")
-    src.add_argument("--s3_bucket_name", help="S3 bucket holding the slices (--datasource s3)")
+    src.add_argument("--s3_bucket_name", help="S3 bucket holding the slices (--datasource s3; or give "
+                                              "--base_path s3://BUCKET/PREFIX instead)")
     src.add_argument("--aws_profile", help="AWS profile for S3 (default: boto3's usual chain)")
     src.add_argument("--tile_pattern", default="{z}/{row}_{col}.png", help="CATMAID tile path pattern")
     src.add_argument("--tile_size", type=int, nargs=2, metavar=("X", "Y"), default=(1024, 1024),

@@ -10,8 +10,10 @@ skipped when setup.py and the constraints have not changed since the last one.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -19,6 +21,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "scripts" / "constraints.txt"
+# Real components the test suite starts itself (never skipped): how to tell each is there, and its Debian
+# package. PostgreSQL keeps its binaries under /usr/lib/postgresql/<major>/bin, out of PATH.
+SYSTEM_PACKAGES = {
+    "postgresql": lambda: bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+    "chromium": lambda: bool(shutil.which("chromium")),
+}
 
 
 def venv_dir() -> Path:
@@ -61,12 +69,32 @@ def ensure_venv(extras: str) -> None:
     stamp_file.write_text(stamp)
 
 
+def ensure_system_packages() -> None:
+    """Install the Debian packages the tests need (PostgreSQL, Chromium) when they are missing."""
+    missing = [name for name, present in SYSTEM_PACKAGES.items() if not present()]
+    if not missing:
+        return
+    apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "-n", "apt-get"]
+    if not shutil.which("apt-get"):
+        raise SystemExit(f"error: the tests need {', '.join(missing)}, and this machine has no apt-get: "
+                         "install them with your system's package manager")
+    print(f"installing Debian packages: {' '.join(missing)} (once)", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in ([*apt, "update", "-qq"], [*apt, "install", "-y", "-qq", "--no-install-recommends", *missing]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(done.stdout[-2000:] + done.stderr[-2000:], file=sys.stderr)
+            raise subprocess.CalledProcessError(done.returncode, cmd)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test", "setup"}:
         print("usage: python3 scripts/dev.py demo|test|setup [extra arguments]", file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
-    ensure_venv("test,s3,dask" if command in {"test", "setup"} else "")
+    ensure_venv("test,s3,dask,postgres" if command in {"test", "setup"} else "")
+    if command in {"test", "setup"}:
+        ensure_system_packages()
     if command == "setup":
         print(f"ready: activate with `source {venv_dir() / 'bin' / 'activate'}`")
         return 0

@@ -26,6 +26,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--downsample-workers", type=int, default=DEFAULTS.downsample_workers,
                         help=help_of("downsample_workers"))
     parser.add_argument("--fsync", action="store_true", help=help_of("fsync"))
+    parser.add_argument("--downsample_max_voxels", type=int, default=DEFAULTS.downsample_max_voxels,
+                        metavar="N", help=help_of("downsample_max_voxels"))
+    parser.add_argument("--quota_per_day", type=int, default=DEFAULTS.quota_per_day, metavar="BYTES",
+                        help=help_of("quota_per_day"))
     parser.add_argument("--access_log", action="store_true",
                         help="log every request (off by default: a multi-day ingest makes millions of them)")
     add_logging_flags(parser)
@@ -34,7 +38,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> ServerSettings:
     return ServerSettings(data_dir=args.data, db_url=args.db, store_url=args.store,
                           allow_sourceless_annotations=args.allow_sourceless_annotations,
-                          downsample_workers=args.downsample_workers, fsync=args.fsync)
+                          downsample_workers=args.downsample_workers, fsync=args.fsync,
+                          downsample_max_voxels=args.downsample_max_voxels, quota_per_day=args.quota_per_day)
 
 
 def run(args: argparse.Namespace) -> int:

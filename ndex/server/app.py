@@ -34,6 +34,7 @@ from ndex.server.channels import store_key
 from ndex.server.db import Database
 from ndex.server.groups import GroupService
 from ndex.server.http_errors import (
+    ACCESS_DENIED_UNKNOWN,
     BOSS_SYSTEM_ERROR,
     INVALID_CUTOUT_ARGS,
     INVALID_POST_ARGUMENT,
@@ -47,6 +48,7 @@ from ndex.server.http_errors import (
 )
 from ndex.server.jobs import DownsampleJobs
 from ndex.server.metadata import MetadataService
+from ndex.server.quota import DailyQuota, QuotaExceeded
 from ndex.server.services import Services
 from ndex.server.settings import ServerSettings
 from ndex.server.users import ensure_builtin_groups
@@ -101,8 +103,9 @@ def build_services(settings: ServerSettings, db: Database, store: VolumeStore) -
 
     catalog = Catalog(db, auth, allow_sourceless_annotations=settings.allow_sourceless_annotations,
                       cache_seconds=settings.cache_seconds, on_channel_deleted=drop_data)
-    jobs = DownsampleJobs(catalog, store, settings.downsample_workers)
-    return Services(settings, db, auth, catalog, MetadataService(catalog), store, jobs, GroupService(catalog, auth))
+    jobs = DownsampleJobs(catalog, store, settings.downsample_workers, settings.downsample_max_voxels)
+    return Services(settings, db, auth, catalog, MetadataService(catalog), store, jobs, GroupService(catalog, auth),
+                    quota=DailyQuota(settings.quota_per_day))
 
 
 def app_from_env() -> FastAPI:
@@ -127,6 +130,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BossError)
     async def boss_error(_request, exc: BossError):
         return envelope(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(QuotaExceeded)
+    async def quota_exceeded(request, exc: QuotaExceeded):
+        # BOSS's binary renderers send its envelope with code 3004, its JSON renderer DRF's {"detail"};
+        # either way without Retry-After: the quota comes back tomorrow, not in seconds
+        if _wants_json(request.headers.get("accept", "")):
+            return detail(429, exc.message)
+        return envelope(429, ACCESS_DENIED_UNKNOWN, exc.message)
 
     @app.exception_handler(NotAuthenticated)
     async def not_authenticated(_request, exc: NotAuthenticated):
@@ -156,6 +167,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UsageError)
     async def usage_error(_request, exc: UsageError):
         return envelope(400, BOSS_SYSTEM_ERROR, str(exc))
+
+
+def _wants_json(accept: str) -> bool:
+    """Would BOSS's content negotiation pick its JSON renderer for this Accept header?"""
+    return "application/json" in accept and not any(t in accept for t in ("blosc", "npygz", "image/", "*/*"))
 
 
 class CatchAll:

@@ -69,10 +69,16 @@ class ChannelInfo:
             return tuple(r > self.iso_level for r in range(1, self.num_levels))
         return (False,) * (self.num_levels - 1)
 
+    @property
+    def top_built(self) -> int:
+        """Highest level a downsample builds: num_hierarchy_levels - 1, as BOSS's step function does
+        (levels base+1 .. n-1 from base; levels n .. base+n-1 are addressable but hold no pyramid)."""
+        return self.experiment["num_hierarchy_levels"] - 1
+
     def store_levels(self, iso: bool = False) -> int:
-        """The store's `levels`: how many levels a downsample from base (or from the iso level) builds;
-        either way the top stored level is base + num_hierarchy_levels - 1."""
-        return self.num_levels - (self.iso_level if iso else self.base)
+        """The store's `levels`: how many levels a downsample from base (or from the iso level) builds,
+        up to `top_built`; none beyond the first when base >= n - 1."""
+        return max(1, self.top_built + 1 - (self.iso_level if iso else self.base))
 
     def layout(self, iso: bool = False) -> ChannelLayout:
         f = self.frame
@@ -92,11 +98,20 @@ class ChannelInfo:
         f = self.frame
         return tuple(f[f"{a}_voxel_size"] * k for a, k in zip("xyz", self.layout(iso).factors(res)))  # type: ignore[return-value]
 
-    def bounds(self, res: int, iso: bool = False) -> Box | None:
-        """Addressable region of level `res`: the frame's start (floored) to the level's extent."""
-        layout = self.layout(iso)
-        x, y, z = (max(0, self.frame[f"{a}_start"]) // k for a, k in zip("xyz", layout.factors(res)))
-        try:
-            return Box((x, y, z), layout.level_shape(res))
-        except ValueError:
-            return None
+    @property
+    def frame_box(self) -> Box:
+        """The addressable region of every level: the level-0 frame, unscaled. BOSS checks a cutout at
+        any resolution against it (bosscore/request.py, marked there as a known bug); what a coarser
+        level's box covers beyond that level's data reads as zeros."""
+        f = self.frame
+        return Box(tuple(max(0, f[f"{a}_start"]) for a in "xyz"), tuple(f[f"{a}_stop"] for a in "xyz"))  # type: ignore[arg-type]
+
+    def data_box(self, res: int, iso: bool = False) -> Box:
+        """Where level `res` can hold voxels: from 0 to its extent (ceil halving of the frame's stop)."""
+        return Box((0, 0, 0), self.extent_at(res, iso))
+
+    @property
+    def xy_voxels_differ(self) -> bool:
+        """BOSS cannot find the isotropic level of an anisotropic experiment whose x and y voxel sizes
+        differ (spdb get_isotropic_level raises): it can neither downsample it nor report its pyramid."""
+        return not self.isotropic and self.frame["x_voxel_size"] != self.frame["y_voxel_size"]

@@ -10,7 +10,9 @@ import numpy as np
 from ndex import codecs
 from ndex.errors import CorruptBody
 from ndex.geometry import CUTOUT_MAX_BYTES, Box, request_cost
+from ndex.server import bodies
 from ndex.server.channels import ChannelInfo
+from ndex.server.fields import DATATYPES
 from ndex.server.http_errors import (
     BOSS_SYSTEM_ERROR,
     DATA_DIMENSION_MISMATCH,
@@ -48,7 +50,13 @@ class Region:
 
     @property
     def itemsize(self) -> int:
-        return codecs.dtype_of(self.info.datatype).itemsize
+        return np.dtype(self.info.datatype).itemsize
+
+    @property
+    def stored_box(self) -> Box | None:
+        """The part of the box where the level holds voxels; the rest (a coarser level's box reaches past
+        its data, being addressed in the level-0 frame) reads as zeros. None: all of it."""
+        return self.box.intersect(self.info.data_box(self.res, self.iso))
 
     @property
     def nbytes(self) -> int:
@@ -80,12 +88,13 @@ def parse_range(text: str, axis: str) -> tuple[int, int]:
     return lo, hi
 
 
-def parse_box(info: ChannelInfo, res: int, x: str, y: str, z: str, iso: bool = False) -> Box:
+def parse_box(info: ChannelInfo, x: str, y: str, z: str) -> Box:
+    """The URL's box, inside the level-0 frame whatever the resolution (as BOSS checks it)."""
     box = Box.from_ranges(parse_range(x, "x"), parse_range(y, "y"), parse_range(z, "z"))
-    bounds = info.bounds(res, iso)
-    if bounds is None or not bounds.contains(box):
-        raise BossError(INVALID_CUTOUT_ARGS, f"{box} lies outside the coordinate frame at resolution {res} "
-                                             f"({bounds or 'empty'}): clip the request to the frame")
+    frame = info.frame_box
+    if not frame.contains(box):
+        raise BossError(INVALID_CUTOUT_ARGS, f"{box} lies outside the coordinate frame {frame}: every resolution "
+                                             "is addressed within the level-0 frame; clip the request to it")
     return box
 
 
@@ -106,7 +115,7 @@ def parse_region(info: ChannelInfo, res_text: str, x: str, y: str, z: str, t: st
                  iso: bool = False) -> Region:
     res = parse_res(info, res_text)
     use_iso = info.uses_iso(res, iso)
-    box = parse_box(info, res, x, y, z, use_iso)
+    box = parse_box(info, x, y, z)
     t_range, four_d = parse_time(info, t)
     region = Region(info, res, box, t_range, four_d, use_iso)
     cost = request_cost(box, region.itemsize, region.t_span)
@@ -123,6 +132,14 @@ def check_writable(region: Region, code: int = BOSS_SYSTEM_ERROR) -> None:
                               "(or the one above it) and downsample")
 
 
+def check_stored(region: Region) -> None:
+    """ndex stores a level only within its extent: a write reaching past it is refused (BOSS keeps it)."""
+    if region.stored_box != region.box:
+        raise BossError(INVALID_CUTOUT_ARGS, f"{region.box} reaches past the data of resolution {region.res} "
+                                             f"(x, y, z extent {region.info.extent_at(region.res, region.iso)}): "
+                                             "clip the write to the level's extent")
+
+
 def parse_filter(info: ChannelInfo, text: str) -> np.ndarray:
     if not info.annotation:
         raise BossError(DATATYPE_NOT_SUPPORTED, "filter= works only on annotation channels")
@@ -135,8 +152,35 @@ def parse_filter(info: ChannelInfo, text: str) -> np.ndarray:
     return np.array(ids, dtype=np.uint64)
 
 
-def decode_body(region: Region, body: bytes) -> np.ndarray:
-    """The posted array as (t, z, y, x), after checking the frame header against the URL's extent."""
+def decode_body(region: Region, body: bytes, media: str = "application/blosc") -> np.ndarray:
+    """The posted array as (t, z, y, x), in any of BOSS's three body encodings."""
+    if media in (bodies.BLOSC_PYTHON, bodies.NPYGZ):
+        return decode_array_body(region, body, media)
+    return decode_blosc_body(region, body)
+
+
+def decode_array_body(region: Region, body: bytes, media: str) -> np.ndarray:
+    """A pickled or .npy array: its own dtype and shape must be the channel's and the URL's (BOSS's
+    order of checks and codes); a 3D array is accepted for a one-sample time range."""
+    read = bodies.unpack_array if media == bodies.BLOSC_PYTHON else bodies.load_npygz
+    try:
+        array = read(body, region.nbytes)
+    except CorruptBody as exc:
+        raise BossError(DATATYPE_DOES_NOT_MATCH, f"{exc}: send a {media} body of the "
+                                                 f"{region.info.datatype} array") from None
+    if array.dtype != np.dtype(region.info.datatype):
+        raise BossError(DATATYPE_DOES_NOT_MATCH, f"the body holds {array.dtype} data but the channel stores "
+                                                 f"{region.info.datatype}: convert the array first")
+    wanted = (region.t_span, *region.box.shape_zyx)
+    if array.shape not in (wanted, wanted[1:]):
+        raise BossError(DATA_DIMENSION_MISMATCH, f"the body's array has shape {array.shape} but the URL's "
+                                                 f"cutout is {'x'.join(map(str, region.shape))}: send an array "
+                                                 "of exactly that shape")
+    return np.ascontiguousarray(array.reshape(-1, *wanted[1:]))
+
+
+def decode_blosc_body(region: Region, body: bytes) -> np.ndarray:
+    """The raw blosc frame, after checking its header against the URL's extent."""
     try:
         nbytes = codecs.frame_nbytes(body)
     except CorruptBody as exc:
@@ -154,7 +198,7 @@ def decode_body(region: Region, body: bytes) -> np.ndarray:
 def _size_error(region: Region, body: bytes, nbytes: int) -> BossError:
     typesize = body[3]
     voxels = region.box.nvoxels * region.t_span
-    for name, size in ((name, np.dtype(t).itemsize) for name, t in codecs.SUPPORTED_DTYPES.items()):
+    for name, size in ((name, np.dtype(name).itemsize) for name in DATATYPES):
         if name != region.info.datatype and typesize in (size, size * 8) and nbytes == voxels * size:
             return BossError(DATATYPE_DOES_NOT_MATCH, f"the body holds {name} data but the channel stores "
                                                       f"{region.info.datatype}: convert the array first")

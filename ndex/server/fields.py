@@ -9,15 +9,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ndex import codecs
 from ndex.server.http_errors import invalid
+from ndex.server.volumes import STORABLE_DTYPES
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
 MAX_DESCRIPTION = 4096
 VOXEL_UNITS = ("nanometers", "micrometers", "millimeters", "centimeters")
 TIME_UNITS = ("nanoseconds", "microseconds", "milliseconds", "seconds", "")
 STATUSES = ("NOT_DOWNSAMPLED", "QUEUED", "IN_PROGRESS", "DOWNSAMPLED", "FAILED")
-DATATYPES = tuple(codecs.SUPPORTED_DTYPES)  # uint32 exists in BOSS's model but no cutout path can serve it
+DATATYPES = STORABLE_DTYPES  # BOSS's channel datatypes, uint32 included
 
 
 @dataclass(frozen=True)

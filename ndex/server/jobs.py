@@ -14,15 +14,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 from sqlalchemy import update
 
-from ndex import codecs
 from ndex.geometry import Box, plan_blocks
 from ndex.server.auth import Identity
 from ndex.server.catalog import Catalog
 from ndex.server.channels import ChannelInfo
 from ndex.server.db import Database
-from ndex.server.http_errors import BAD_REQUEST, INVALID_STATE, BossError
+from ndex.server.http_errors import BAD_REQUEST, BOSS_SYSTEM_ERROR, INVALID_STATE, BossError
 from ndex.server.schema import channels
 from ndex.server.volumes import DownsampleCancelled, VolumeStore
 
@@ -51,9 +51,33 @@ def recover_interrupted(db: Database) -> int:
     return n
 
 
+# BOSS's own messages (bossspatialdb/downsample.py and views.py): clients tell the 409s apart by them
+RUNNING = "Channel is currently being downsampled. Invalid Request."
+WAITING = "Channel is already waiting to be downsampled. Invalid Request."
+ALREADY_DONE = "Channel is already downsampled. Invalid Request."
+TOO_LARGE = "Large downsamples require admin permissions to trigger. Invalid Request."
+START_RACE = "Downsample already queued or in progress"
+CANCEL_REFUSED = "You can only cancel a queued or in-progress downsample operation."
+XY_DIFFER = "X voxel size != Y voxel size. Currently unable to determine isotropic level"  # spdb's words
+
+
+def refuse_start(ident: Identity, info: ChannelInfo, status: str, max_voxels: int) -> None:
+    """BOSS's checks before a downsample is queued, in BOSS's order; a BossError if one fails."""
+    if status in ACTIVE:
+        raise BossError(INVALID_STATE, RUNNING if status == "IN_PROGRESS" else WAITING)
+    if status == "DOWNSAMPLED" and not ident.admin:
+        raise BossError(INVALID_STATE, ALREADY_DONE)
+    if info.xy_voxels_differ:  # BOSS fails here with a 500; ndex says why instead
+        raise BossError(BOSS_SYSTEM_ERROR, f"{XY_DIFFER}: an anisotropic experiment can be downsampled only "
+                                           "with equal x and y voxel sizes (or use an isotropic hierarchy)")
+    if max_voxels and not ident.admin and info.frame_box.nvoxels > max_voxels:
+        raise BossError(INVALID_STATE, TOO_LARGE)
+
+
 class DownsampleJobs:
-    def __init__(self, catalog: Catalog, store: VolumeStore, workers: int = 1) -> None:
+    def __init__(self, catalog: Catalog, store: VolumeStore, workers: int = 1, max_voxels: int = 0) -> None:
         self.catalog = catalog
+        self.max_voxels = max_voxels
         self.store = store
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ndex-downsample")
         self.jobs: dict[int, Job] = {}
@@ -64,14 +88,9 @@ class DownsampleJobs:
 
     def start(self, ident: Identity, info: ChannelInfo) -> None:
         status = self.catalog.status(info.id)
-        if status in ACTIVE:
-            raise BossError(INVALID_STATE, f"channel {info.channel['name']} is already {status}: wait, or DELETE "
-                                           "the downsample to cancel it")
-        if status == "DOWNSAMPLED" and not ident.admin:
-            raise BossError(INVALID_STATE, f"channel {info.channel['name']} is already downsampled "
-                                           "(write new data first, or ask an admin to rebuild)")
+        refuse_start(ident, info, status, self.max_voxels)
         if not self.catalog.set_status(info.id, "QUEUED", only_if=(status,)):
-            raise BossError(BAD_REQUEST, "another request changed the downsample state at the same time: retry")
+            raise BossError(BAD_REQUEST, START_RACE)
         job = Job()
         with self.lock:
             self.jobs[info.id] = job
@@ -79,7 +98,7 @@ class DownsampleJobs:
 
     def cancel(self, info: ChannelInfo) -> None:
         if not self.catalog.set_status(info.id, "NOT_DOWNSAMPLED", only_if=ACTIVE):
-            raise BossError(INVALID_STATE, f"no downsample of channel {info.channel['name']} is queued or running")
+            raise BossError(INVALID_STATE, CANCEL_REFUSED)
         with self.lock:
             job = self.jobs.get(info.id)
         if job is not None:
@@ -134,8 +153,7 @@ class DownsampleJobs:
             return self._cancelled(info.id, job)
 
         self.store.downsample(info.layout(), base_res=info.base, progress=progress, cancelled=cancelled)
-        top = info.num_levels - 1
-        if not info.isotropic and info.base <= info.iso_level < top:
+        if not info.isotropic and info.base <= info.iso_level < info.top_built:
             self._copy_level(info, info.iso_level, cancelled)
             self.store.downsample(info.layout(iso=True), base_res=info.iso_level, progress=progress,
                                   cancelled=cancelled)
@@ -149,7 +167,7 @@ class DownsampleJobs:
         src, dst = info.layout(), info.layout(iso=True)
         extent = self.store.level_shape(src, res)
         whole = Box((0, 0, 0), extent)
-        itemsize = codecs.dtype_of(info.datatype).itemsize
+        itemsize = np.dtype(info.datatype).itemsize
         t_range = (0, info.experiment["num_time_samples"] + 1)  # BOSS lets t run to num_time_samples
         self.store.to_black(dst, res, whole, t_range)
         for block in plan_blocks(whole, itemsize, COPY_BLOCK_BYTES, time_samples=t_range[1]):

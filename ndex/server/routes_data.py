@@ -11,10 +11,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ndex import codecs
+from ndex.server import bodies
 from ndex.server.channels import ChannelInfo
 from ndex.server.cutouts import (
     BLOSC_OVERHEAD,
     Region,
+    check_stored,
     check_writable,
     decode_body,
     parse_filter,
@@ -30,12 +32,15 @@ from ndex.server.http_errors import (
     TYPE_ERROR,
     BossError,
 )
+from ndex.server.quota import EGRESS, INGRESS
 from ndex.server.services import Services, identify, read_limited, services
 
 router = APIRouter(tags=["volumes"])
 CHAN = "{c}/{e}/{ch}"
 XYZ = "{res}/{x}/{y}/{z}"
+BLOSC = "application/blosc"
 BLOSC_TYPES = ("", "application/blosc", "application/octet-stream")
+ARRAY_TYPES = (bodies.BLOSC_PYTHON, bodies.NPYGZ)  # bodies that carry their own dtype and shape
 
 
 def flag(request: Request, name: str) -> bool:
@@ -72,7 +77,8 @@ def to_black(request: Request):
     info = channel(svc, request, "add_volumetric_data", public_ok=False)
     region = region_of(info, request)
     check_writable(region, BAD_REQUEST)
-    svc.store.to_black(region.layout, region.res, region.box, region.t_range)
+    if region.stored_box is not None:  # past the level's data everything is zero already
+        svc.store.to_black(region.layout, region.res, region.stored_box, region.t_range)
     mark_stale(svc, info)
     return Response(status_code=200)
 
@@ -86,16 +92,25 @@ for _suffix in ("", "/{t}"):
 
 
 def get_cutout(request: Request):
-    """Blosc-compressed C-order (z, y, x) array, or (t, z, y, x) when the URL has a time range."""
+    """C-order (z, y, x) array, or (t, z, y, x) when the URL has a time range: blosc-compressed, or in
+    the encoding the Accept header names (application/blosc-python, application/npygz)."""
     svc = services(request)
     info = channel(svc, request, "read_volumetric_data")
     region = region_of(info, request)
     wanted = request.query_params.get("filter")
     ids = parse_filter(info, wanted) if wanted is not None else None
-    body = stored_body(svc, region) if ids is None else None
+    svc.quota.charge(identify(request).username, EGRESS, region.nbytes)
+    media = response_media(request)
+    body = stored_body(svc, region) if ids is None and media == BLOSC else None
     if body is None:
-        body = encoded_body(svc, region, ids)
-    return Response(body, media_type="application/blosc")
+        body = encoded_body(svc, region, ids, media)
+    return Response(body, media_type=media)
+
+
+def response_media(request: Request) -> str:
+    """BOSS's renderer for the Accept header: blosc unless one of the array encodings is asked for."""
+    accept = request.headers.get("accept", "")
+    return next((media for media in ARRAY_TYPES if media in accept), BLOSC)
 
 
 def stored_cutout(request: Request) -> bytes | None:
@@ -104,65 +119,95 @@ def stored_cutout(request: Request) -> bytes | None:
     try:
         svc = services(request)
         info = channel(svc, request, "read_volumetric_data")
-        if "filter" in request.query_params:
+        if "filter" in request.query_params or response_media(request) != BLOSC:
             return None
-        return stored_body(svc, region_of(info, request))
+        region = region_of(info, request)
+        body = stored_body(svc, region)
+        if body is not None:
+            svc.quota.charge(identify(request).username, EGRESS, region.nbytes)
+        return body
     except Exception:  # noqa: BLE001 - the routed request reports it
         return None
 
 
 def stored_body(svc: Services, region: Region) -> bytes | None:
     """A single-cuboid GET is answered with the stored chunk's own blosc frame: no decode, no encode."""
-    if region.t_span != 1:
+    if region.t_span != 1 or region.stored_box != region.box:
         return None
     return svc.store.stored_frame(region.layout, region.res, region.box, region.t_range[0])
 
 
-def encoded_body(svc: Services, region: Region, ids: np.ndarray | None) -> bytes:
-    data = svc.store.read(region.layout, region.res, region.box, region.t_range)
+def encoded_body(svc: Services, region: Region, ids: np.ndarray | None, media: str = BLOSC) -> bytes:
+    data = read_region(svc, region)
     if ids is not None:
         data = np.where(np.isin(data, ids), data, np.zeros((), dtype=data.dtype))
-    return codecs.encode(data if region.four_d else data[0])
+    data = data if region.four_d else data[0]
+    return {BLOSC: codecs.encode, bodies.BLOSC_PYTHON: bodies.pack_array, bodies.NPYGZ: bodies.save_npygz}[media](data)
+
+
+def read_region(svc: Services, region: Region) -> np.ndarray:
+    """(t, z, y, x) voxels of the region; zeros where its box reaches past the level's data."""
+    inside = region.stored_box
+    if inside == region.box:
+        return svc.store.read(region.layout, region.res, region.box, region.t_range)
+    out = np.zeros((region.t_span, *region.box.shape_zyx), dtype=region.info.datatype)
+    if inside is not None:
+        out[(slice(None), *inside.slices_in(region.box))] = svc.store.read(region.layout, region.res, inside,
+                                                                           region.t_range)
+    return out
 
 
 async def post_cutout(request: Request):
-    """Write a blosc body; non-zero voxels replace stored ones, zeros keep them. 201, empty body."""
+    """Write a body (blosc, blosc-python or npygz); non-zero voxels replace stored ones, zeros keep them.
+    201, empty body."""
     svc = services(request)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in BLOSC_TYPES:
+    if media not in BLOSC_TYPES + ARRAY_TYPES:
         raise UnsupportedMedia(media)
     region = await run_in_threadpool(_writable_region, svc, request)
-    limit = region.nbytes + BLOSC_OVERHEAD
+    limit = max_body(region, media)
     body = await read_limited(request, limit, lambda size: BossError(
         DATA_DIMENSION_MISMATCH, f"the body has {size}, more than the URL's extent can hold compressed "
                                  f"({limit} bytes): check the array shape"))
-    await run_in_threadpool(_write, svc, region, body)
+    await run_in_threadpool(_write, svc, region, body, media, identify(request).username)
     return Response(status_code=201)
+
+
+def max_body(region: Region, media: str) -> int:
+    """Longest body the URL's extent can come in: incompressible data grows a little in blosc and zlib,
+    and pickles and .npy files add a header."""
+    if media in ARRAY_TYPES:
+        return region.nbytes + region.nbytes // 1000 + bodies.HEADER_ALLOWANCE + BLOSC_OVERHEAD
+    return region.nbytes + BLOSC_OVERHEAD
 
 
 class UnsupportedMedia(Exception):
     def __init__(self, media: str) -> None:
-        super().__init__(f'Unsupported media type "{media}" in request: send application/blosc.')
+        super().__init__(f'Unsupported media type "{media}" in request: send application/blosc '
+                         f'(or {" or ".join(ARRAY_TYPES)}).')
 
 
 def _writable_region(svc: Services, request: Request) -> Region:
     info = channel(svc, request, "add_volumetric_data", public_ok=False)
     region = region_of(info, request)
     check_writable(region)
+    check_stored(region)
     return region
 
 
-def _write(svc: Services, region: Region, body: bytes) -> None:
-    data = decode_body(region, body)
-    svc.store.write(region.layout, region.res, region.box, region.t_range[0], data, frame=body)
+def _write(svc: Services, region: Region, body: bytes, media: str, user: str) -> None:
+    data = decode_body(region, body, media)
+    svc.quota.charge(user, INGRESS, region.nbytes)  # after the body is read, as BOSS counts it
+    frame = body if media in BLOSC_TYPES else None  # only a raw blosc frame can become a stored chunk
+    svc.store.write(region.layout, region.res, region.box, region.t_range[0], data, frame=frame)
     mark_stale(svc, region.info)
 
 
 for _suffix in ("", "/{t}"):
     _path = f"/v1/cutout/{CHAN}/{XYZ}{_suffix}"
-    router.add_api_route(_path, get_cutout, methods=["GET"], summary="Read a cutout (application/blosc)")
+    router.add_api_route(_path, get_cutout, methods=["GET"], summary="Read a cutout (application/blosc; or blosc-python, npygz)")
     router.add_api_route(_path, post_cutout, methods=["POST"], status_code=201,
-                         summary="Write a cutout (application/blosc body)")
+                         summary="Write a cutout (application/blosc, blosc-python or npygz body)")
 
 
 # --- annotation object services ------------------------------------------------------------------------
@@ -181,7 +226,9 @@ def get_ids(request: Request):
     svc = services(request)
     info = annotation_channel(svc, request, "read_volumetric_data", public_ok=False)
     region = region_of(info, request)
-    found = svc.store.ids(region.layout, region.res, region.box, region.t_range)
+    if region.stored_box is None:
+        return {"ids": []}
+    found = svc.store.ids(region.layout, region.res, region.stored_box, region.t_range)
     return {"ids": [str(int(v)) for v in found]}
 
 

@@ -6,6 +6,8 @@ from starlette.responses import Response
 
 from ndex.geometry import BOSS_CUBOID
 from ndex.server.channels import ChannelInfo
+from ndex.server.http_errors import BOSS_SYSTEM_ERROR, BossError
+from ndex.server.jobs import XY_DIFFER
 from ndex.server.routes_data import channel, flag
 from ndex.server.services import identify, services
 
@@ -29,6 +31,8 @@ def pyramid(info: ChannelInfo, iso: bool) -> dict:
 def downsample_status(request: Request):
     svc = services(request)
     info = channel(svc, request, "read_volumetric_data")
+    if info.xy_voxels_differ:  # as BOSS: no isotropic level, so no pyramid geometry either
+        raise BossError(BOSS_SYSTEM_ERROR, f"Error while getting downsampled voxel dimensions: {XY_DIFFER}")
     body = {"status": svc.catalog.status(info.id), **pyramid(info, flag(request, "iso"))}
     progress = svc.jobs.progress(info.id)
     if progress is not None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -15,6 +15,7 @@ from ndex.server.groups import GroupService
 from ndex.server.http_errors import invalid
 from ndex.server.jobs import DownsampleJobs
 from ndex.server.metadata import MetadataService
+from ndex.server.quota import DailyQuota
 from ndex.server.settings import ServerSettings
 from ndex.server.volumes import VolumeStore
 
@@ -31,6 +32,7 @@ class Services:
     store: VolumeStore
     jobs: DownsampleJobs
     groups: GroupService
+    quota: DailyQuota = field(default_factory=lambda: DailyQuota(0))
 
 
 def services(request: Request) -> Services:

@@ -29,6 +29,14 @@ class ServerSettings:
     cache_seconds: float = _setting(2.0, "how long channel and token lookups are cached in each process")
     downsample_workers: int = _setting(1, "background threads building resolution pyramids")
     store_cache_mb: int = _setting(256, "chunk cache of the volume store, in MiB")
+    downsample_max_voxels: int = _setting(
+        (200 * 512) * (200 * 512) * (200 * 16), "largest frame (voxels of the level-0 coordinate frame) a "
+        "non-admin may downsample; larger ones are refused with 409 as BOSS's DOWNSAMPLE_MAX_SIZE does "
+        "(default: BOSS's value; 0 = no limit)")
+    quota_per_day: int = _setting(
+        0, "bytes of cutout data each user may read, and separately write, per UTC day; past it requests "
+           "are refused with BOSS's 429 'User is throttled. Expected available tomorrow.' (0 = no quota; "
+           "counted in each server process)")
     fsync: bool = _setting(
         False, "flush every written chunk to disk before a POST is answered. Off by default, which writes "
                "faster: a crash of the server process loses nothing already answered, but a power cut or an "

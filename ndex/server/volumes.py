@@ -34,6 +34,8 @@ from ndex.server import downsample as ds
 log = logging.getLogger(__name__)
 
 CHUNK_ZYX = (BOSS_CUBOID[2], BOSS_CUBOID[1], BOSS_CUBOID[0])  # one stored chunk is one BOSS cuboid
+STORABLE_DTYPES = ("uint8", "uint16", "uint32", "uint64")  # BOSS's channel datatypes (uint32: BOSS creates
+# such channels but spdb cannot serve them; ndex stores and serves them like the others)
 LOCK_STRIPES = 256  # chunk locks; more stripes, fewer false conflicts between unrelated chunks
 _UNITS = {"nanometers": "nanometer", "micrometers": "micrometer", "millimeters": "millimeter",
           "centimeters": "centimeter"}  # BOSS voxel units -> the UDUNITS names OME-Zarr requires
@@ -366,9 +368,9 @@ class VolumeStore:
     # --- validation -----------------------------------------------------------------------------
 
     def _check_res(self, layout: ChannelLayout, res: int) -> None:
-        if layout.dtype not in codecs.SUPPORTED_DTYPES:
+        if layout.dtype not in STORABLE_DTYPES:
             raise UsageError(f"channel {layout.key} has dtype {layout.dtype!r}; "
-                             f"use one of {', '.join(codecs.SUPPORTED_DTYPES)}")
+                             f"use one of {', '.join(STORABLE_DTYPES)}")
         if not 0 <= res <= layout.max_res:
             raise OutOfBounds(f"resolution {res} is outside 0..{layout.max_res} for channel {layout.key}")
 

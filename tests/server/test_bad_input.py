@@ -140,7 +140,7 @@ def test_malformed_json_and_unknown_fields(server_app, chan):
     r = requests.put(url(server_app, f"coord/{tc.frame}"), json={"x_stop": 5}, headers=h, timeout=30)
     check(r, 400, 1003)
     r = requests.post(url(server_app, f"collection/{tc.collection}/experiment/{tc.experiment}/channel/c2"),
-                      json={"type": "image", "datatype": "uint32"}, headers=h, timeout=30)
+                      json={"type": "image", "datatype": "int32"}, headers=h, timeout=30)
     check(r, 400, 1003)
     r = requests.post(url(server_app, f"collection/{tc.collection}/experiment/{tc.experiment}/channel/c3"),
                       json={"type": "image", "datatype": "uint8", "default_time_sample": 2}, headers=h, timeout=30)

@@ -170,3 +170,12 @@ def test_uint32_channels_store_read_and_downsample(world):
     level1 = read(admin, tc, 1, (0, 8), (0, 8), (0, 4))
     windows = data.reshape(4, 2, 8, 2, 8, 2).astype(np.float64).mean(axis=(1, 3, 5))
     assert np.array_equal(level1, np.floor(windows + 0.5).astype(np.uint32))
+
+
+def test_a_start_that_loses_the_race_is_boss_400_1006(world, monkeypatch):
+    rm = world.users["rm"]
+    tc = boss_channel(rm, stop=(64, 64, 16), levels=2)
+    world.status(tc, "QUEUED")  # another request queued it after this one read the status
+    catalog = world.app.state.services.jobs.catalog
+    monkeypatch.setattr(catalog, "status", lambda chan_id: "NOT_DOWNSAMPLED")
+    refusal(downsample(rm, tc), 400, 1006, "Downsample already queued or in progress")

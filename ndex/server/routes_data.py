@@ -99,12 +99,18 @@ def get_cutout(request: Request):
     region = region_of(info, request)
     wanted = request.query_params.get("filter")
     ids = parse_filter(info, wanted) if wanted is not None else None
-    svc.quota.charge(identify(request).username, EGRESS, region.nbytes)
+    charge(svc, request, EGRESS, region.nbytes)
     media = response_media(request)
     body = stored_body(svc, region) if ids is None and media == BLOSC else None
     if body is None:
         body = encoded_body(svc, region, ids, media)
     return Response(body, media_type=media)
+
+
+def charge(svc: Services, request: Request, direction: str, nbytes: int) -> None:
+    """Count a cutout against the caller's daily quota (429 once it is spent)."""
+    if svc.quota.limit:  # knowing the caller costs a token lookup: only when there is a quota
+        svc.quota.charge(identify(request).username, direction, nbytes)
 
 
 def response_media(request: Request) -> str:
@@ -124,7 +130,7 @@ def stored_cutout(request: Request) -> bytes | None:
         region = region_of(info, request)
         body = stored_body(svc, region)
         if body is not None:
-            svc.quota.charge(identify(request).username, EGRESS, region.nbytes)
+            charge(svc, request, EGRESS, region.nbytes)
         return body
     except Exception:  # noqa: BLE001 - the routed request reports it
         return None
@@ -169,7 +175,7 @@ async def post_cutout(request: Request):
     body = await read_limited(request, limit, lambda size: BossError(
         DATA_DIMENSION_MISMATCH, f"the body has {size}, more than the URL's extent can hold compressed "
                                  f"({limit} bytes): check the array shape"))
-    await run_in_threadpool(_write, svc, region, body, media, identify(request).username)
+    await run_in_threadpool(_write, svc, request, region, body, media)
     return Response(status_code=201)
 
 
@@ -195,9 +201,9 @@ def _writable_region(svc: Services, request: Request) -> Region:
     return region
 
 
-def _write(svc: Services, region: Region, body: bytes, media: str, user: str) -> None:
+def _write(svc: Services, request: Request, region: Region, body: bytes, media: str) -> None:
     data = decode_body(region, body, media)
-    svc.quota.charge(user, INGRESS, region.nbytes)  # after the body is read, as BOSS counts it
+    charge(svc, request, INGRESS, region.nbytes)  # after the body is decoded, as BOSS counts it
     frame = body if media in BLOSC_TYPES else None  # only a raw blosc frame can become a stored chunk
     svc.store.write(region.layout, region.res, region.box, region.t_range[0], data, frame=frame)
     mark_stale(svc, region.info)

@@ -15,8 +15,8 @@ from starlette.responses import Response
 from ndex.server.cutouts import parse_region
 from ndex.server.http_errors import DATATYPE_DOES_NOT_MATCH, INVALID_CUTOUT_ARGS, BossError
 from ndex.server.quota import EGRESS
-from ndex.server.routes_data import channel, read_region
-from ndex.server.services import identify, services
+from ndex.server.routes_data import channel, charge, read_region
+from ndex.server.services import services
 
 router = APIRouter(tags=["images"])
 NORMAL_AXIS = {"xy": "z", "xz": "y", "yz": "x"}
@@ -38,7 +38,7 @@ def render(request: Request, orient: str, res: str, x: str, y: str, z: str, t: s
     ranges[normal] = _single(ranges[normal], normal)
     t_range = None if t is None else _single(t, "t")
     region = parse_region(info, res, ranges["x"], ranges["y"], ranges["z"], t_range)
-    svc.quota.charge(identify(request).username, EGRESS, region.nbytes)
+    charge(svc, request, EGRESS, region.nbytes)
     plane = read_region(svc, region)[0]
     plane = {"xy": lambda a: a[0], "xz": lambda a: a[:, 0, :], "yz": lambda a: a[:, :, 0]}[orient](plane)
     return _encode(to_uint8(plane, info.datatype), request.headers.get("accept", ""))

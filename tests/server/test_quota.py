@@ -87,3 +87,13 @@ def test_no_quota_by_default_and_the_flags_reach_the_settings(tmp_path):
     quota = DailyQuota(0)
     for _ in range(3):
         quota.charge("ann", "egress", 10**15)
+
+
+def test_image_slices_are_counted_as_reads(world):
+    rm = world.users["rm"]
+    tc = boss_channel(rm, stop=(64, 64, 16))
+    url = f"{rm.url}/v1/image/{tc.path}/xy/0/0:40/0:40/0/"  # 1600 bytes each
+    for _ in range(2):
+        r = requests.get(url, headers=rm.headers, timeout=30)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    throttled(requests.get(url, headers=rm.headers, timeout=30))

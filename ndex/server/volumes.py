@@ -34,8 +34,8 @@ from ndex.server import downsample as ds
 log = logging.getLogger(__name__)
 
 CHUNK_ZYX = (BOSS_CUBOID[2], BOSS_CUBOID[1], BOSS_CUBOID[0])  # one stored chunk is one BOSS cuboid
-STORABLE_DTYPES = ("uint8", "uint16", "uint32", "uint64")  # BOSS's channel datatypes (uint32: BOSS creates
-# such channels but spdb cannot serve them; ndex stores and serves them like the others)
+# BOSS's channel datatypes; BOSS creates uint32 channels but spdb cannot serve them, ndex serves all four
+STORABLE_DTYPES = ("uint8", "uint16", "uint32", "uint64")
 LOCK_STRIPES = 256  # chunk locks; more stripes, fewer false conflicts between unrelated chunks
 _UNITS = {"nanometers": "nanometer", "micrometers": "micrometer", "millimeters": "millimeter",
           "centimeters": "centimeter"}  # BOSS voxel units -> the UDUNITS names OME-Zarr requires

@@ -16,7 +16,7 @@ from ndex.errors import CorruptBody, UsageError
 blosc.set_releasegil(True)  # blosc then runs outside the GIL: threads decode in parallel
 blosc.set_nthreads(1)  # parallelism comes from our worker threads, one block each
 
-SUPPORTED_DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "uint64": np.uint64}
+SUPPORTED_DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64}
 HEADER = struct.Struct("<BBBBIII")  # version, versionlz, flags, typesize, nbytes, blocksize, cbytes
 
 

@@ -11,6 +11,7 @@
     │   ├── ResourceNotFound (LookupError) 404
     │   ├── Conflict                     409 (e.g. downsample already running)
     │   ├── RequestTooLarge              413
+    │   ├── QuotaExceeded                429 without Retry-After (BossDB's daily usage quota): not retried
     │   └── RetryableRemoteError         retried with backoff before it surfaces
     │       ├── ServerError              5xx
     │       └── Throttled                429 / 503 (carries retry_after)
@@ -90,6 +91,12 @@ class RequestTooLarge(RemoteError):
     """HTTP 413: the cutout exceeds the server's size cap."""
 
 
+class QuotaExceeded(RemoteError):
+    """HTTP 429 without Retry-After, or with BOSS code 3004: BossDB's usage quota is spent ("Expected
+    available tomorrow"). Retrying cannot help before it resets, and every refused call notifies
+    BossDB's administrators, so the run ends at once."""
+
+
 class RetryableRemoteError(RemoteError):
     """A server answer worth retrying after a pause."""
 
@@ -147,4 +154,5 @@ def ends_transfer(exc: BaseException) -> bool:
     """True when a block's final error would be every other block's too, so the run should stop now
     (and be re-run later) instead of spending every block's retries: a wrong token or name, bad input,
     or a server that cannot be reached or stopped answering."""
-    return isinstance(exc, (AuthError, ResourceNotFound, UsageError, RemoteUnreachable, RemoteTimeout))
+    return isinstance(exc, (AuthError, ResourceNotFound, UsageError, QuotaExceeded, RemoteUnreachable,
+                            RemoteTimeout))

@@ -157,6 +157,32 @@ def box_at_res(box: Box, res: int, z_scaled: bool) -> Box:
     return Box(start, stop)
 
 
+def clamp_to_start(box: Box, start: Triple) -> Box | None:
+    """`box` with its start raised to `start` on every axis; None if nothing is left.
+
+    BOSS checks the cutouts of every level against the *level-0* frame (bosscore/request.py,
+    set_cutoutargs): a range below x_start/y_start/z_start is refused at any level, so what a level
+    serves is its scaled frame clamped to the unscaled start (neuroglancer's BOSS source does the same).
+    """
+    lo = tuple(max(a, b) for a, b in zip(box.start, start))
+    if any(a >= b for a, b in zip(lo, box.stop)):
+        return None
+    return Box(lo, box.stop)  # type: ignore[arg-type]
+
+
+def downsample_blocker(hierarchy_method: str, voxel_size: tuple[float, float, float]) -> str | None:
+    """Why BOSS cannot downsample a channel of this hierarchy, or None if it can.
+
+    spdb's get_isotropic_level raises for an anisotropic hierarchy whose x and y voxel sizes differ,
+    so BOSS answers a downsample POST with 500 and its status with 400/9001.
+    """
+    vx, vy, _ = voxel_size
+    if hierarchy_method == "anisotropic" and vx != vy:
+        return (f"BOSS cannot downsample an anisotropic hierarchy whose x and y voxel sizes differ "
+                f"(x {vx:g}, y {vy:g})")
+    return None
+
+
 def voxel_size_at_res(voxel: tuple[float, float, float], res: int, z_scaled: bool) -> tuple[float, float, float]:
     fx, fy, fz = level_factors(res, z_scaled)
     return voxel[0] * fx, voxel[1] * fy, voxel[2] * fz

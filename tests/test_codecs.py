@@ -31,7 +31,7 @@ def test_truncated_wrong_size_and_garbage_bodies_are_corrupt():
 
 def test_unknown_datatype_names_the_choices():
     assert dtype_of("uint16") == np.uint16
-    with pytest.raises(ValueError, match="uint8, uint16, uint64"):
+    with pytest.raises(ValueError, match="uint8, uint16, uint32, uint64"):
         dtype_of("float32")
 
 

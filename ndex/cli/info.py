@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict
 
 from ndex.cli.common import EXIT_OK, add_connection_flags, run_guarded
-from ndex.client import BossClient, ChannelRef
+from ndex.client import BossClient, ChannelInfo, ChannelRef
 from ndex.config import discover
 from ndex.errors import UsageError
 
@@ -32,11 +32,22 @@ def channel_lines(client: BossClient, ref: ChannelRef) -> tuple[list[str], dict]
              f"frame {frame.name}: {frame.box} ({frame.x_voxel_size:g} x {frame.y_voxel_size:g} x "
              f"{frame.z_voxel_size:g} {frame.voxel_unit}), {exp.num_time_samples} time sample(s)",
              f"hierarchy: {exp.num_hierarchy_levels} level(s), {exp.hierarchy_method}"]
-    for res in info.levels:
-        lines.append(f"  res {res}: {info.extent_at(res)}{'' if info.is_built(res) else '  (not built)'}")
+    lines.extend(f"  res {res}: {level_line(info, res)}" for res in info.levels)
+    if ch.storage_type != "spdb":
+        lines.append(f"storage: {ch.storage_type} {ch.bucket or ''}{ch.cv_path or ''}".rstrip())
     if ch.sources:
         lines.append(f"sources: {', '.join(ch.sources)}")
     return lines, {"channel": asdict(ch), "experiment": asdict(exp), "coord_frame": asdict(frame)}
+
+
+def level_line(info: ChannelInfo, res: int) -> str:
+    """A level's addressable extent and whether it holds data (BOSS's rules, see ChannelInfo)."""
+    extent = info.level_extent(res)
+    if extent is None:
+        return "no addressable voxels (the frame ends before its level-0 start)"
+    if res not in info.data_levels:
+        return f"{extent}  (never holds data: reads as zeros)"
+    return f"{extent}{'' if info.is_built(res) else '  (not built, or stale since the last write)'}"
 
 
 def describe(client: BossClient, names: list[str]) -> tuple[list[str], object]:

@@ -67,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--compression", choices=COMPRESSIONS, default=None,
                      help="TIFF compression (default: none for image channels, zlib level 1 for annotations)")
     out.add_argument("--compression_level", type=int, help="compression level (zlib 1-9, zstd 1-22)")
-    out.add_argument("--force_datatype", choices=("uint8", "uint16", "uint64"),
+    out.add_argument("--force_datatype", choices=("uint8", "uint16", "uint32", "uint64"),
                      help="convert the data to this type (see --force_datatype_mode)")
     out.add_argument("--force_datatype_mode", choices=MODES, default="scale",
                      help="scale: shift by the bit-depth difference (uint16->uint8 is >>8, default); "
@@ -143,6 +143,8 @@ def execute(args: argparse.Namespace) -> int:
             return print_metadata(client, args)
         spec = build_spec(args)
         plan = make_plan(client, spec)
+        for warning in plan.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         if args.dry_run:
             print("\n".join(plan.describe()))
             return EXIT_OK

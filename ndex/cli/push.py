@@ -31,11 +31,18 @@ from ndex.cli.common import (
 from ndex.client import BossClient, ChannelRef
 from ndex.config import Remote, discover
 from ndex.errors import ConfigError, NdexError, OutOfBounds, UsageError
-from ndex.geometry import Box
+from ndex.geometry import Box, downsample_blocker
 from ndex.notify import job_log_name, log_tail, make_notifier, open_job_log, read_token_file, report_message
 from ndex.progress import mb
 from ndex.sources import DATASOURCES, SourceSpec, open_source
-from ndex.transfer.resources import ResourceSpec, downsample, ensure_resources, load_metadata, record_offsets
+from ndex.transfer.resources import (
+    DOWNSAMPLE_TIMEOUT,
+    ResourceSpec,
+    downsample,
+    ensure_resources,
+    load_metadata,
+    record_offsets,
+)
 from ndex.transfer.upload import DEFAULT_PUSH_BLOCK_BYTES, VERIFY_MODES, PushSpec, make_plan, push
 
 log = logging.getLogger("ndex.cli.push")
@@ -97,7 +104,7 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
     for axis in "xyz":
         _pair(where, f"--coord_frame_{axis}_extent", f"coordinate frame {axis} extent (default: data extent)")
     where.add_argument("--res", type=int, default=0, help="resolution to write (the channel's base resolution)")
-    where.add_argument("--datatype", choices=("uint8", "uint16", "uint64"),
+    where.add_argument("--datatype", choices=("uint8", "uint16", "uint32", "uint64"),
                        help="voxel type (default: the images'; uint64 for annotations)")
 
 
@@ -133,6 +140,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--max_memory", type=parse_size, help="cap on memory for slabs and blocks, e.g. 2GB")
     how.add_argument("--downsample", action="store_true", help="after the ingest, build the resolution pyramid "
                      "on the server and wait for it")
+    how.add_argument("--downsample_timeout", type=float, default=DOWNSAMPLE_TIMEOUT, metavar="SECONDS",
+                     help=f"stop waiting for --downsample after this long (default {DOWNSAMPLE_TIMEOUT:.0f} s = "
+                          f"{DOWNSAMPLE_TIMEOUT / 3600:.0f} h); the server goes on building")
     how.add_argument("--dry_run", action="store_true", help="check everything, print the plan and exit")
     how.add_argument("--log_dir", default=".", help="directory of the job log and manifest (default: .)")
     note = parser.add_argument_group("notifications")
@@ -301,6 +311,9 @@ def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, 
             return create_resources(args, client, ref, source, extents, offsets, metadata)
         spec = push_spec(args, ref, spec_source, offsets, Path(f"{path}.manifest.sqlite"))
         plan = make_plan(client, spec, source)
+        blocker = plan.info.downsample_blocker() if args.downsample else None
+        if blocker:  # refused before the ingest, not after hours of it
+            raise UsageError(f"--downsample cannot work for {ref}: {blocker}; push without --downsample")
         if args.dry_run:
             print("\n".join(plan.describe()))
             return EXIT_OK
@@ -326,8 +339,12 @@ def finish(args, client: BossClient, ref: ChannelRef, report, notifier, path: Pa
         print(line, file=sys.stderr)
     if report.ok and args.downsample:
         progress = TqdmProgress("downsample", enabled=not args.quiet)
-        status = downsample(client, ref, progress=progress)
-        log.info("downsample of %s finished: %s", ref, status.get("status"))
+        try:
+            result = downsample(client, ref, progress=progress, timeout=args.downsample_timeout)
+        finally:
+            progress.close()
+        log.info("%s", result.line)
+        say(args, result.line)
     title = f"ndpush {ref} {'finished' if report.ok else 'FAILED'}"
     notifier.send(report_message(title, [summary, *report.failure_lines(5), *report.notes], log_tail(path, 10)))
     if not report.ok:
@@ -342,6 +359,10 @@ def create_resources(args, client: BossClient, ref: ChannelRef, source, extents:
     spec = ResourceSpec(ref=ref, frame=frame_box(args, extents, offsets),
                         voxel_size=tuple(args.voxel_size or (1.0, 1.0, 1.0)), voxel_unit=args.voxel_unit,
                         datatype=datatype, source_channel=args.source_channel, base_resolution=args.res)
+    blocker = downsample_blocker(spec.method, spec.voxel_size)
+    if blocker:  # said before anything is created: the frame cannot be changed afterwards
+        say(args, f"note: {blocker}: this channel's pyramid cannot be built there (--downsample will be refused); "
+                  "give equal x and y voxel sizes if you need one")
     if args.dry_run:
         print(f"would create or check {ref} ({spec.channel_type}, {datatype}) in frame {spec.coord_frame} "
               f"({spec.frame}), voxel {spec.voxel_size} {spec.voxel_unit}")

@@ -3,7 +3,8 @@
 Every answer that is not the expected success status becomes an exception of `ndex.errors`:
 
     400 BadRequest · 401/403 AuthError · 404 ResourceNotFound · 409 Conflict · 413 RequestTooLarge
-    429/503 Throttled(retry_after) · other 5xx ServerError · other unexpected status RemoteError
+    429 with Retry-After, 503 Throttled(retry_after) · 429 without Retry-After or with BOSS code 3004
+    QuotaExceeded (BossDB's usage quota: never retried) · other 5xx ServerError · other unexpected status RemoteError
     connection failure RemoteUnreachable · timeout RemoteTimeout · cut-off/undecodable body CorruptBody
 
 Retryable errors (`ndex.errors.is_retryable`) are retried with jittered exponential backoff, or after
@@ -35,6 +36,7 @@ from ndex.errors import (
     Conflict,
     CorruptBody,
     NdexError,
+    QuotaExceeded,
     RemoteError,
     RemoteTimeout,
     RemoteUnreachable,
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0  # seconds; past this, waiting longer rarely helps a multi-day transfer
 MAX_RETRY_AFTER = 600.0  # a server hint beyond BOSS's own 600 s request limit is not believed
 EXCERPT_CHARS = 200  # enough of an HTML error page to recognise it, short enough for one line
+QUOTA_CODE = 3004  # BOSS's code on the 429 its binary renderers send when a usage quota is spent
 STATUS_ERRORS: dict[int, type[RemoteError]] = {
     400: BadRequest, 401: AuthError, 403: AuthError, 404: ResourceNotFound, 409: Conflict,
     413: RequestTooLarge, 429: Throttled, 503: Throttled,
@@ -162,8 +165,12 @@ def error_for_status(status: int, body: bytes, headers: Mapping[str, str], what:
     cls = STATUS_ERRORS.get(status, ServerError if status >= 500 else RemoteError)
     message = f"{what}: {text}"
     if cls is Throttled:
-        return Throttled(message, retry_after=parse_retry_after(headers.get("Retry-After")),
-                         status=status, code=code, url=url)
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        if status == 429 and (retry_after is None or code == QUOTA_CODE):
+            return QuotaExceeded(f"{what}: the server's usage quota is spent ({text}): re-run the same command "
+                                 "after it resets (BossDB: the next day; it continues where it stopped), or ask "
+                                 "the server's administrators for a larger quota", status=status, code=code, url=url)
+        return Throttled(message, retry_after=retry_after, status=status, code=code, url=url)
     return cls(message, status=status, code=code, url=url)
 
 
@@ -304,11 +311,13 @@ class Http:
 
     def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), query: str = "",
                 body: bytes | None = None, headers: Mapping[str, str] | None = None,
-                decode: Callable[[bytes], Any] | None = None) -> Reply:
+                decode: Callable[[bytes], Any] | None = None, retries: int | None = None) -> Reply:
         """Send until an expected status arrives (then `decode` its body) or a non-retryable error occurs.
 
         `decode` runs inside the retry loop: a body it rejects with CorruptBody is fetched again.
+        `retries` overrides the client's number of retries for this call.
         """
+        retries = self.retries if retries is None else retries
         call = Call(method, self.base_url + path + (f"?{query}" if query else ""), f"{method} {path}",
                     expect, body, dict(headers or {}), decode)
         attempt = 0
@@ -316,7 +325,7 @@ class Http:
             try:
                 return self._attempt(call, retry=attempt > 0)
             except NdexError as exc:
-                if not is_retryable(exc) or attempt >= self.retries:
+                if not is_retryable(exc) or attempt >= retries:
                     raise
                 self._pause(call.what, exc, attempt)
                 attempt += 1

@@ -17,6 +17,7 @@ from ndex import __version__, codecs
 from ndex.client import urls
 from ndex.client._http import ClientStats, Http, Reply, RetryListener
 from ndex.client.models import (
+    PYRAMID_KEY,
     Channel,
     ChannelInfo,
     ChannelRef,
@@ -26,7 +27,7 @@ from ndex.client.models import (
     check_name,
 )
 from ndex.config import Remote
-from ndex.errors import UsageError
+from ndex.errors import AuthError, ResourceNotFound, ServerError, UsageError
 from ndex.geometry import Box
 
 JSON = {"Content-Type": "application/json"}
@@ -60,6 +61,12 @@ def _update_body(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     if "name" in fields:
         check_name(kind, fields["name"])
     return {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in fields.items()}
+
+
+def _named(data: Any, **names: str) -> Any:
+    """A creation answer with its parents named: BOSS's POST serializers give their database ids
+    (`"coord_frame": 3`), its GET serializers their names."""
+    return {**data, **names} if isinstance(data, dict) else data
 
 
 def _meta_names(path: tuple[Any, ...]) -> tuple[str, ...]:
@@ -109,13 +116,24 @@ class BossClient:
 
     # --- plumbing -------------------------------------------------------------------------------------
 
-    def _json(self, method: str, path: str, payload: Any = None, *, expect: int = 200, query: str = "") -> Reply:
+    def _json(self, method: str, path: str, payload: Any = None, *, expect: int = 200, query: str = "",
+              retries: int | None = None) -> Reply:
         body = None if payload is None else json.dumps(payload).encode("utf-8")
-        return self.http.request(method, path, expect=(expect,), query=query, body=body, headers=JSON)
+        return self.http.request(method, path, expect=(expect,), query=query, body=body, headers=JSON,
+                                 retries=retries)
 
-    def _list(self, path: str, key: str) -> list[str]:
-        data = self._json("GET", path).json()
+    def _list(self, path: str, key: str, retries: int | None = None) -> list[str]:
+        data = self._json("GET", path, retries=retries).json()
         return [str(name) for name in (data.get(key, []) if isinstance(data, dict) else [])]
+
+    def _children(self, path: str, key: str, parent: Callable[[], Any]) -> list[str]:
+        """A listing of children. BOSS answers 500, not 404, when the parent is missing: so a 500 is not
+        retried before `parent()` has shown that the parent exists (it raises ResourceNotFound if not)."""
+        try:
+            return self._list(path, key, retries=0)
+        except ServerError:
+            parent()
+            return self._list(path, key)
 
     def _update(self, kind: str, path: str, fields: Mapping[str, Any]) -> Any:
         return self._json("PUT", path, _update_body(kind, fields)).json()
@@ -145,7 +163,7 @@ class BossClient:
     # --- experiments ----------------------------------------------------------------------------------
 
     def list_experiments(self, coll: str) -> list[str]:
-        return self._list(urls.experiments(coll), "experiments")
+        return self._children(urls.experiments(coll), "experiments", lambda: self.get_collection(coll))
 
     def get_experiment(self, coll: str, name: str) -> Experiment:
         return Experiment.from_json(self._json("GET", urls.experiment(coll, name)).json())
@@ -161,7 +179,8 @@ class BossClient:
                 "hierarchy_method": _choice("hierarchy method", hierarchy_method, HIERARCHY_METHODS),
                 "num_time_samples": int(num_time_samples), "time_step": time_step,
                 "time_step_unit": time_step_unit, "public": public}
-        return Experiment.from_json(self._json("POST", urls.experiment(coll, name), body, expect=201).json())
+        created = self._json("POST", urls.experiment(coll, name), body, expect=201).json()
+        return Experiment.from_json(_named(created, collection=coll, coord_frame=coord_frame))
 
     def update_experiment(self, coll: str, name: str, /, **fields: Any) -> Experiment:
         return Experiment.from_json(self._update("experiment", urls.experiment(coll, name), fields))
@@ -172,7 +191,7 @@ class BossClient:
     # --- channels -------------------------------------------------------------------------------------
 
     def list_channels(self, coll: str, exp: str) -> list[str]:
-        return self._list(urls.channels(coll, exp), "channels")
+        return self._children(urls.channels(coll, exp), "channels", lambda: self.get_experiment(coll, exp))
 
     def get_channel(self, ref: ChannelRef) -> Channel:
         return Channel.from_json(self._json("GET", urls.channel(ref)).json())
@@ -186,7 +205,8 @@ class BossClient:
                 "base_resolution": int(base_resolution), "default_time_sample": int(default_time_sample),
                 "sources": [check_name("source channel", s) for s in sources],
                 "related": [check_name("related channel", r) for r in related]}
-        return Channel.from_json(self._json("POST", urls.channel(ref), body, expect=201).json())
+        created = self._json("POST", urls.channel(ref), body, expect=201).json()
+        return Channel.from_json(_named(created, experiment=ref.experiment))
 
     def update_channel(self, ref: ChannelRef, /, **fields: Any) -> Channel:
         """PUT the given fields. BOSS clears `sources`/`related` a PUT omits, so the current ones are
@@ -240,6 +260,17 @@ class BossClient:
 
     def cancel_downsample(self, ref: ChannelRef) -> None:
         self._json("DELETE", urls.downsample(ref), expect=204)
+
+    def pyramid_recorded(self, ref: ChannelRef) -> bool:
+        """Whether ndex recorded a finished downsample of `ref` (BOSS's status forgets it on the next write)."""
+        try:
+            return PYRAMID_KEY in self.list_metadata(ref)
+        except (ResourceNotFound, AuthError):
+            return False
+
+    def record_pyramid(self, ref: ChannelRef) -> None:
+        """Note on the channel that its downsample finished now (`pyramid_recorded` reads it)."""
+        self.set_metadata(ref, values={PYRAMID_KEY: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
     # --- metadata (path: collection[, experiment[, channel]] names, or one ChannelRef) ----------------
 

@@ -16,10 +16,12 @@ import numpy as np
 
 from ndex.codecs import dtype_of
 from ndex.errors import OutOfBounds, RemoteError, UsageError
-from ndex.geometry import Box, box_at_res, iso_level, voxel_size_at_res
+from ndex.geometry import Box, box_at_res, clamp_to_start, downsample_blocker, iso_level, voxel_size_at_res
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # BOSS's model regex; also keeps names URL-safe
 DOWNSAMPLED = "DOWNSAMPLED"
+BUILDING = ("QUEUED", "IN_PROGRESS")  # BOSS's statuses of a downsample not finished yet
+PYRAMID_KEY = "ndex_pyramid_built"  # channel metadata ndex sets when a downsample it waited for finished
 MAX_RESOLUTION = 9  # BOSS routes take a single-digit resolution
 
 
@@ -52,6 +54,9 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+TEXT = {"description": str, "creator": str}  # BOSS may send null for these; null keeps the default
+
+
 @dataclass(frozen=True)
 class Collection:
     name: str
@@ -62,7 +67,7 @@ class Collection:
 
     @classmethod
     def from_json(cls, data: Any) -> Collection:
-        return _from_json(cls, "collection", data, {"public": bool, "experiments": _names})
+        return _from_json(cls, "collection", data, {"public": bool, "experiments": _names, **TEXT})
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ class CoordFrame:
     def from_json(cls, data: Any) -> CoordFrame:
         ints = {f"{a}_{e}": int for a in "xyz" for e in ("start", "stop")}
         floats = {f"{a}_voxel_size": float for a in "xyz"}
-        return _from_json(cls, "coordinate frame", data, {**ints, **floats})
+        return _from_json(cls, "coordinate frame", data, {**ints, **floats, **TEXT})
 
     @property
     def box(self) -> Box:
@@ -114,7 +119,8 @@ class Experiment:
     @classmethod
     def from_json(cls, data: Any) -> Experiment:
         return _from_json(cls, "experiment", data, {
-            "public": bool, "num_hierarchy_levels": int, "num_time_samples": int, "channels": _names})
+            "public": bool, "num_hierarchy_levels": int, "num_time_samples": int, "channels": _names,
+            "coord_frame": str, "collection": str, **TEXT})
 
 
 @dataclass(frozen=True)
@@ -131,12 +137,16 @@ class Channel:
     related: tuple[str, ...] = ()
     downsample_status: str = "NOT_DOWNSAMPLED"
     creator: str = ""
+    storage_type: str = "spdb"  # BOSS: "spdb", or "cloudvol" for a channel served from a CloudVolume
+    bucket: str | None = None  # null: BOSS's default cuboid bucket
+    cv_path: str | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Channel:
         return _from_json(cls, "channel", data, {
             "public": bool, "base_resolution": int, "default_time_sample": int,
-            "sources": _names, "related": _names})
+            "sources": _names, "related": _names, "experiment": str, "downsample_status": str,
+            "storage_type": str, **TEXT})
 
 
 @dataclass(frozen=True)
@@ -195,9 +205,21 @@ class ChannelInfo:
 
     @property
     def levels(self) -> range:
-        """The resolution levels the hierarchy defines (built or not)."""
+        """The resolution levels BOSS accepts requests for: base .. base + num_hierarchy_levels - 1."""
         base = self.channel.base_resolution
         return range(base, base + self.experiment.num_hierarchy_levels)
+
+    @property
+    def data_levels(self) -> range:
+        """The levels that can hold data: the base, and those a downsample builds, base + 1 .. n - 1
+        (boss-tools stops at num_hierarchy_levels, not at base + n). The levels n .. base + n - 1 that
+        BOSS accepts for a base resolution > 0 are never written and read as zeros."""
+        base = self.channel.base_resolution
+        return range(base, max(base + 1, self.experiment.num_hierarchy_levels))
+
+    def downsample_blocker(self) -> str | None:
+        """Why BOSS cannot downsample this channel, or None."""
+        return downsample_blocker(self.experiment.hierarchy_method, self.frame.voxel_size)
 
     def iso_level(self) -> int:
         """First level whose x voxel size best matches z (boss-api.md 3.7); 0 for isotropic experiments."""
@@ -221,9 +243,20 @@ class ChannelInfo:
             box = box_at_res(box, levels, z_scaled)
         return box
 
+    def level_extent(self, res: int, iso: bool = False) -> Box | None:
+        """What level `res` serves: the frame scaled to the level, its start clamped to the level-0 start
+        (BOSS checks every level against the level-0 frame); None if the level ends before that start."""
+        return clamp_to_start(self.box_at(self.frame.box, res, iso), self.frame.box.start)
+
     def extent_at(self, res: int, iso: bool = False) -> Box:
-        """The frame's extent in voxels of level `res`."""
-        return self.box_at(self.frame.box, res, iso)
+        """The addressable extent of level `res`; OutOfBounds if the level has none."""
+        extent = self.level_extent(res, iso)
+        if extent is None:
+            scaled = self.box_at(self.frame.box, res, iso)
+            raise OutOfBounds(f"resolution {res} of {self.ref} cannot be read: BOSS checks every level against "
+                              f"the level-0 frame start {self.frame.box.start}, and at this level the frame ends "
+                              f"at {scaled.stop}: use a lower resolution")
+        return extent
 
     def voxel_size_at(self, res: int, iso: bool = False) -> tuple[float, float, float]:
         voxel = self.frame.voxel_size
@@ -232,20 +265,38 @@ class ChannelInfo:
         return voxel
 
     def is_built(self, res: int) -> bool:
-        """Whether level `res` of the hierarchy holds data: the base level always, the others once a
-        downsample has finished."""
-        return res == self.levels.start or self.channel.downsample_status == DOWNSAMPLED
+        """Whether level `res` holds the current data: the base level always, the levels a downsample
+        builds while the status is DOWNSAMPLED (any later write resets it on BOSS)."""
+        base = self.channel.base_resolution
+        return res == base or (res in self.data_levels and self.channel.downsample_status == DOWNSAMPLED)
 
-    def check_res(self, res: int) -> None:
-        """OutOfBounds unless level `res` exists in the hierarchy and has been built."""
-        levels = self.levels
+    def check_res(self, res: int, *, built_before: bool = False) -> None:
+        """OutOfBounds unless level `res` exists and holds data. `built_before`: an earlier downsample is
+        known to have finished, so a level whose status was since reset is stale, not missing
+        (`stale_warning` says so)."""
+        levels, status = self.levels, self.channel.downsample_status
         if res not in levels or res > MAX_RESOLUTION:
             raise OutOfBounds(f"resolution {res} is outside channel {self.ref}'s hierarchy: use "
                               f"{levels.start} to {min(levels.stop - 1, MAX_RESOLUTION)}")
-        if not self.is_built(res):
-            raise OutOfBounds(f"resolution {res} of channel {self.ref} has not been built (downsample status "
-                              f"{self.channel.downsample_status}): run a downsample of the channel first, "
+        if res not in self.data_levels:
+            raise OutOfBounds(f"resolution {res} of channel {self.ref} never holds data: BOSS builds levels "
+                              f"{self.data_levels.start} to {self.data_levels.stop - 1} of this hierarchy "
+                              f"(base {levels.start}, {self.experiment.num_hierarchy_levels} levels) and reads "
+                              "the others as zeros")
+        if not self.is_built(res) and not built_before:
+            raise OutOfBounds(f"resolution {res} of channel {self.ref} has never been built (downsample status "
+                              f"{status}): run a downsample of the channel first (ndpush --downsample), "
                               f"or use resolution {levels.start}")
+
+    def stale_warning(self, res: int) -> str | None:
+        """A warning when level `res` was built by an earlier downsample but may miss later writes."""
+        status = self.channel.downsample_status
+        if self.is_built(res) or res not in self.data_levels:
+            return None
+        why = ("a downsample is rebuilding it" if status in BUILDING else
+               "the last downsample failed" if status == "FAILED" else "data was written after the last downsample")
+        return (f"resolution {res} of {self.ref} may be stale: {why} (status {status}); "
+                "run a downsample (ndpush --downsample) to bring it up to date")
 
     def check_box(self, box: Box, res: int, iso: bool = False) -> None:
         """OutOfBounds naming the first axis on which `box` leaves the frame at level `res`."""
@@ -254,7 +305,8 @@ class ChannelInfo:
             if lo < elo or hi > ehi:
                 raise OutOfBounds(f"{axis} range {lo}:{hi} lies outside the coordinate frame "
                                   f"{self.frame.name!r} of {self.ref} at resolution {res}, whose {axis} range "
-                                  f"is {elo}:{ehi}")
+                                  f"is {elo}:{ehi}" + (" (BOSS refuses anything below the level-0 start at "
+                                                       "every level)" if lo < elo and res else ""))
 
     def check_time(self, time_range: tuple[int, int]) -> None:
         """OutOfBounds unless time_range lies inside [0, num_time_samples)."""

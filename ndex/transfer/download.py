@@ -85,6 +85,7 @@ class PullPlan:
     inflight: int
     out_dtype: np.dtype
     output_spec: OutputSpec = field(repr=False)
+    warnings: tuple[str, ...] = ()  # e.g. a level that may miss writes made after its downsample
 
     @property
     def nblocks(self) -> int:
@@ -122,9 +123,10 @@ class PullPlan:
         ]
 
 
-def resolve_box(spec: PullSpec, info: ChannelInfo) -> Box:
-    """The requested region at `spec.res`, checked against the frame at that level."""
-    info.check_res(spec.res)
+def resolve_box(spec: PullSpec, info: ChannelInfo, built_before: bool = False) -> Box:
+    """The requested region at `spec.res`, checked against the frame at that level (`built_before`: see
+    `ChannelInfo.check_res`)."""
+    info.check_res(spec.res, built_before=built_before)
     box = spec.box if spec.box is not None else info.extent_at(spec.res, spec.iso)
     info.check_box(box, spec.res, spec.iso)
     if spec.time_range is not None:
@@ -170,7 +172,11 @@ def default_compression(info: ChannelInfo, spec: PullSpec) -> tuple[str, int | N
 def make_plan(client: BossClient, spec: PullSpec, info: ChannelInfo | None = None, **memory_words: str) -> PullPlan:
     """The resolved pull; `memory_words` (flag=, who=) name the memory cap in `fit_memory`'s error."""
     info = info or client.channel_info(spec.ref)
-    box = resolve_box(spec, info)
+    # a level whose status was reset by later writes may still hold an earlier pyramid: ask only then
+    built_before = (spec.res in info.data_levels and not info.is_built(spec.res)
+                    and client.pyramid_recorded(spec.ref))
+    box = resolve_box(spec, info, built_before)
+    warning = info.stale_warning(spec.res)
     times = None if spec.time_range is None else tuple(range(*spec.time_range))
     ntimes = 1 if times is None else len(times)
     itemsize = info.dtype.itemsize
@@ -185,7 +191,8 @@ def make_plan(client: BossClient, spec: PullSpec, info: ChannelInfo | None = Non
         voxel_size=info.voxel_size_at(spec.res, spec.iso), voxel_unit=info.frame.voxel_unit, resolution=spec.res,
         compression=compression, compression_level=level, stack_filename=spec.stack_filename,
         z_digits=spec.z_digits)
-    return PullPlan(spec, info, box, slabs, blocks, block_bytes, inflight, out_dtype, output_spec)
+    return PullPlan(spec, info, box, slabs, blocks, block_bytes, inflight, out_dtype, output_spec,
+                    (warning,) if warning else ())
 
 
 class _Fetcher:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ndex.client import ChannelRef, CoordFrame
-from ndex.client.models import DOWNSAMPLED
-from ndex.errors import Conflict, RemoteError, ResourceNotFound, UsageError
+from ndex.client.models import BUILDING, DOWNSAMPLED
+from ndex.errors import BadRequest, Conflict, RemoteError, ResourceNotFound, UsageError
 from ndex.geometry import Box
 from ndex.progress import NullProgress, Progress
 
@@ -52,9 +52,9 @@ class ResourceSpec:
         if self.source_channel and self.datatype != "uint64":
             raise UsageError(f"annotation channels (--source_channel) hold uint64, not {self.datatype}: "
                              "pass --datatype uint64")
-        if not self.source_channel and self.datatype not in ("uint8", "uint16"):
-            raise UsageError(f"image channels hold uint8 or uint16, not {self.datatype}: give --source_channel "
-                             "to create a uint64 annotation channel")
+        if not self.source_channel and self.datatype not in ("uint8", "uint16", "uint32"):
+            raise UsageError(f"image channels hold uint8, uint16 or uint32, not {self.datatype}: give "
+                             "--source_channel to create a uint64 annotation channel")
 
     @property
     def coord_frame(self) -> str:
@@ -214,19 +214,78 @@ def record_offsets(client: Any, ref: ChannelRef, offsets: tuple[int, int, int]) 
 
 # --- downsample -------------------------------------------------------------------------------------
 
+DOWNSAMPLE_TIMEOUT = 24 * 3600.0  # seconds; BossDB builds a terabyte channel in hours, not days
 
-def downsample(client: Any, ref: ChannelRef, *, progress: Progress | None = None, poll: float = 5.0,
-               timeout: float | None = None, sleep: Callable[[float], None] = time.sleep,
-               clock: Callable[[], float] = time.monotonic) -> dict:
-    """Start the server's downsample of `ref` (or join one already queued) and wait for its end.
+# BOSS answers a downsample POST with 409/2006 when one is queued or running, when the channel is already
+# downsampled (non-admins), and when the frame is too large for a non-admin (only the message says so);
+# and with 400/1006 when two POSTs race (boss django/bossspatialdb/downsample.py, start and enqueue_job).
+_TOO_LARGE_WORDS = ("large downsamples", "admin permission", "too large")
 
-    Returns the final status document; RemoteError if the server reports FAILED or `timeout` passes.
-    """
-    progress = progress or NullProgress()
+
+@dataclass(frozen=True)
+class DownsampleResult:
+    """How a downsample ended: the final status document, and whether it had been built already."""
+
+    ref: ChannelRef
+    status: dict
+    already: bool = False
+
+    @property
+    def line(self) -> str:
+        levels = self.status.get("num_hierarchy_levels", "?")
+        if self.already:
+            return f"downsample of {self.ref}: already downsampled and unchanged since, nothing to do"
+        return f"downsample of {self.ref} finished: DOWNSAMPLED ({levels} levels)"
+
+
+def _start(client: Any, ref: ChannelRef) -> str | None:
+    """POST the downsample; None if it started, else what the refusal means: 'active' or 'done'."""
     try:
         client.start_downsample(ref)
-    except Conflict:  # already queued or running (by another job of the same channel): wait for it
-        log.info("downsample of %s was already started; waiting for it", ref)
+        return None
+    except (Conflict, BadRequest) as exc:
+        if isinstance(exc, BadRequest) and exc.code != 1006:
+            raise
+        return _refusal(client, ref, exc)
+
+
+def _refusal(client: Any, ref: ChannelRef, exc: RemoteError) -> str:
+    text = exc.message.lower()
+    if any(w in text for w in _TOO_LARGE_WORDS):
+        raise RemoteError(f"the server refused to downsample {ref}: its frame is larger than non-admin users may "
+                          "downsample there; ask the server's administrators to start it", status=exc.status,
+                          code=exc.code) from None
+    state = client.downsample_status(ref).get("status")
+    if state in BUILDING:
+        log.info("a downsample of %s was already %s; waiting for it", ref, state)
+        return "active"
+    if state == DOWNSAMPLED:
+        return "done"
+    raise RemoteError(f"the server refused to downsample {ref} (status {state}): {exc.message}",
+                      status=exc.status, code=exc.code) from None
+
+
+def downsample(client: Any, ref: ChannelRef, *, progress: Progress | None = None, poll: float = 5.0,
+               timeout: float | None = DOWNSAMPLE_TIMEOUT, sleep: Callable[[float], None] = time.sleep,
+               clock: Callable[[], float] = time.monotonic) -> DownsampleResult:
+    """Start the server's downsample of `ref` (or join one already queued or running) and wait for its end.
+
+    Refused at once (UsageError) for a channel BOSS cannot downsample; RemoteError if the server
+    reports FAILED, the downsample is cancelled (status back to NOT_DOWNSAMPLED) or `timeout` passes.
+    """
+    blocker = client.channel_info(ref).downsample_blocker()
+    if blocker:
+        raise UsageError(f"cannot downsample {ref}: {blocker}; pull resolution 0, or build the pyramid elsewhere")
+    progress = progress or NullProgress()
+    refused = _start(client, ref)
+    status = client.downsample_status(ref) if refused == "done" else _wait(client, ref, progress, poll, timeout,
+                                                                             sleep, clock)
+    _record(client, ref)
+    return DownsampleResult(ref, status, already=refused == "done")
+
+
+def _wait(client: Any, ref: ChannelRef, progress: Progress, poll: float, timeout: float | None,
+          sleep: Callable[[float], None], clock: Callable[[], float]) -> dict:
     deadline = None if timeout is None else clock() + timeout
     last = None
     while True:
@@ -240,7 +299,18 @@ def downsample(client: Any, ref: ChannelRef, *, progress: Progress | None = None
         if state == "FAILED":
             raise RemoteError(f"the server's downsample of {ref} failed: check the server log, then re-run "
                               "with --downsample")
+        if state not in BUILDING:  # BOSS's cancel resets the status to NOT_DOWNSAMPLED
+            raise RemoteError(f"the downsample of {ref} was cancelled (status {state}): re-run with --downsample "
+                              "to start it again")
         if deadline is not None and clock() > deadline:
             raise RemoteError(f"the downsample of {ref} did not finish within {timeout:.0f} s (status {state}); "
-                              "it continues on the server")
+                              "it continues on the server: check it later with ndex info")
         sleep(poll)
+
+
+def _record(client: Any, ref: ChannelRef) -> None:
+    """Note the finished pyramid on the channel, so a pull can tell a stale level from one never built."""
+    try:
+        client.record_pyramid(ref)
+    except RemoteError as exc:  # e.g. read-only metadata permission: the pyramid is built all the same
+        log.warning("could not record the finished downsample of %s in its metadata: %s", ref, exc)

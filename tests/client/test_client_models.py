@@ -111,8 +111,8 @@ def test_dtype(datatype, dtype):
 
 
 def test_unsupported_datatype_is_a_usage_error():
-    with pytest.raises(UsageError, match="col1/exp1/ann: unsupported channel datatype 'uint32'"):
-        _ = info(channel={"datatype": "uint32"}).dtype
+    with pytest.raises(UsageError, match="col1/exp1/ann: unsupported channel datatype 'float32'"):
+        _ = info(channel={"datatype": "float32"}).dtype
 
 
 def z_stops(chan: ChannelInfo, levels: int, iso: bool = False) -> list[int]:
@@ -125,8 +125,8 @@ def test_isotropic_extent_halves_z_and_rounds_stops_up():
                experiment={"num_hierarchy_levels": 4})
     assert z_stops(iso, 4) == [64, 32, 16, 8]
     assert iso.extent_at(0) == Box((0, 0, 3), (1000, 999, 101))
-    assert iso.extent_at(1) == Box((0, 0, 1), (500, 500, 51))
-    assert iso.extent_at(2) == Box((0, 0, 0), (250, 250, 26))
+    assert iso.extent_at(1) == Box((0, 0, 3), (500, 500, 51))  # BOSS: never below the level-0 start
+    assert iso.extent_at(2) == Box((0, 0, 3), (250, 250, 26))
     assert iso.voxel_size_at(2) == (4.0, 4.0, 4.0)
 
 
@@ -150,13 +150,13 @@ def test_anisotropic_iso_copy_halves_z_only_above_the_iso_level():
 
 @given(stops=st.tuples(*[st.integers(1, 10**6)] * 3), starts=st.tuples(*[st.integers(-100, 0)] * 3),
        res=st.integers(0, 9), isotropic=st.booleans())
-def test_extent_at_is_ceil_of_stop_and_floor_of_start(stops, starts, res, isotropic):
+def test_extent_at_is_ceil_of_stop_and_floor_of_start_but_not_below_the_level0_start(stops, starts, res, isotropic):
     frame = {f"{a}_{e}": v for a, lo, hi in zip("xyz", starts, stops) for e, v in (("start", lo), ("stop", hi))}
     chan = info(frame=frame, experiment={"hierarchy_method": "isotropic" if isotropic else "anisotropic"})
     factors = (2**res, 2**res, 2**res if isotropic else 1)
     extent = chan.extent_at(res)
     assert extent.stop == tuple(math.ceil(s / f) for s, f in zip(stops, factors))
-    assert extent.start == tuple(math.floor(s / f) for s, f in zip(starts, factors))
+    assert extent.start == tuple(max(math.floor(s / f), s) for s, f in zip(starts, factors))
 
 
 def test_check_res_accepts_built_levels():
@@ -166,7 +166,7 @@ def test_check_res_accepts_built_levels():
     info(experiment={"num_hierarchy_levels": 3}).check_res(0)  # the base level needs no downsample
 
 
-@pytest.mark.parametrize("status, built", [("DOWNSAMPLED", [True, True, True]),
+@pytest.mark.parametrize("status, built", [("DOWNSAMPLED", [True, True, False]),  # level 3 >= n: never built
                                             ("IN_PROGRESS", [True, False, False]),
                                             ("NOT_DOWNSAMPLED", [True, False, False])])
 def test_is_built_base_level_always_others_after_a_downsample(status, built):
@@ -191,8 +191,9 @@ def test_check_res_respects_the_base_resolution():
 def test_check_res_above_base_needs_a_finished_downsample():
     with pytest.raises(OutOfBounds) as exc:
         info(experiment={"num_hierarchy_levels": 3}, channel={"downsample_status": "IN_PROGRESS"}).check_res(2)
-    assert str(exc.value) == ("resolution 2 of channel col1/exp1/ann has not been built (downsample status "
-                              "IN_PROGRESS): run a downsample of the channel first, or use resolution 0")
+    assert str(exc.value) == ("resolution 2 of channel col1/exp1/ann has never been built (downsample status "
+                              "IN_PROGRESS): run a downsample of the channel first (ndpush --downsample), or use "
+                              "resolution 0")
 
 
 def test_check_box_names_axis_request_and_frame_range_at_that_level():

@@ -160,7 +160,7 @@ class FakeBoss:
             self.calls.posts += 1
             if self.throttle_posts > 0:
                 self.throttle_posts -= 1
-                raise Throttled("slow down", retry_after=0.01, status=429, code=3004)
+                raise Throttled("slow down", retry_after=0.01, status=429)  # a gateway's: with Retry-After
             if box in self.fail_boxes:
                 raise self.fail_boxes[box]
             if data.dtype != self.channel_info(ref).dtype:

@@ -47,7 +47,7 @@ def level_line(info: ChannelInfo, res: int) -> str:
         return "no addressable voxels (the frame ends before its level-0 start)"
     if res not in info.data_levels:
         return f"{extent}  (never holds data: reads as zeros)"
-    return f"{extent}{'' if info.is_built(res) else '  (not built, or stale since the last write)'}"
+    return f"{extent}{'' if info.is_built(res) else '  (not built)'}"
 
 
 def describe(client: BossClient, names: list[str]) -> tuple[list[str], object]:

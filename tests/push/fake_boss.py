@@ -14,6 +14,7 @@ import numpy as np
 
 from ndex.client import Channel, ChannelInfo, ChannelRef, Collection, CoordFrame, Experiment
 from ndex.client._http import ClientStats
+from ndex.client.models import PYRAMID_KEY
 from ndex.config import Remote
 from ndex.errors import BadRequest, Conflict, ResourceNotFound, Throttled
 from ndex.geometry import Box
@@ -127,6 +128,12 @@ class FakeBoss:
             ref = path[0]
             path = (ref.collection, ref.experiment, ref.channel)
         self.metadata.setdefault(tuple(path), {}).update({k: str(v) for k, v in values.items()})
+
+    def record_pyramid(self, ref: ChannelRef) -> None:
+        self.set_metadata(ref, values={PYRAMID_KEY: "now"})
+
+    def pyramid_recorded(self, ref: ChannelRef) -> bool:
+        return PYRAMID_KEY in self.list_metadata(ref.collection, ref.experiment, ref.channel)
 
     def start_downsample(self, ref: ChannelRef) -> None:
         channel = self.get_channel(ref)

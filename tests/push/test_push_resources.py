@@ -88,8 +88,10 @@ def test_downsample_waits_and_reports_progress(boss):
         def close(self):
             pass
 
-    status = downsample(boss, REF, progress=Notes(), poll=0, sleep=lambda s: None)
-    assert status["status"] == "DOWNSAMPLED" and "IN_PROGRESS" in notes[0] and "DOWNSAMPLED" in notes[-1]
+    result = downsample(boss, REF, progress=Notes(), poll=0, sleep=lambda s: None)
+    assert result.status["status"] == "DOWNSAMPLED" and "IN_PROGRESS" in notes[0] and "DOWNSAMPLED" in notes[-1]
+    assert result.line == "downsample of coll/exp/chan finished: DOWNSAMPLED (1 levels)"
+    assert boss.pyramid_recorded(REF)  # a later write resets the status; the record stays
     with pytest.raises(RemoteError, match="did not finish"):
         boss.make_channel(ChannelRef("coll", "exp", "other"))
         boss.downsample_polls = -100

@@ -7,10 +7,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ndex.errors import (
     AuthError,
     NdexError,
+    QuotaExceeded,
     RemoteError,
     ResourceNotFound,
     SinkError,
@@ -120,6 +122,15 @@ def one_line(exc: BaseException) -> str:
     if text.startswith("error: "):
         text = text[len("error: "):]
     return f"error: {text}" + (f" ({hint})" if hint and "check" not in text.lower() else "")
+
+
+def quota_ended(report: Any) -> int | None:
+    """Exit code 3 after one line if the server's usage quota ended the run (each block that was in
+    flight failed with the same words, so they are not listed); None otherwise."""
+    if not isinstance(report.ended_by, QuotaExceeded):
+        return None
+    print(one_line(report.ended_by), file=sys.stderr)
+    return EXIT_REMOTE
 
 
 def run_guarded(body: Callable[[], int]) -> int:

@@ -18,6 +18,7 @@ from ndex.cli.common import (
     add_connection_flags,
     add_logging_flags,
     parse_size,
+    quota_ended,
     run_guarded,
     setup_logging,
     standalone_main,
@@ -155,6 +156,8 @@ def execute(args: argparse.Namespace) -> int:
                   f"~{plan.memory_estimate / 1e6:,.0f} MB memory", file=sys.stderr)
         report = pull(spec, client=client, progress=progress, plan=plan)
     print(report.summary())
+    if (code := quota_ended(report)) is not None:
+        return code
     for line in report.failure_lines() + report.notes:
         print(line, file=sys.stderr)
     if not report.ok:

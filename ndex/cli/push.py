@@ -24,6 +24,7 @@ from ndex.cli.common import (
     add_logging_flags,
     one_line,
     parse_size,
+    quota_ended,
     run_guarded,
     setup_logging,
     standalone_main,
@@ -335,6 +336,9 @@ def finish(args, client: BossClient, ref: ChannelRef, report, notifier, path: Pa
     for line in report.failure_lines() + report.notes:
         log.warning("%s", line)
     print(summary)
+    if (code := quota_ended(report)) is not None:
+        notifier.send(f"ndpush {ref} stopped: {one_line(report.ended_by)}")
+        return code
     for line in report.failure_lines() + report.notes:
         print(line, file=sys.stderr)
     if report.ok and args.downsample:

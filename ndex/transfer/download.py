@@ -396,6 +396,7 @@ def _execute(client: BossClient, plan: PullPlan, sink: Sink, progress: Progress)
             sink.abort()
             raise
     if fetcher.stopped_by is not None:
+        report.end(fetcher.stopped_by)
         report.notes.append(f"stopped early ({' '.join(str(fetcher.stopped_by).split())}); {report.unsent} blocks "
                             "were not fetched: re-run the same command to continue")
     if report.ok:

@@ -27,6 +27,7 @@ class RunReport:
     failures: dict[Any, str] = field(default_factory=dict)  # block (Box) -> one-line error
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    ended_by: BaseException | None = None  # the error that ended the whole run early, if one did
     _t0: float = field(default_factory=time.monotonic, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -38,6 +39,11 @@ class RunReport:
     def block_failed(self, block: Any, error: BaseException) -> None:
         with self._lock:
             self.failures[block] = " ".join(str(error).split()) or type(error).__name__
+
+    def end(self, error: BaseException) -> None:
+        """Record the error that ended the run (the first one; later blocks only echo it)."""
+        with self._lock:
+            self.ended_by = self.ended_by or error
 
     def stop_clock(self) -> None:
         self.seconds = time.monotonic() - self._t0

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ndex.client import ChannelInfo, ChannelRef
-from ndex.errors import OutOfBounds, Throttled, UsageError, ends_transfer
+from ndex.errors import OutOfBounds, QuotaExceeded, Throttled, UsageError, ends_transfer
 from ndex.geometry import Box, Triple, plan_blocks, z_slabs
 from ndex.progress import NullProgress, Progress, mb
 from ndex.sources import SourceSpec, open_source
@@ -509,6 +509,7 @@ class _Pusher:
         except Exception as exc:  # every failure is recorded for its block, none is swallowed
             self._fail(block, exc)
             if ends_transfer(exc):
+                self.report.end(exc)
                 self.stop.set()
         finally:
             self.limit.release()
@@ -572,8 +573,9 @@ class _Pusher:
         self.report.block_failed(block, exc)
         error = self.report.failures.get(block, str(exc))
         self.manifest.mark(block, FAILED, error=error, attempt=True)
-        log.error("block %s failed: %s", block, error)
-        if self.notifier is not None and len(self.report.failures) <= NOTIFY_FAILURES:
+        quota = isinstance(exc, QuotaExceeded)  # the run's own end, said once by the caller: not per block
+        log.log(logging.INFO if quota else logging.ERROR, "block %s failed: %s", block, error)
+        if self.notifier is not None and not quota and len(self.report.failures) <= NOTIFY_FAILURES:
             self.notifier.send(f"ndpush {self.spec.ref}: block {block} failed: {error}")
 
 

@@ -14,7 +14,7 @@
     │   ├── QuotaExceeded                429 without Retry-After (BossDB's daily usage quota): not retried
     │   └── RetryableRemoteError         retried with backoff before it surfaces
     │       ├── ServerError              5xx
-    │       └── Throttled                429 / 503 (carries retry_after)
+    │       └── Throttled                429 with Retry-After (a gateway) / 503 (carries retry_after)
     ├── TransportError (OSError)         no usable answer at all; retried
     │   ├── RemoteUnreachable            connection refused / DNS / reset
     │   ├── RemoteTimeout
@@ -106,7 +106,7 @@ class ServerError(RetryableRemoteError):
 
 
 class Throttled(RetryableRemoteError):
-    """HTTP 429 or 503: slow down; `retry_after` is the server's hint in seconds, if any."""
+    """HTTP 503, or 429 with Retry-After: slow down; `retry_after` is the server's hint in seconds, if any."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)

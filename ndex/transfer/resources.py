@@ -273,6 +273,8 @@ def downsample(client: Any, ref: ChannelRef, *, progress: Progress | None = None
     Refused at once (UsageError) for a channel BOSS cannot downsample; RemoteError if the server
     reports FAILED, the downsample is cancelled (status back to NOT_DOWNSAMPLED) or `timeout` passes.
     """
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"--downsample_timeout {timeout:g} must be more than 0 seconds")
     blocker = client.channel_info(ref).downsample_blocker()
     if blocker:
         raise UsageError(f"cannot downsample {ref}: {blocker}; pull resolution 0, or build the pyramid elsewhere")

@@ -133,7 +133,7 @@ def pull_draft(args: argparse.Namespace) -> Draft:
     limit = budget(spec.max_memory, args.memory_per_worker)
     with open_client(args, spec.threads) as client:
         info = client.channel_info(spec.ref)
-        box = download.resolve_box(spec, info)
+        box, _ = download.resolve_region(client, spec, info)
         footprint = pull_footprint(spec, info, box, args.memory_per_worker)
         measured = probe.probe_pull(client, replace(spec, max_memory=limit), info, box) if args.probe else None
     base = to_argv(tool_parser("pull"), args, skip=("x", "y", "z", "full_extent", "max_memory", "stack_filename",

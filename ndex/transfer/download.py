@@ -134,6 +134,14 @@ def resolve_box(spec: PullSpec, info: ChannelInfo, built_before: bool = False) -
     return box
 
 
+def resolve_region(client: BossClient, spec: PullSpec, info: ChannelInfo) -> tuple[Box, str | None]:
+    """`resolve_box`, and a warning when the level may be stale. A level whose DOWNSAMPLED status a later
+    write reset may still hold an earlier pyramid: the channel's metadata is asked only then."""
+    built_before = (spec.res in info.data_levels and not info.is_built(spec.res)
+                    and client.pyramid_recorded(spec.ref))
+    return resolve_box(spec, info, built_before), info.stale_warning(spec.res)
+
+
 def buffer_bytes(spec: PullSpec, box: Box, itemsize: int, ntimes: int) -> int:
     """Bytes of the one slab buffer a slab-writing sink needs (0 for sinks that place blocks)."""
     return 0 if spec.output in PLACES_BLOCKS else slab_bytes(box, itemsize, ntimes)
@@ -172,11 +180,7 @@ def default_compression(info: ChannelInfo, spec: PullSpec) -> tuple[str, int | N
 def make_plan(client: BossClient, spec: PullSpec, info: ChannelInfo | None = None, **memory_words: str) -> PullPlan:
     """The resolved pull; `memory_words` (flag=, who=) name the memory cap in `fit_memory`'s error."""
     info = info or client.channel_info(spec.ref)
-    # a level whose status was reset by later writes may still hold an earlier pyramid: ask only then
-    built_before = (spec.res in info.data_levels and not info.is_built(spec.res)
-                    and client.pyramid_recorded(spec.ref))
-    box = resolve_box(spec, info, built_before)
-    warning = info.stale_warning(spec.res)
+    box, warning = resolve_region(client, spec, info)
     times = None if spec.time_range is None else tuple(range(*spec.time_range))
     ntimes = 1 if times is None else len(times)
     itemsize = info.dtype.itemsize

@@ -25,7 +25,7 @@ from ndex.server.http_errors import (
     BossError,
 )
 
-RANGE = re.compile(r"^(\d{1,12}):(\d{1,12})$")
+RANGE = re.compile(r"^([0-9]{1,12}):([0-9]{1,12})\Z")  # ASCII only: \d also matches other digits, $ a newline
 BLOSC_OVERHEAD = 16  # a blosc-1 frame is at most this much larger than its data
 
 
@@ -69,7 +69,7 @@ class Region:
 
 
 def parse_res(info: ChannelInfo, text: str) -> int:
-    if not re.fullmatch(r"\d", text or ""):
+    if not re.fullmatch(r"[0-9]", text or ""):
         raise BossError(TYPE_ERROR, f"resolution {text!r} must be a single digit")
     res = int(text)
     top = info.base + info.experiment["num_hierarchy_levels"] - 1
@@ -122,6 +122,9 @@ def parse_region(info: ChannelInfo, res_text: str, x: str, y: str, z: str, t: st
     if cost > CUTOUT_MAX_BYTES:
         raise BossError(REQUEST_TOO_LARGE, f"cutout of {region.nbytes / 2**20:,.0f} MiB exceeds the server's "
                                            f"{CUTOUT_MAX_BYTES // 2**20} MiB cap: split it into smaller blocks")
+    if region.nbytes > codecs.MAX_FRAME_BYTES:  # 64-bit channels count a quarter: 4 x 520 MiB passes the cap
+        raise BossError(REQUEST_TOO_LARGE, f"cutout of {region.nbytes} bytes exceeds what one blosc-1 frame carries "
+                                           f"({codecs.MAX_FRAME_BYTES} bytes, just under 2 GiB): split it")
     return region
 
 
@@ -144,7 +147,7 @@ def parse_filter(info: ChannelInfo, text: str) -> np.ndarray:
     if not info.annotation:
         raise BossError(DATATYPE_NOT_SUPPORTED, "filter= works only on annotation channels")
     try:
-        ids = [int(v) for v in text.split(",")]
+        ids = [int(v) if v.isascii() and v.isdigit() else -1 for v in text.split(",")]
         if any(not 0 <= v < 2**64 for v in ids):
             raise ValueError
     except ValueError:

@@ -5,15 +5,22 @@ A body is checked once, at the edge, into a plain dict of clean values; every pr
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from ndex.server.http_errors import invalid
 from ndex.server.volumes import STORABLE_DTYPES
+from ndex.server.values import INT32_MAX, MAX_TEXT, check_text
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
 MAX_DESCRIPTION = 4096
+# Upper bounds, so that one request cannot make thousands of arrays or numbers no column holds (SECURITY.md)
+MAX_LEVELS = 10  # a cutout URL names its resolution with one digit, as BOSS's does: 0..9
+MAX_TIME_SAMPLES = 2**20
+MAX_VOXEL_SIZE = 1e9  # a kilometre in nanometres; scaled by 2**level it stays finite
+MAX_LINKS = 256  # names in a channel's sources or related
 VOXEL_UNITS = ("nanometers", "micrometers", "millimeters", "centimeters")
 TIME_UNITS = ("nanoseconds", "microseconds", "milliseconds", "seconds", "")
 STATUSES = ("NOT_DOWNSAMPLED", "QUEUED", "IN_PROGRESS", "DOWNSAMPLED", "FAILED")
@@ -30,6 +37,7 @@ class Field:
     nullable: bool = False
     put: bool = True  # writable by PUT
     minimum: int | None = None
+    maximum: int | float | None = None
 
 
 def _f(name, type_, default=None, **kw) -> Field:
@@ -41,20 +49,20 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     "collection": (DESCRIPTION, PUBLIC),
     "frame": (DESCRIPTION,
               *(_f(f"{a}_{b}", "int", required=True, put=False) for a in "xyz" for b in ("start", "stop")),
-              *(_f(f"{a}_voxel_size", "float", required=True, put=False) for a in "xyz"),
+              *(_f(f"{a}_voxel_size", "float", required=True, put=False, maximum=MAX_VOXEL_SIZE) for a in "xyz"),
               _f("voxel_unit", "str", required=True, choices=VOXEL_UNITS, put=False)),
     "experiment": (DESCRIPTION, PUBLIC,
                    _f("coord_frame", "str", required=True, put=False),
-                   _f("num_hierarchy_levels", "int", 1, minimum=1),
+                   _f("num_hierarchy_levels", "int", 1, minimum=1, maximum=MAX_LEVELS),
                    _f("hierarchy_method", "str", "anisotropic", choices=("anisotropic", "isotropic")),
-                   _f("num_time_samples", "int", 1, minimum=1),
-                   _f("time_step", "int", None, nullable=True),
+                   _f("num_time_samples", "int", 1, minimum=1, maximum=MAX_TIME_SAMPLES),
+                   _f("time_step", "int", None, nullable=True, minimum=0),
                    _f("time_step_unit", "str", None, nullable=True, choices=TIME_UNITS)),
     "channel": (DESCRIPTION, PUBLIC,
                 _f("type", "str", required=True, choices=("image", "annotation"), put=False),
                 _f("datatype", "str", required=True, choices=DATATYPES, put=False),
-                _f("default_time_sample", "int", 0, minimum=0),
-                _f("base_resolution", "int", 0, minimum=0),
+                _f("default_time_sample", "int", 0, minimum=0, maximum=MAX_TIME_SAMPLES - 1),
+                _f("base_resolution", "int", 0, minimum=0, maximum=MAX_LEVELS - 1),
                 _f("sources", "names", ()),
                 _f("related", "names", ()),
                 _f("downsample_status", "str", "NOT_DOWNSAMPLED", choices=STATUSES, put=False),
@@ -72,8 +80,8 @@ IGNORED_ON_POST = {
 
 
 def check_name(name: str, what: str = "name") -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise invalid(f"{what} {name!r} is invalid: use 1-255 letters, digits, '_' or '-'")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):  # match() would let "name\n" through
+        raise invalid(f"{what} {str(name)[:80]!r} is invalid: use 1-255 letters, digits, '_' or '-'")
     return name
 
 
@@ -127,28 +135,27 @@ def coerce(f: Field, value: Any) -> Any:
         raise invalid(f"{f.name} {checked!r} is not one of {', '.join(repr(c) for c in f.choices)}")
     if f.minimum is not None and checked < f.minimum:
         raise invalid(f"{f.name} must be >= {f.minimum}, got {checked}")
+    if f.maximum is not None and checked > f.maximum:
+        raise invalid(f"{f.name} must be <= {f.maximum:g}, got {checked}")
     return checked
 
 
 def _as_str(f: Field, v: Any) -> str:
-    if not isinstance(v, str):
-        raise invalid(f"{f.name} must be a string, got {v!r}")
-    if len(v) > (MAX_DESCRIPTION if f.name == "description" else 255):
-        raise invalid(f"{f.name} is too long")
-    return v
+    return check_text(v, f.name, MAX_DESCRIPTION if f.name == "description" else MAX_TEXT)
 
 
 def _as_int(f: Field, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
-        raise invalid(f"{f.name} must be an integer, got {v!r}")
-    if abs(int(v)) >= 2**62:
-        raise invalid(f"{f.name} {v} is out of range")
+    # a float must be finite before int() (int(inf) raises), and every integer column is 32-bit on PostgreSQL
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or int(v) != v:
+        raise invalid(f"{f.name} must be an integer, got {str(v)[:40]}")
+    if abs(int(v)) > INT32_MAX:
+        raise invalid(f"{f.name} {str(v)[:40]} is out of range: at most {INT32_MAX} in magnitude")
     return int(v)
 
 
 def _as_float(f: Field, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v <= 0:
-        raise invalid(f"{f.name} must be a positive number, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise invalid(f"{f.name} must be a positive finite number, got {str(v)[:40]}")
     return float(v)
 
 
@@ -161,9 +168,9 @@ def _as_bool(f: Field, v: Any) -> bool:
 
 
 def _as_names(f: Field, v: Any) -> tuple[str, ...]:
-    if not isinstance(v, (list, tuple)) or not all(isinstance(n, str) for n in v):
-        raise invalid(f"{f.name} must be a list of channel names, got {v!r}")
-    return tuple(dict.fromkeys(v))
+    if not isinstance(v, (list, tuple)) or len(v) > MAX_LINKS or not all(isinstance(n, str) for n in v):
+        raise invalid(f"{f.name} must be a list of at most {MAX_LINKS} channel names, got {str(v)[:80]}")
+    return tuple(check_text(n, f"a name in {f.name}") for n in dict.fromkeys(v))
 
 
 _TYPES = {"str": _as_str, "int": _as_int, "float": _as_float, "bool": _as_bool, "names": _as_names}

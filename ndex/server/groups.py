@@ -30,6 +30,7 @@ from ndex.server.schema import (
     users,
 )
 from ndex.server.users import ADMIN_GROUP, PUBLIC_GROUP, known_user_id
+from ndex.server.values import check_text
 
 BUILTIN = (ADMIN_GROUP, PUBLIC_GROUP)
 ROSTERS = {"members": group_members, "maintainers": group_maintainers}
@@ -216,6 +217,9 @@ class GroupService:
     def _prepare(self, conn, ident: Identity, body: Any, missing_code: int, needed: tuple[str, ...]):
         if not isinstance(body, dict) or not body.get("group") or "permissions" not in body:
             raise BossError(missing_code, "send JSON with group, collection[, experiment[, channel]] and permissions")
+        for key in ("group", "collection", "experiment", "channel"):
+            if body.get(key) is not None:
+                check_text(body[key], key)  # a name, not a list or a number
         self.auth.require_role(ident, *MANAGER)
         group = self._group(conn, body["group"])
         self._require_insider(conn, ident, group)

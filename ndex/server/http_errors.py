@@ -44,11 +44,13 @@ STATUS_OF = {
 class BossError(Exception):
     """A refusal with BOSS's status and code; `message` says what is wrong and how to fix it."""
 
-    def __init__(self, code: int, message: str, status: int | None = None) -> None:
+    def __init__(self, code: int, message: str, status: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status or STATUS_OF.get(code, 400)
+        self.headers = headers  # e.g. Retry-After on a 503
 
 
 class NotAuthenticated(Exception):
@@ -59,8 +61,8 @@ class NotAuthenticated(Exception):
         self.detail = detail
 
 
-def envelope(status: int, code: int, message: str) -> JSONResponse:
-    return JSONResponse({"status": status, "code": code, "message": message}, status_code=status)
+def envelope(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"status": status, "code": code, "message": message}, status_code=status, headers=headers)
 
 
 def detail(status: int, text: str, headers: dict[str, str] | None = None) -> JSONResponse:

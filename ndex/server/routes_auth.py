@@ -21,6 +21,7 @@ from ndex.server.users import (
     user_id,
     user_row,
 )
+from ndex.server.values import check_text
 
 router = APIRouter(tags=["authorization"])
 GROUP = "/v1/groups/{g}"
@@ -143,8 +144,8 @@ def _create_user(db: Database, u: str, body: dict) -> None:
     with db.begin() as conn:
         if user_id(conn, u) is not None:
             raise BossError(7001, f"user {u!r} already exists", status=409)
-        create_user(conn, u, first_name=str(body.get("first_name", "")), last_name=str(body.get("last_name", "")),
-                    email=str(body.get("email", "")))
+        create_user(conn, u, **{key: check_text(str(body.get(key, "")), key) for key in ("first_name", "last_name",
+                                                                                         "email")})
 
 
 @router.delete("/v1/sso/user/{u}", status_code=204, summary="Delete a user and their tokens (admin)")

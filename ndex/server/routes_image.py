@@ -12,20 +12,21 @@ from fastapi import APIRouter, Request
 from PIL import Image
 from starlette.responses import Response
 
+from ndex.server.budget import budget_of
 from ndex.server.cutouts import parse_region
 from ndex.server.http_errors import DATATYPE_DOES_NOT_MATCH, INVALID_CUTOUT_ARGS, BossError
 from ndex.server.quota import EGRESS
 from ndex.server.routes_data import channel, charge, read_region
 from ndex.server.services import services
+from ndex.server.values import ascii_int
 
 router = APIRouter(tags=["images"])
 NORMAL_AXIS = {"xy": "z", "xz": "y", "yz": "x"}
 
 
 def _single(text: str, axis: str) -> str:
-    if not text.isdigit():
-        raise BossError(INVALID_CUTOUT_ARGS, f"{axis} must be a single index for this orientation, got {text!r}")
-    return f"{int(text)}:{int(text) + 1}"
+    index = ascii_int(text, f"{axis} (a single index for this orientation)", code=INVALID_CUTOUT_ARGS)
+    return f"{index}:{index + 1}"
 
 
 def render(request: Request, orient: str, res: str, x: str, y: str, z: str, t: str | None) -> Response:
@@ -39,7 +40,8 @@ def render(request: Request, orient: str, res: str, x: str, y: str, z: str, t: s
     t_range = None if t is None else _single(t, "t")
     region = parse_region(info, res, ranges["x"], ranges["y"], ranges["z"], t_range)
     charge(svc, request, EGRESS, region.nbytes)
-    plane = read_region(svc, region)[0]
+    with budget_of(request).reserve(region.nbytes):
+        plane = read_region(svc, region)[0]
     plane = {"xy": lambda a: a[0], "xz": lambda a: a[:, 0, :], "yz": lambda a: a[:, :, 0]}[orient](plane)
     return _encode(to_uint8(plane, info.datatype), request.headers.get("accept", ""))
 
@@ -85,10 +87,8 @@ def tile_t(request: Request, orient: str, size: str, res: str, xi: str, yi: str,
 def render_tile(request: Request, orient: str, size: str, res: str, xi: str, yi: str, zi: str,
                 t: str | None) -> Response:
     """Tile indices -> ranges: in-plane axes span [size*i, size*(i+1)), the normal axis index is used as-is."""
-    if not size.isdigit() or int(size) == 0 or not all(v.isdigit() for v in (xi, yi, zi)):
-        raise BossError(INVALID_CUTOUT_ARGS, "tile size and indices must be non-negative integers (size > 0)")
-    s = int(size)
-    idx = {"x": int(xi), "y": int(yi), "z": int(zi)}
+    s = ascii_int(size, "tile size", 1, code=INVALID_CUTOUT_ARGS)
+    idx = {a: ascii_int(v, f"tile index {a}", code=INVALID_CUTOUT_ARGS) for a, v in zip("xyz", (xi, yi, zi))}
     normal = NORMAL_AXIS.get(orient, "z")
     seg = {a: (str(i) if a == normal else f"{s * i}:{s * (i + 1)}") for a, i in idx.items()}
     return render(request, orient, res, seg["x"], seg["y"], seg["z"], t)

@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from ndex.server.http_errors import invalid
 from ndex.server.services import identify, services
+from ndex.server.values import MAX_LONG_TEXT, MAX_TEXT, check_text
 
 router = APIRouter(tags=["metadata"])
 PATHS = ("/v1/meta/{c}", "/v1/meta/{c}/{e}", "/v1/meta/{c}/{e}/{ch}")
@@ -20,7 +21,7 @@ def _param(request: Request, name: str) -> str:
     value = request.query_params.get(name)
     if value is None or (name == "key" and not value):
         raise invalid(f"the query string needs {name}=...: e.g. ?key=K" + ("&value=V" if name == "value" else ""))
-    return value
+    return check_text(value, name, MAX_TEXT if name == "key" else MAX_LONG_TEXT)
 
 
 def meta_get(request: Request):

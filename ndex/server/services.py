@@ -1,7 +1,6 @@
 """The collaborators every route uses, bundled once per app, and the small request helpers routes share."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from ndex.server.jobs import DownsampleJobs
 from ndex.server.metadata import MetadataService
 from ndex.server.quota import DailyQuota
 from ndex.server.settings import ServerSettings
+from ndex.server.values import parse_json
 from ndex.server.volumes import VolumeStore
 
 MAX_JSON_BYTES = 2**20  # resource and permission bodies are a few hundred bytes
@@ -60,12 +60,9 @@ async def read_limited(request: Request, limit: int, refuse: Callable[[str], Exc
 
 
 async def json_body(request: Request) -> Any:
-    """The parsed JSON body (None when empty); malformed JSON is a 400/1003 with the parser's reason."""
+    """The parsed JSON body (None when empty); malformed or unstorable JSON is a 400/1003 (values.parse_json)."""
     raw = await read_limited(request, MAX_JSON_BYTES, lambda size: invalid(
         f"the JSON body has {size}; resource bodies are small (at most {MAX_JSON_BYTES} bytes)"))
     if not raw.strip():
         return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid(f"the request body is not valid JSON ({exc}): send a JSON object") from None
+    return parse_json(raw)

@@ -18,6 +18,7 @@ blosc.set_nthreads(1)  # parallelism comes from our worker threads, one block ea
 
 SUPPORTED_DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64}
 HEADER = struct.Struct("<BBBBIII")  # version, versionlz, flags, typesize, nbytes, blocksize, cbytes
+MAX_FRAME_BYTES = 2**31 - 1 - 16  # blosc-1 sizes are signed 32-bit: the most one frame carries (BLOSC_MAX_BUFFERSIZE)
 
 
 def dtype_of(name: str) -> np.dtype:
@@ -47,6 +48,9 @@ def encode(array: np.ndarray, *, clevel: int = 1, cname: str = "lz4") -> bytes:
         data = data.astype(data.dtype.newbyteorder("<"))
     if data.nbytes == 0:
         raise UsageError("cannot encode an empty array: a cutout needs at least one voxel")
+    if data.nbytes > MAX_FRAME_BYTES:  # blosc would fail or answer nothing: never put an empty body on the wire
+        raise UsageError(f"{data.nbytes} bytes do not fit one blosc-1 frame (at most {MAX_FRAME_BYTES}): "
+                         "split the array")
     itemsize = data.dtype.itemsize
     return blosc.compress(data, typesize=itemsize, clevel=clevel, shuffle=shuffle_for(itemsize), cname=cname)
 

@@ -11,6 +11,7 @@ from ndex.errors import UsageError
 from ndex.server.settings import ServerSettings, help_of
 
 DEFAULTS = ServerSettings()
+SHUTDOWN_SECONDS = 5  # after SIGTERM, requests still running are cancelled after this long
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         metavar="N", help=help_of("downsample_max_voxels"))
     parser.add_argument("--quota_per_day", type=int, default=DEFAULTS.quota_per_day, metavar="BYTES",
                         help=help_of("quota_per_day"))
+    parser.add_argument("--cutout_memory_mb", type=int, default=DEFAULTS.cutout_memory_mb,
+                        help=help_of("cutout_memory_mb"))
+    parser.add_argument("--request_timeout", type=float, default=DEFAULTS.request_timeout,
+                        help=help_of("request_timeout"))
+    parser.add_argument("--client_timeout", type=float, default=DEFAULTS.client_timeout,
+                        help=help_of("client_timeout"))
     parser.add_argument("--access_log", action="store_true",
                         help="log every request (off by default: a multi-day ingest makes millions of them)")
     add_logging_flags(parser)
@@ -39,7 +46,18 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
     return ServerSettings(data_dir=args.data, db_url=args.db, store_url=args.store,
                           allow_sourceless_annotations=args.allow_sourceless_annotations,
                           downsample_workers=args.downsample_workers, fsync=args.fsync,
-                          downsample_max_voxels=args.downsample_max_voxels, quota_per_day=args.quota_per_day)
+                          downsample_max_voxels=args.downsample_max_voxels, quota_per_day=args.quota_per_day,
+                          cutout_memory_mb=args.cutout_memory_mb, request_timeout=args.request_timeout,
+                          client_timeout=args.client_timeout)
+
+
+def connection_limits(settings: ServerSettings) -> dict:
+    """uvicorn's own limits: idle connections and unfinished headers are closed after --client_timeout
+    (slow_clients), and SIGTERM stops the server within SHUTDOWN_SECONDS even with requests in flight."""
+    if settings.client_timeout <= 0:
+        return {"timeout_graceful_shutdown": SHUTDOWN_SECONDS}
+    return {"timeout_keep_alive": settings.client_timeout, "timeout_graceful_shutdown": SHUTDOWN_SECONDS,
+            "http": "ndex.server.slow_clients:SlowClientProtocol"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,15 +89,14 @@ def serve(args: argparse.Namespace) -> int:
             recover_interrupted(db)  # before any worker starts, so no live job is marked FAILED
         print(f"ndex serve: http://{args.host}:{args.port}/ (data {settings.data_dir}, API docs at /docs)",
               file=sys.stderr)
-        log_level = "warning" if args.quiet else "info"
+        common = {"host": args.host, "port": args.port, "log_level": "warning" if args.quiet else "info",
+                  "access_log": args.access_log, **connection_limits(settings)}
         if args.workers > 1:
             os.environ[SETTINGS_ENV] = settings.to_json()
-            uvicorn.run("ndex.server.app:app_from_env", factory=True, host=args.host, port=args.port,
-                        workers=args.workers, log_level=log_level, access_log=args.access_log)
+            uvicorn.run("ndex.server.app:app_from_env", factory=True, workers=args.workers, **common)
         else:
             # uvicorn picks httptools and uvloop when installed (about twice h11's cutout throughput)
-            uvicorn.run(create_app(settings, db=db), host=args.host, port=args.port,
-                        log_level=log_level, access_log=args.access_log)
+            uvicorn.run(create_app(settings, db=db), **common)
     finally:
         db.close()
         if lock is not None:

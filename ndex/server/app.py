@@ -21,6 +21,7 @@ from starlette.responses import Response
 from ndex import __version__
 from ndex.errors import OutOfBounds, UsageError
 from ndex.server import (
+    limits,
     routes_auth,
     routes_data,
     routes_downsample,
@@ -49,6 +50,7 @@ from ndex.server.http_errors import (
 from ndex.server.jobs import DownsampleJobs
 from ndex.server.metadata import MetadataService
 from ndex.server.quota import DailyQuota, QuotaExceeded
+from ndex.server.openapi import complete_openapi
 from ndex.server.services import Services
 from ndex.server.settings import ServerSettings
 from ndex.server.users import ensure_builtin_groups
@@ -84,11 +86,15 @@ def create_app(settings: ServerSettings, store: VolumeStore | None = None, db: D
                   description="A BOSS API v1 compatible spatial database (see boss-api.md).")
     app.state.services = svc
     install_error_handlers(app)
+    limits.install(app, settings.request_timeout, settings.client_timeout, settings.cutout_memory_mb)
     for module in ROUTE_MODULES:
         app.include_router(module.router)
     add_misc_routes(app)
-    app.add_middleware(CutoutFastPath)  # the last added is the outermost: CatchAll, NormalisePath, this
+    complete_openapi(app)
+    app.add_middleware(CutoutFastPath)  # the last added is the outermost: CatchAll, RequestGuard, NormalisePath, this
     app.add_middleware(NormalisePath)
+    app.add_middleware(limits.RequestGuard, request_timeout=settings.request_timeout,
+                       client_timeout=settings.client_timeout)
     app.add_middleware(CatchAll)
     return app
 
@@ -129,7 +135,7 @@ def add_misc_routes(app: FastAPI) -> None:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BossError)
     async def boss_error(_request, exc: BossError):
-        return envelope(exc.status, exc.code, exc.message)
+        return envelope(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(QuotaExceeded)
     async def quota_exceeded(request, exc: QuotaExceeded):

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from ndex import codecs
 from ndex.server import bodies
+from ndex.server.budget import budget_of
 from ndex.server.channels import ChannelInfo
 from ndex.server.cutouts import (
     BLOSC_OVERHEAD,
@@ -34,6 +35,7 @@ from ndex.server.http_errors import (
 )
 from ndex.server.quota import EGRESS, INGRESS
 from ndex.server.services import Services, identify, read_limited, services
+from ndex.server.values import INT32_MAX, ascii_int
 
 router = APIRouter(tags=["volumes"])
 CHAN = "{c}/{e}/{ch}"
@@ -41,6 +43,7 @@ XYZ = "{res}/{x}/{y}/{z}"
 BLOSC = "application/blosc"
 BLOSC_TYPES = ("", "application/blosc", "application/octet-stream")
 ARRAY_TYPES = (bodies.BLOSC_PYTHON, bodies.NPYGZ)  # bodies that carry their own dtype and shape
+MAX_RESERVE = INT32_MAX  # ids reserved by one request; the counter's column is 32-bit on PostgreSQL
 
 
 def flag(request: Request, name: str) -> bool:
@@ -99,11 +102,13 @@ def get_cutout(request: Request):
     region = region_of(info, request)
     wanted = request.query_params.get("filter")
     ids = parse_filter(info, wanted) if wanted is not None else None
-    charge(svc, request, EGRESS, region.nbytes)
     media = response_media(request)
-    body = stored_body(svc, region) if ids is None and media == BLOSC else None
-    if body is None:
-        body = encoded_body(svc, region, ids, media)
+    # the array, its encoded copy and with filter= the filtered copy are in memory at once
+    with budget_of(request).reserve(region.nbytes * (3 if ids is not None else 2)):
+        charge(svc, request, EGRESS, region.nbytes)
+        body = stored_body(svc, region) if ids is None and media == BLOSC else None
+        if body is None:
+            body = encoded_body(svc, region, ids, media)
     return Response(body, media_type=media)
 
 
@@ -128,10 +133,11 @@ def stored_cutout(request: Request) -> bytes | None:
         if "filter" in request.query_params or response_media(request) != BLOSC:
             return None
         region = region_of(info, request)
-        body = stored_body(svc, region)
-        if body is not None:
-            charge(svc, request, EGRESS, region.nbytes)
-        return body
+        with budget_of(request).reserve(region.nbytes):
+            body = stored_body(svc, region)
+            if body is not None:
+                charge(svc, request, EGRESS, region.nbytes)
+            return body
     except Exception:  # noqa: BLE001 - the routed request reports it
         return None
 
@@ -172,10 +178,11 @@ async def post_cutout(request: Request):
         raise UnsupportedMedia(media)
     region = await run_in_threadpool(_writable_region, svc, request)
     limit = max_body(region, media)
-    body = await read_limited(request, limit, lambda size: BossError(
-        DATA_DIMENSION_MISMATCH, f"the body has {size}, more than the URL's extent can hold compressed "
-                                 f"({limit} bytes): check the array shape"))
-    await run_in_threadpool(_write, svc, request, region, body, media)
+    with budget_of(request).reserve(limit + region.nbytes):  # the body and the array decoded from it
+        body = await read_limited(request, limit, lambda size: BossError(
+            DATA_DIMENSION_MISMATCH, f"the body has {size}, more than the URL's extent can hold compressed "
+                                     f"({limit} bytes): check the array shape"))
+        await run_in_threadpool(_write, svc, request, region, body, media)
     return Response(status_code=201)
 
 
@@ -247,9 +254,8 @@ for _suffix in ("", "/{t}"):
 def reserve(request: Request, num: str):
     svc = services(request)
     info = annotation_channel(svc, request, "add_volumetric_data", public_ok=False)
-    if not num.isdigit() or not 0 < int(num) < 2**40:
-        raise BossError(TYPE_ERROR, f"the number of ids {num!r} must be a positive integer")
-    return {"start_id": svc.catalog.reserve_ids(info.id, int(num)), "count": num}
+    count = ascii_int(num, "the number of ids", 1, MAX_RESERVE, TYPE_ERROR)
+    return {"start_id": svc.catalog.reserve_ids(info.id, count), "count": num}
 
 
 @router.get("/v1/boundingbox/" + CHAN + "/{res}/{obj_id}", summary="Bounding box of an annotation id "
@@ -261,9 +267,8 @@ def bounding_box(request: Request, res: str, obj_id: str):
         raise BossError(INVALID_ARGUMENT, f"type {kind!r} must be loose or tight")
     info = annotation_channel(svc, request, "read_volumetric_data")
     level = parse_res(info, res)
-    if not obj_id.isdigit() or int(obj_id) >= 2**64:
-        raise BossError(TYPE_ERROR, f"id {obj_id!r} must be a non-negative integer")
-    found = svc.store.bounding_box(info.layout(), level, int(obj_id), kind == "tight")
+    wanted = ascii_int(obj_id, "id", 0, 2**64 - 1, TYPE_ERROR)
+    found = svc.store.bounding_box(info.layout(), level, wanted, kind == "tight")
     if found is None:
         raise BossError(OBJECT_NOT_FOUND, f"id {obj_id} does not occur in channel {info.channel['name']} "
                                           f"at resolution {level}")

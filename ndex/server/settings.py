@@ -42,6 +42,15 @@ class ServerSettings:
                "faster: a crash of the server process loses nothing already answered, but a power cut or an "
                "OS crash may lose the last seconds of writes (local stores only; S3 is durable without it)")
 
+    cutout_memory_mb: int = _setting(
+        4096, "memory budget of the cutouts in flight in each server process, in MiB: a cutout GET or POST "
+              "that would pass it is answered 503 with Retry-After (clients wait and retry); 0 = no budget")
+    request_timeout: float = _setting(
+        300.0, "seconds a request may work (scans such as ids and bounding boxes stop there with a 413); 0 = none")
+    client_timeout: float = _setting(
+        30.0, "seconds an idle keep-alive connection, or a request whose headers or body stop arriving, is "
+              "kept open before it is closed (slow-client protection)")
+
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{Path(self.data_dir).resolve() / 'ndex.sqlite'}"

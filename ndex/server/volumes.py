@@ -30,12 +30,14 @@ from ndex import codecs
 from ndex.errors import CorruptBody, NdexError, OutOfBounds, UsageError
 from ndex.geometry import BOSS_CUBOID, Box, Triple, iter_blocks, z_slabs
 from ndex.server import downsample as ds
+from ndex.server.limits import check_deadline
 
 log = logging.getLogger(__name__)
 
 CHUNK_ZYX = (BOSS_CUBOID[2], BOSS_CUBOID[1], BOSS_CUBOID[0])  # one stored chunk is one BOSS cuboid
 # BOSS's channel datatypes; BOSS creates uint32 channels but spdb cannot serve them, ndex serves all four
 STORABLE_DTYPES = ("uint8", "uint16", "uint32", "uint64")
+ROW_LISTINGS = 64  # a scan this many chunk rows deep lists row by row; deeper, it lists the time sample once
 LOCK_STRIPES = 256  # chunk locks; more stripes, fewer false conflicts between unrelated chunks
 _UNITS = {"nanometers": "nanometer", "micrometers": "micrometer", "millimeters": "millimeter",
           "centimeters": "centimeter"}  # BOSS voxel units -> the UDUNITS names OME-Zarr requires
@@ -306,15 +308,20 @@ class VolumeStore:
             return  # nothing stored there: it already reads as zeros
         part_box, part_t = inside
         for t, slab in _slabs(part_box, part_t):
+            check_deadline()
             with self._locked(layout.key, res, t, slab):
                 _wait(handle[_index(slab, (t, t + 1))].write(0), f"clearing {layout.key}/{res}")
 
     def ids(self, layout: ChannelLayout, res: int, box: Box, t_range: tuple[int, int]) -> np.ndarray:
+        """Distinct non-zero values in the box: only stored chunks are read (empty space holds none)."""
         self._check_region(layout, res, box, t_range)
         found = np.zeros(0, dtype=np.uint64)
+        handle = self._reader(layout, res, box, t_range)
+        if handle is None:
+            return found
         for t in range(*t_range):
-            for piece in iter_blocks(box, BOSS_CUBOID):
-                values = np.unique(self.read(layout, res, piece, (t, t + 1)))
+            for cuboid in self._stored_cuboids(handle, layout, res, t, box):
+                values = np.unique(self.read(layout, res, cuboid, (t, t + 1)))
                 found = np.union1d(found, values[values != 0].astype(np.uint64))
         return found
 
@@ -496,17 +503,29 @@ class VolumeStore:
             rows.add((int(y), int(x)))
         return rows
 
-    def _stored_cuboids(self, handle: ts.TensorStore, layout: ChannelLayout, res: int,
-                        t: int) -> Iterator[Box]:
-        """Cuboids (clipped to the level) that hold stored data at time t, one chunk row at a time."""
-        level = Box((0, 0, 0), layout.level_shape(res))
+    def _stored_cuboids(self, handle: ts.TensorStore, layout: ChannelLayout, res: int, t: int,
+                        within: Box | None = None) -> Iterator[Box]:
+        """The parts of stored chunks at time t inside `within` (default: the level), in (z, y, x) order.
+
+        The work follows what is stored, never the frame: a shallow box lists its few chunk rows, a deep
+        one lists the stored chunks of the time sample once. Each chunk checks the request's deadline."""
+        within = within or Box((0, 0, 0), layout.level_shape(res))
         cx, cy, cz = BOSS_CUBOID
-        for zc in range(-(-level.stop[2] // cz)):
-            for yc, xc in sorted(self._chunk_rows(handle, t, zc)):
-                cuboid = Box((xc * cx, yc * cy, zc * cz), ((xc + 1) * cx, (yc + 1) * cy, (zc + 1) * cz))
-                clipped = cuboid.intersect(level)
-                if clipped is not None:
-                    yield clipped
+        for zc, yc, xc in self._stored_chunks(handle, t, range(within.start[2] // cz, -(-within.stop[2] // cz))):
+            check_deadline()
+            cuboid = Box((xc * cx, yc * cy, zc * cz), ((xc + 1) * cx, (yc + 1) * cy, (zc + 1) * cz))
+            clipped = cuboid.intersect(within)
+            if clipped is not None:
+                yield clipped
+
+    def _stored_chunks(self, handle: ts.TensorStore, t: int, rows: range) -> list[tuple[int, int, int]]:
+        """(z, y, x) indices of the stored chunks of time t in the chunk rows `rows`, sorted."""
+        if len(rows) <= ROW_LISTINGS:
+            return [(zc, yc, xc) for zc in rows for yc, xc in sorted(self._chunk_rows(handle, t, zc))]
+        prefix = f"c/{t}/"
+        keys = _wait(handle.kvstore.list(_prefix_range(prefix), strip_prefix_length=len(prefix)), "listing chunks")
+        found = (tuple(int(v) for v in k.decode().split("/")) for k in keys)
+        return sorted(c for c in found if len(c) == 3 and c[0] in rows)
 
     def _stored_part(self, handle: ts.TensorStore, box: Box,
                      t_range: tuple[int, int]) -> tuple[Box, tuple[int, int]] | None:

@@ -5,11 +5,16 @@ sends nothing, or one that sends its headers a byte at a time, is kept open for 
 of them exhaust the server's file descriptors (slowloris). This protocol closes a connection whose
 next request's headers are not complete `timeout_keep_alive` seconds (uvicorn's own setting, which
 `ndex serve --client_timeout` sets) after the connection opened or its previous answer went out. A body
-that stops arriving is limits.RequestGuard's business (408).
+that stops arriving is limits.RequestGuard's business (408). Headers are also capped in size (httptools
+has no cap of its own): a client streaming endless headers is answered 431 and closed.
 """
 from __future__ import annotations
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+MAX_HEADER_BYTES = 64 * 1024  # request line and headers; BOSS requests send a few hundred bytes
+TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n"
+             b"content-length: 40\r\nconnection: close\r\n\r\nrequest headers are over 64 KiB: refused")
 
 
 class SlowClientProtocol(HttpToolsProtocol):
@@ -18,6 +23,17 @@ class SlowClientProtocol(HttpToolsProtocol):
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        waiting = getattr(self, "_header_timer", None) is not None
+        super().data_received(data)
+        if not waiting or getattr(self, "_header_timer", None) is None:
+            self._header_bytes = 0  # the headers are complete (what followed them is body)
+            return
+        self._header_bytes = getattr(self, "_header_bytes", 0) + len(data)
+        if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+            self.transport.write(TOO_LARGE)
+            self.transport.close()
 
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()

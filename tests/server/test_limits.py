@@ -232,3 +232,9 @@ def test_sigterm_stops_the_server_with_a_request_in_flight(ndex_serve):
         time.sleep(0.5)  # the request is in the app, waiting for the rest of its body
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
+
+
+def test_endless_headers_are_refused_with_431(ndex_serve):
+    url, _token, _proc = ndex_serve("--client_timeout", "60")
+    head = b"GET /ping HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"y" * 1000) for i in range(100))
+    assert raw_exchange(url, head, wait=60).split(b" ")[1] == b"431"

@@ -49,8 +49,8 @@ from ndex.server.http_errors import (
 )
 from ndex.server.jobs import DownsampleJobs
 from ndex.server.metadata import MetadataService
-from ndex.server.quota import DailyQuota, QuotaExceeded
 from ndex.server.openapi import complete_openapi
+from ndex.server.quota import DailyQuota, QuotaExceeded
 from ndex.server.services import Services
 from ndex.server.settings import ServerSettings
 from ndex.server.users import ensure_builtin_groups

@@ -58,7 +58,8 @@ def _complete(path: str, method: str, operation: dict) -> None:
     if method not in ("post", "put", "patch") or "requestBody" in operation or "to_black" in path:
         return
     if section == "cutout":
-        content = {"application/blosc": {"schema": {"type": "string", "format": "binary"}}}
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        content = {media: binary for media in ("application/blosc", "application/blosc-python", "application/npygz")}
     elif section in JSON_BODY:
         content = {"application/json": {"schema": {"type": "object"}}}
     else:

@@ -132,9 +132,16 @@ class RequestGuard:
         if self.client_timeout <= 0:
             return receive
 
+        body_done = False
+
         async def timed_receive():
-            with anyio.move_on_after(self.client_timeout) as scope:
+            nonlocal body_done
+            if body_done:  # later reads wait for a disconnect (a streaming answer): no limit on those
                 return await receive()
+            with anyio.move_on_after(self.client_timeout) as scope:
+                message = await receive()
+                body_done = message["type"] != "http.request" or not message.get("more_body", False)
+                return message
             if scope.cancelled_caught:
                 raise ClientTooSlow(f"no body for {self.client_timeout} s")
             return None  # unreachable: the block either returned or was cancelled

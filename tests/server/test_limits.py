@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import anyio
 import blosc
 import numpy as np
 import pytest
@@ -238,3 +239,24 @@ def test_endless_headers_are_refused_with_431(ndex_serve):
     url, _token, _proc = ndex_serve("--client_timeout", "60")
     head = b"GET /ping HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"y" * 1000) for i in range(100))
     assert raw_exchange(url, head, wait=60).split(b" ")[1] == b"431"
+
+
+def test_the_body_timeout_does_not_cut_a_long_answer():
+    """Once the body is in, reads of the ASGI channel wait for a disconnect (Starlette's streaming answers
+    do): the client timeout must not end them."""
+    from ndex.server.limits import RequestGuard
+
+    messages = [{"type": "http.request", "body": b"x", "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await anyio.sleep(0.3)  # longer than the client timeout below
+        return {"type": "http.disconnect"}
+
+    async def app(scope, receive_, send):
+        assert (await receive_())["body"] == b"x"
+        assert (await receive_())["type"] == "http.disconnect"
+
+    guard = RequestGuard(app, request_timeout=0, client_timeout=0.1)
+    anyio.run(guard, {"type": "http", "path": "/", "query_string": b"", "headers": []}, receive, None)

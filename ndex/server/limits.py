@@ -12,6 +12,7 @@ nothing was saved.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from contextvars import ContextVar
@@ -36,6 +37,7 @@ MAX_SEGMENT = 1024  # names are at most 255: a longer one still gets its own 400
 MAX_PATH = 4096
 MAX_QUERY = 256 * 1024  # a metadata value (values.MAX_LONG_TEXT characters) percent-encoded
 MAX_BODY = 2**31 + 2**26  # the largest body any route accepts: a cutout of one blosc-1 frame, npygz-encoded
+log = logging.getLogger(__name__)
 _deadline: ContextVar[tuple[float | None, threading.Event] | None] = ContextVar("ndex_request_deadline", default=None)
 
 
@@ -84,13 +86,15 @@ def install(app: FastAPI, request_timeout: float, client_timeout: float, cutout_
                                           " send the body without pausing", {"Connection": "close"})
 
     @app.exception_handler(sqlalchemy.exc.IntegrityError)
-    async def integrity(_request, _exc):
+    async def integrity(request, exc):
+        log.warning("%s %s refused by the database: %s", request.method, request.url.path, exc.orig)
         return envelope(400, INVALID_POST_ARGUMENT, "the change conflicts with an existing object (another request "
                                                     "may have created the same name just now): nothing was saved; "
                                                     "pick another name or read the current state")
 
     @app.exception_handler(sqlalchemy.exc.DataError)
-    async def data_error(_request, _exc):
+    async def data_error(request, exc):  # validation should have refused it first: logged to be fixed there
+        log.warning("%s %s refused by the database: %s", request.method, request.url.path, exc.orig)
         return envelope(400, INVALID_POST_ARGUMENT, "a value does not fit the database (too long or out of range):"
                                                     " nothing was saved")
 

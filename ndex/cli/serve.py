@@ -47,6 +47,17 @@ def run(args: argparse.Namespace) -> int:
     return run_guarded(lambda: serve(args))
 
 
+def check_store(settings: ServerSettings) -> None:
+    from ndex.server.migrate import upgrade_store
+    from ndex.server.volumes import VolumeStore
+
+    store = VolumeStore(settings.volume_url)
+    try:
+        upgrade_store(store, upgrade_hint=settings.upgrade_hint)
+    finally:
+        store.close()
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -60,8 +71,10 @@ def serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers {args.workers} needs a server database: SQLite allows one server process; "
                          "pass --db postgresql://... or drop --workers")
     lock = DataDirLock(settings.data_dir).acquire() if settings.sqlite else None
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, upgrade_hint=settings.upgrade_hint)
     try:
+        if args.workers > 1:  # each worker's create_app checks the store too late to stop the server
+            check_store(settings)
         with db.begin() as conn:
             first = ensure_first_admin(conn)
         if first:

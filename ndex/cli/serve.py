@@ -73,8 +73,7 @@ def serve(args: argparse.Namespace) -> int:
     lock = DataDirLock(settings.data_dir).acquire() if settings.sqlite else None
     db = Database(settings.database_url, upgrade_hint=settings.upgrade_hint)
     try:
-        if args.workers > 1:  # each worker's create_app checks the store too late to stop the server
-            check_store(settings)
+        check_store(settings)  # before the banner: a refused store must not look like a started server
         with db.begin() as conn:
             first = ensure_first_admin(conn)
         if first:

@@ -237,3 +237,17 @@ def test_kill_9_in_the_middle_of_a_migration_leaves_it_resumable(tmp_path, backe
     assert revision == "test9" and "nickname" in users and "label" in tokens
     listing = ndex("token", "list", "--data", data, *db, env=env)
     assert listing.returncode == 0 and "ann" in listing.stdout
+
+
+def test_upgrade_and_backup_wait_for_no_server(tmp_path):
+    from ndex.server.db import DataDirLock
+
+    data = new_data_dir(tmp_path)
+    lock = DataDirLock(data).acquire()  # what a running ndex serve holds
+    try:
+        for argv in (["upgrade", "--data", str(data)], ["backup", "--data", str(data), "--to", str(tmp_path / "b")]):
+            done = ndex(*argv)
+            assert done.returncode != 0 and "another ndex serve" in one_line(done.stderr)
+    finally:
+        lock.release()
+    assert not (tmp_path / "b" / "ndex.sqlite").exists()

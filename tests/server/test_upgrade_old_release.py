@@ -245,10 +245,22 @@ def test_old_sqlite_directory_is_upgraded_by_serve_and_keeps_everything(old_sqli
     assert again.returncode == 0 and "up to date" in again.stdout
 
 
-def test_old_sqlite_directory_through_ndex_upgrade_then_serve(old_sqlite_dir, tmp_path):
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_old_sqlite_directory_backed_up_then_ndex_upgrade_then_serve(old_sqlite_dir, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(old_sqlite_dir.data, data)
     old = OldData(data, "", old_sqlite_dir.tokens, old_sqlite_dir.levels, old_sqlite_dir.permissions)
+    copy = tmp_path / "backup"
+    done = ndex("backup", "--data", str(data), "--to", str(copy))
+    assert done.returncode == 0, done.stderr
+    assert dump(copy / "ndex.sqlite") == dump(data / "ndex.sqlite")
+    assert files(copy / "store") == files(data / "store") and len(files(copy / "store")) > 10
+    refused = ndex("backup", "--data", str(data), "--to", str(copy))
+    assert refused.returncode == 2 and "not empty" in refused.stderr
+
     done = ndex("upgrade", "--data", str(data))
     assert done.returncode == 0, done.stderr
     assert "upgraded" in done.stdout

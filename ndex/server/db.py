@@ -39,7 +39,7 @@ class Database:
         self.url = url
         try:
             self.engine = make_engine(url)
-            self.upgraded = migrate.upgrade_catalog(url, upgrade_hint=upgrade_hint)
+            migrate.upgrade_catalog(url, upgrade_hint=upgrade_hint)
         except ModuleNotFoundError as exc:  # SQLAlchemy imports the database's driver on first use
             raise UsageError(f"--db {redact(url)} needs the Python driver {exc.name!r}, which is not installed: "
                              f"pip install {DRIVERS.get(exc.name, exc.name)}") from None

@@ -29,10 +29,12 @@ from ndex import codecs
 from ndex.cli.local_server import free_port
 from ndex.server import migrate
 
+pytestmark = pytest.mark.slow  # starts the old and the new server
 ROOT = Path(__file__).resolve().parents[2]
 # The first commit whose `ndex serve` starts: 9c37804 shipped it but imported routes_downsample.py, which
 # 1784974 added. Both create the same tables (schema.py is unchanged between them).
 OLD = "1784974"
+FIRST = "9c37804"
 EXTENT = (600, 520, 40)  # x, y, z: partial cuboids at every edge
 LEVELS = 3
 C, E, CH = "lab", "brain", "em"
@@ -52,15 +54,20 @@ class OldData:
 # --- the old release -------------------------------------------------------------------------------
 
 
+def extract(commit: str, dest: Path) -> Path:
+    """The `ndex` package of `commit`, extracted from git (nothing built is committed)."""
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "ndex"], capture_output=True, timeout=60)
+    if tar.returncode:
+        raise RuntimeError(f"git archive {commit} failed ({tar.stderr.decode().strip()}): these tests need the "
+                           "repository's history (a full clone)")
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
+        archive.extractall(dest, filter="data")
+    return dest
+
+
 @pytest.fixture(scope="session")
 def old_release(tmp_path_factory) -> Path:
-    """The old release's `ndex` package, extracted from git (nothing built is committed)."""
-    src = tmp_path_factory.mktemp(f"ndex-{OLD}")
-    tar = subprocess.run(["git", "-C", str(ROOT), "archive", OLD, "ndex"], capture_output=True, check=True,
-                         timeout=60).stdout
-    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        archive.extractall(src, filter="data")
-    return src
+    return extract(OLD, tmp_path_factory.mktemp(f"ndex-{OLD}"))
 
 
 def old_ndex(src: Path, *args: str) -> str:
@@ -191,7 +198,7 @@ def check_served(url: str, old: OldData) -> None:
     assert admin.post_cutout(0, (0, 16), (0, 16), (0, 1), patch).status_code == 201
 
 
-def check_catalog(db_url: str, old: OldData) -> None:
+def check_catalog(db_url: str, old: OldData, tokens: int = 3) -> None:
     engine = sqlalchemy.create_engine(db_url)
     try:
         with engine.connect() as conn:
@@ -200,7 +207,7 @@ def check_catalog(db_url: str, old: OldData) -> None:
     finally:
         engine.dispose()
     assert version == migrate.head()
-    assert len(hashes) == 3 and all(len(h) == 64 for h in hashes)
+    assert len(hashes) == tokens and all(len(h) == 64 for h in hashes)
     assert not set(old.tokens.values()) & set(hashes)  # hashes stay hashes: no token is stored
 
 
@@ -281,3 +288,19 @@ def test_old_postgresql_catalog_is_upgraded_and_keeps_everything(old_release, fr
         log = stop(proc)
     assert "upgraded the catalog" in log
     check_catalog(fresh_postgres_url, old)
+
+
+def test_a_catalog_of_the_very_first_commit_is_recognised(tmp_path):
+    """9c37804 cannot serve, but its `ndex token create` wrote catalogs; the current server accepts them."""
+    src = extract(FIRST, tmp_path / "src")
+    data = tmp_path / "data"
+    token = old_ndex(src, "token", "create", "--data", str(data), "--user", "ann", "--role", "admin").split()[-1]
+    dry = ndex("upgrade", "--data", str(data), "--dry_run")
+    assert "tables of an older release: 0001" in dry.stdout, dry.stdout + dry.stderr
+    proc, url = start_serve(data)
+    try:
+        assert Http(url, token).call("GET", "collection/").json() == {"collections": []}
+        Http(url, token).call("POST", "collection/new-lab/", {"description": "after the upgrade"})
+    finally:
+        stop(proc)
+    check_catalog(f"sqlite:///{data / 'ndex.sqlite'}", OldData(data, "", {"ann": token}), tokens=1)

@@ -86,6 +86,14 @@ class CatalogState:
         return f"catalog {redact(self.url)}: schema {now} -> {head()}"
 
 
+def refuse_long(what: str, steps: tuple[Step, ...], upgrade_hint: str) -> None:
+    """UpgradeNeeded when a step is long: `ndex serve` leaves those to an operator who backed up first."""
+    long_steps = [s.name for s in steps if not s.quick]
+    if long_steps:
+        raise UpgradeNeeded(f"{what} needs long steps ({', '.join(long_steps)}): back it up (ndex backup), then "
+                            f"run `ndex upgrade {upgrade_hint}`")
+
+
 # --- the catalog --------------------------------------------------------------------------------------
 
 
@@ -196,10 +204,8 @@ def upgrade_catalog(url: str, *, allow_long: bool = False, upgrade_hint: str = "
     before = read_catalog(url)
     if not before.steps and not before.unversioned:
         return CatalogUpgrade(before, None)
-    long_steps = [s.name for s in before.steps if not s.quick]
-    if long_steps and not allow_long and not before.fresh:
-        raise UpgradeNeeded(f"{before.describe()} needs long steps ({', '.join(long_steps)}): back it up, then "
-                            f"run `ndex upgrade {upgrade_hint or '--db URL'}`")
+    if not allow_long and not before.fresh:
+        refuse_long(before.describe(), before.steps, upgrade_hint or "--db URL")
     backup = None if before.fresh or not before.steps else backup_sqlite_aside(url)
     engine = migration_engine(url)
     try:
@@ -302,10 +308,8 @@ def store_state(store: VolumeStore) -> StoreState:
 def upgrade_store(store: VolumeStore, *, allow_long: bool = False, upgrade_hint: str = "") -> StoreState:
     """Bring the store to STORE_LAYOUT, one recorded step at a time; returns where it stood."""
     before = store_state(store)
-    long_steps = [s.name for s in before.steps if not s.quick]
-    if long_steps and not allow_long:
-        raise UpgradeNeeded(f"{before.describe()} needs long steps ({', '.join(long_steps)}): back it up, then "
-                            f"run `ndex upgrade {upgrade_hint or '--data DIR'}`")
+    if not allow_long:
+        refuse_long(before.describe(), before.steps, upgrade_hint or "--data DIR")
     current = before.recorded or 1
     if before.recorded is None:
         store.record_layout(1)
@@ -313,4 +317,6 @@ def upgrade_store(store: VolumeStore, *, allow_long: bool = False, upgrade_hint:
         LAYOUT_STEPS[current].run(store)
         current += 1
         store.record_layout(current)
+    if before.steps:
+        log.info("upgraded the %s", before.describe())
     return before

@@ -34,7 +34,6 @@ from sqlalchemy.pool import NullPool
 
 from ndex import __version__
 from ndex.errors import NdexError, UsageError
-from ndex.server.db import redact
 from ndex.server.schema import metadata
 from ndex.server.volumes import VolumeStore
 
@@ -71,7 +70,7 @@ class Step:
 
 @dataclass(frozen=True)
 class CatalogState:
-    url: str
+    url: str  # without its password
     recorded: str | None  # the revision in alembic_version
     unversioned: str | None  # no recorded revision, but tables: the revision they match (releases before 0001)
     steps: tuple[Step, ...]
@@ -83,7 +82,7 @@ class CatalogState:
     def describe(self) -> str:
         now = (self.recorded or (f"none recorded (tables of an older release: {self.unversioned})"
                                  if self.unversioned else "empty"))
-        return f"catalog {redact(self.url)}: schema {now} -> {head()}"
+        return f"catalog {self.url}: schema {now} -> {head()}"
 
 
 def refuse_long(what: str, steps: tuple[Step, ...], upgrade_hint: str) -> None:
@@ -123,14 +122,14 @@ def head() -> str:
 def catalog_state(conn: Connection) -> CatalogState:
     """Where the catalog on `conn` stands; NewerRelease when a newer ndex wrote it."""
     sd = scripts()
-    url = conn.engine.url.render_as_string(hide_password=False)
+    url = conn.engine.url.render_as_string()  # the password hidden: the URL goes into messages
     recorded = MigrationContext.configure(conn).get_current_revision()
     if recorded is not None:
         try:
             sd.get_revision(recorded)
         except (CommandError, RevisionError):
             raise NewerRelease(
-                f"the catalog {redact(url)} has schema revision {recorded!r}, written by a newer ndex than this "
+                f"the catalog {url} has schema revision {recorded!r}, written by a newer ndex than this "
                 f"one ({__version__}, newest revision {sd.get_current_head()}): not opened; install that "
                 "release (pip install -U ndex)") from None
         return CatalogState(url, recorded, None, _pending(sd, recorded))
@@ -165,7 +164,7 @@ def _unversioned_revision(conn: Connection, sd: ScriptDirectory) -> str:
                     return script.revision
     finally:
         scratch.dispose()
-    raise UsageError(f"the catalog {redact(str(conn.engine.url))} has tables but no recorded schema version, and "
+    raise UsageError(f"the catalog {conn.engine.url.render_as_string()} has tables but no recorded schema version, and "
                      "they match no ndex release: is --db the right database?")
 
 

@@ -251,3 +251,16 @@ def test_upgrade_and_backup_wait_for_no_server(tmp_path):
     finally:
         lock.release()
     assert not (tmp_path / "b" / "ndex.sqlite").exists()
+
+
+def test_tables_of_no_release_are_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    with sqlite3.connect(data / "ndex.sqlite") as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, login TEXT)")
+    conn.close()
+    done = ndex("token", "list", "--data", str(data))
+    assert done.returncode == 2 and "match no ndex release" in one_line(done.stderr)
+    with sqlite3.connect(data / "ndex.sqlite") as conn:
+        assert [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["users"]
+    conn.close()

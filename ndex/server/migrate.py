@@ -168,11 +168,11 @@ def _unversioned_revision(conn: Connection, sd: ScriptDirectory) -> str:
                      "they match no ndex release: is --db the right database?")
 
 
-def migration_engine(url: str) -> Engine:
+def migration_engine(url: str, *, write: bool = True) -> Engine:
     """An engine whose transactions include DDL: SQLite's Python driver would commit before each
     CREATE/ALTER by itself, so it is left in autocommit and SQLAlchemy's BEGIN IMMEDIATE opens the
-    transaction (also taking the write lock up front)."""
-    if not url.startswith("sqlite"):
+    transaction (also taking the write lock up front). Reading needs none of that."""
+    if not (url.startswith("sqlite") and write):
         return create_engine(url, poolclass=NullPool)
     engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
     event.listen(engine, "connect", lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None))
@@ -181,7 +181,7 @@ def migration_engine(url: str) -> Engine:
 
 
 def read_catalog(url: str) -> CatalogState:
-    engine = migration_engine(url)
+    engine = migration_engine(url, write=False)
     try:
         with engine.connect() as conn:
             return catalog_state(conn)

@@ -14,6 +14,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["ndex", "ndex.*"]),
     include_package_data=True,
+    package_data={"ndex.server.migrations": ["script.py.mako", "README.md"]},
     install_requires=[
         "numpy>=1.24",
         "blosc>=1.10,<2",  # BOSS wire codec: Blosc-1 frames only (python-blosc 1.x)
@@ -29,6 +30,7 @@ setup(
         "uvloop>=0.19; sys_platform != 'win32'",
         "tensorstore>=0.1.60",
         "SQLAlchemy>=2.0",
+        "alembic>=1.13",  # schema migrations of the catalog (ndex/server/migrations)
         "slack_sdk>=3.20",
         "jsonschema>=4",
     ],

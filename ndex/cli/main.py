@@ -16,6 +16,8 @@ SUBCOMMANDS = {
     "status": ("ndex.cli.plan_status", "show done/running/failed jobs of a plan directory"),
     "serve": ("ndex.cli.serve", "run a BOSS-v1-compatible spatial database"),
     "token": ("ndex.cli.token", "create, list or revoke API tokens of an `ndex serve` data directory"),
+    "upgrade": ("ndex.cli.upgrade", "upgrade an `ndex serve` data directory written by an older release"),
+    "backup": ("ndex.cli.backup", "copy an `ndex serve` data directory (SQLite catalog and store) consistently"),
     "demo": ("ndex.cli.demo", "start a local server, push a volume, pull a region back and verify it"),
     "verify": ("ndex.cli.verify", "compare local images with what the server holds"),
     "info": ("ndex.cli.info", "show a server's collections, experiments, channels and extents"),

@@ -65,6 +65,17 @@ def run(args: argparse.Namespace) -> int:
     return run_guarded(lambda: serve(args))
 
 
+def check_store(settings: ServerSettings) -> None:
+    from ndex.server.migrate import upgrade_store
+    from ndex.server.volumes import VolumeStore
+
+    store = VolumeStore(settings.volume_url)
+    try:
+        upgrade_store(store, upgrade_hint=settings.upgrade_hint)
+    finally:
+        store.close()
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -78,8 +89,9 @@ def serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers {args.workers} needs a server database: SQLite allows one server process; "
                          "pass --db postgresql://... or drop --workers")
     lock = DataDirLock(settings.data_dir).acquire() if settings.sqlite else None
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, upgrade_hint=settings.upgrade_hint)
     try:
+        check_store(settings)  # before the banner: a refused store must not look like a started server
         with db.begin() as conn:
             first = ensure_first_admin(conn)
         if first:

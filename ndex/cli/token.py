@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
 def _database(args: argparse.Namespace):
     from ndex.server.db import Database
 
-    return Database(ServerSettings(data_dir=args.data, db_url=args.db).database_url)
+    settings = ServerSettings(data_dir=args.data, db_url=args.db)
+    return Database(settings.database_url, upgrade_hint=settings.upgrade_hint)
 
 
 def create(args: argparse.Namespace) -> int:

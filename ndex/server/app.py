@@ -22,6 +22,7 @@ from ndex import __version__
 from ndex.errors import OutOfBounds, UsageError
 from ndex.server import (
     limits,
+    migrate,
     routes_auth,
     routes_data,
     routes_downsample,
@@ -64,11 +65,12 @@ SETTINGS_ENV = "NDEX_SERVE_SETTINGS"  # JSON settings for `app_from_env` (uvicor
 def create_app(settings: ServerSettings, store: VolumeStore | None = None, db: Database | None = None) -> FastAPI:
     """The app; collaborators not passed in are built from `settings` and closed at shutdown."""
     own_db, own_store = db is None, store is None
-    db = db or Database(settings.database_url)
+    db = db or Database(settings.database_url, upgrade_hint=settings.upgrade_hint)
     with db.begin() as conn:
         ensure_builtin_groups(conn)
     store = store or VolumeStore(settings.volume_url, cache_bytes=settings.store_cache_mb * 2**20,
                                  fsync=settings.fsync)
+    migrate.upgrade_store(store, upgrade_hint=settings.upgrade_hint)
     svc = build_services(settings, db, store)
     if settings.sqlite:
         svc.jobs.recover()  # one server per SQLite directory (the lock): nothing else can be running a job

@@ -12,7 +12,6 @@ import sqlalchemy
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from ndex.errors import UsageError
-from ndex.server.schema import metadata
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "ndex.lock"
@@ -32,11 +31,15 @@ def redact(url: str) -> str:
 class Database:
     """One engine plus the schema; `begin()` yields a connection inside a transaction."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, upgrade_hint: str = "") -> None:
+        """Opens the catalog at `url`: an empty one is created, one of an older release is upgraded when
+        every step is quick (logged), anything else is refused (see ndex.server.migrate)."""
+        from ndex.server import migrate  # it imports this module
+
         self.url = url
         try:
             self.engine = make_engine(url)
-            metadata.create_all(self.engine)
+            migrate.upgrade_catalog(url, upgrade_hint=upgrade_hint)
         except ModuleNotFoundError as exc:  # SQLAlchemy imports the database's driver on first use
             raise UsageError(f"--db {redact(url)} needs the Python driver {exc.name!r}, which is not installed: "
                              f"pip install {DRIVERS.get(exc.name, exc.name)}") from None

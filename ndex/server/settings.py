@@ -63,6 +63,16 @@ class ServerSettings:
     def sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def upgrade_hint(self) -> str:
+        """The flags of `ndex upgrade` for this data (named in messages that ask for it)."""
+        flags = [f"--data {self.data_dir}"]
+        if self.db_url:
+            flags.append("--db URL")  # not the URL: it may carry a password
+        if self.store_url:
+            flags.append(f"--store {self.store_url}")
+        return " ".join(flags)
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
 

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import numpy as np
 import tensorstore as ts
 
-from ndex import codecs
+from ndex import __version__, codecs
 from ndex.errors import CorruptBody, NdexError, OutOfBounds, UsageError
 from ndex.geometry import BOSS_CUBOID, Box, Triple, iter_blocks, z_slabs
 from ndex.server import downsample as ds
@@ -38,6 +38,7 @@ CHUNK_ZYX = (BOSS_CUBOID[2], BOSS_CUBOID[1], BOSS_CUBOID[0])  # one stored chunk
 # BOSS's channel datatypes; BOSS creates uint32 channels but spdb cannot serve them, ndex serves all four
 STORABLE_DTYPES = ("uint8", "uint16", "uint32", "uint64")
 ROW_LISTINGS = 64  # a scan this many chunk rows deep lists row by row; deeper, it lists the time sample once
+LAYOUT_KEY = "ndex-store.json"  # {"layout": N}: the store's layout version (ndex.server.migrate)
 LOCK_STRIPES = 256  # chunk locks; more stripes, fewer false conflicts between unrelated chunks
 _UNITS = {"nanometers": "nanometer", "micrometers": "micrometer", "millimeters": "millimeter",
           "centimeters": "centimeter"}  # BOSS voxel units -> the UDUNITS names OME-Zarr requires
@@ -366,6 +367,21 @@ class VolumeStore:
         _wait(self._root.delete_range(_prefix_range(f"{key}/")), f"deleting {key}")
         if self._base["driver"] == "file":  # the file driver leaves the emptied directories behind
             shutil.rmtree(os.path.join(self._base["path"], key), ignore_errors=True)
+
+    def layout_version(self) -> int | None:
+        """The layout recorded at the store's root (ndex.server.migrate); None if none was recorded."""
+        found = _wait(self._root.read(LAYOUT_KEY), f"reading {LAYOUT_KEY}")
+        if found.state != "value":
+            return None
+        try:
+            return int(json.loads(bytes(found.value))["layout"])
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(f"{self.url}/{LAYOUT_KEY} is damaged: restore it from a backup, or write "
+                             '{"layout": 1} into it if this store was written by ndex 2.0') from None
+
+    def record_layout(self, version: int) -> None:
+        doc = {"layout": version, "written_by": f"ndex {__version__}"}
+        _wait(self._root.write(LAYOUT_KEY, json.dumps(doc).encode()), f"writing {LAYOUT_KEY}")
 
     def close(self) -> None:
         with self._meta_lock:

@@ -21,6 +21,7 @@ _LAZY = {
     "pull": "ndex.transfer.download",
     "pull_array": "ndex.transfer.download",
     "PushSpec": "ndex.transfer.upload",
+    "TransferOptions": "ndex.transfer.options",
     "push": "ndex.transfer.upload",
 }
 

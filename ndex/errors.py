@@ -4,7 +4,8 @@
     ├── UsageError (ValueError)          the caller asked for something impossible; fix the input
     │   ├── ConfigError                  no token / URL, unreadable config file
     │   ├── InvalidBox                   empty, inverted or misaligned ranges
-    │   └── OutOfBounds                  a range outside the coordinate frame or resolution hierarchy
+    │   ├── OutOfBounds                  a range outside the coordinate frame or resolution hierarchy
+    │   └── FieldError                   one field of a spec or options is wrong (the CLI names its flag)
     ├── RemoteError                      the server answered with an error (status, BOSS code, message)
     │   ├── BadRequest                   400
     │   ├── AuthError (PermissionError)  401 / 403: missing, wrong or insufficient token
@@ -49,6 +50,24 @@ class InvalidBox(UsageError):
 
 class OutOfBounds(UsageError):
     """A range lies outside the coordinate frame, or a resolution outside the hierarchy."""
+
+
+class FieldError(UsageError):
+    """A value of one field of a spec or of transfer options is impossible.
+
+    The message names the field as `{field}`; the library says the field's name, a CLI its flag
+    (`renamed`), so flag names never reach the library.
+    """
+
+    def __init__(self, field: str, template: str) -> None:
+        self.field, self.template = field, template
+        super().__init__(template.replace("{field}", field))
+
+    def renamed(self, names: dict[str, str]) -> FieldError:
+        """The same error naming `names[field]` (a flag) instead of the field."""
+        out = FieldError(names.get(self.field, self.field), self.template)
+        out.field = self.field
+        return out
 
 
 class RemoteError(NdexError):

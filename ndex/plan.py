@@ -9,24 +9,24 @@ only memory question is whether that footprint fits a worker.
 
 `pull_footprint` and `push_footprint` take the footprint from the transfer engines themselves, so
 the plan's numbers are the ones the jobs will actually use, and the engines' own memory fitting
-answers that question: it shrinks what is in flight to --memory_per_worker, or refuses a worker
-too small for one slab.
+answers that question: it shrinks what is in flight to a worker's memory, or refuses a worker too
+small for one slab. `pull_job` and `push_job` cut the spec itself into one spec per job.
 """
 from __future__ import annotations
 
 import heapq
 import math
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from ndex.client import ChannelInfo
 from ndex.errors import UsageError
 from ndex.geometry import Box, z_slabs
 from ndex.progress import mb
-from ndex.transfer import download, upload
-from ndex.transfer.download import PullSpec
-from ndex.transfer.memory import SLAB_DEPTH
-from ndex.transfer.upload import PushSpec
+from ndex.sinks.layout import stop_digits
+from ndex.transfer import pull_plan, push_plan
+from ndex.transfer.options import SLAB_DEPTH, TransferOptions
+from ndex.transfer.pull_plan import PullSpec
+from ndex.transfer.push_plan import COPIES_PER_BLOCK, PushSpec
 
 DEFAULT_JOB_SLABS = 64  # without --workers/--jobs: 1024 slices per job, a restart unit of minutes, not days
 
@@ -181,45 +181,31 @@ def partition(z: tuple[int, int], footprint: Footprint, *, workers: int | None =
 # --- footprints, taken from the transfer engines ------------------------------------------------
 
 
-def budget(*limits: int | None) -> int | None:
-    """The tightest of the memory limits given (None: no limit)."""
-    given = [v for v in limits if v is not None]
-    return min(given) if given else None
+def pull_footprint(spec: PullSpec, options: TransferOptions, info: ChannelInfo, box: Box) -> Footprint:
+    """What one pull job of `box` holds, from the pull engine's own layout (`pull_plan.layout`).
 
-
-def memory_words(max_memory: int | None, memory_per_worker: int | None) -> dict[str, str]:
-    """How the engines name a job's memory cap when it is too small: the flag of the tighter limit."""
-    per_worker = memory_per_worker is not None and (max_memory is None or memory_per_worker <= max_memory)
-    return {"flag": "--memory_per_worker" if per_worker else "--max_memory", "who": "each job"}
-
-
-def pull_footprint(spec: PullSpec, info: ChannelInfo, box: Box, memory_per_worker: int | None = None) -> Footprint:
-    """What one ndpull job of `box` holds, from ndpull's own planner (`download.make_plan`).
-
-    With `memory_per_worker`, the jobs run with `--max_memory` set to it and ndpull shrinks its
-    blocks in flight to fit, exactly as computed here; a worker too small for one slab is refused here.
+    `options` carry the memory of one job (`TransferOptions.with_memory_cap`): the engine shrinks its
+    blocks in flight to fit, exactly as computed here; a cap too small for one slab is refused here.
     """
     slab = z_slabs(box)[0]  # every slab of the box has its XY tiling, so the first has every slab's footprint
-    job = replace(spec, box=slab, max_memory=budget(spec.max_memory, memory_per_worker))
-    plan = download.make_plan(None, job, info, **memory_words(spec.max_memory, memory_per_worker))
+    plan = pull_plan.layout(spec, options, info, slab)
     return Footprint(plan.slab_bytes, 1 if plan.slab_bytes else 0, plan.block_bytes, plan.inflight,
                      plan.nblocks, plan.nbytes // slab.shape[2])
 
 
-def push_footprint(spec: PushSpec, xy: Box, itemsize: int, memory_per_worker: int | None = None) -> Footprint:
-    """What one ndpush job with BOSS x/y extent `xy` holds, from ndpush's own memory fitting.
+def push_footprint(spec: PushSpec, options: TransferOptions, xy: Box, itemsize: int) -> Footprint:
+    """What one push job with BOSS x/y extent `xy` holds, from the push engine's own memory fitting.
 
-    Only the channel's itemsize is needed, not the channel: a plan is made before --create_resources.
-    A worker too small for one slab is refused here.
+    Only the channel's itemsize is needed, not the channel: a plan is made before the resources exist.
+    A cap too small for one slab is refused here.
     """
-    job = replace(spec, max_memory=budget(spec.max_memory, memory_per_worker))
-    slab = xy.with_z(0, SLAB_DEPTH)  # one whole slab: ndpush sizes its slab buffers for 16 slices whatever the range
-    cut = upload.layout(job, slab, itemsize, **memory_words(spec.max_memory, memory_per_worker))
-    return Footprint(cut.slab_bytes, cut.slabs_in_flight, upload.COPIES_PER_BLOCK * cut.block_bytes, cut.inflight,
+    slab = xy.with_z(0, SLAB_DEPTH)  # one whole slab: a push sizes its slab buffers for 16 slices whatever the range
+    cut = push_plan.layout(spec, options, slab, itemsize)
+    return Footprint(cut.slab_bytes, cut.slabs_in_flight, COPIES_PER_BLOCK * cut.block_bytes, cut.inflight,
                      cut.nblocks, cut.nbytes // SLAB_DEPTH, cut.process_estimate)
 
 
-# --- jobs as commands ------------------------------------------------------------------------------
+# --- jobs as specs ---------------------------------------------------------------------------------
 
 
 def per_job_name(filename: str, slug: str) -> str:
@@ -231,41 +217,15 @@ def per_job_name(filename: str, slug: str) -> str:
     return f"{stem}_{slug}.{ext}" if dot and stem else f"{filename}_{slug}"
 
 
-@dataclass(frozen=True)
-class Draft:
-    """A partition plus how each job is spelled as an `ndex` command.
+def pull_job(spec: PullSpec, job: Job) -> PullSpec:
+    """The pull of one job: its z range, its own output file when the pull writes one, and z padded as
+    one pull of the whole range would pad it."""
+    one = spec.for_z_range(*job.z)
+    digits = spec.z_digits or stop_digits(spec.box.z[1])  # type: ignore[union-attr]  (for_z_range needs a box)
+    name = per_job_name(spec.stack_filename, job.slug) if spec.stack_filename else None
+    return replace(one, stack_filename=name, z_digits=digits)
 
-    Every job gets the same arguments except its z range, its own log directory (push: its log and
-    resume manifest; without a plan directory ndpush's log names carry the z range) and, for a pull
-    into one file, its own output file.
-    """
 
-    kind: str  # "push" | "pull"
-    partition: Partition
-    base_argv: tuple[str, ...]  # the command's arguments without the per-job ones
-    z_flag: str  # "--z_range" (push) | "--z" (pull, at --res)
-    z_offset: int = 0  # the flag's numbering = BOSS z - z_offset (ndpush's --z_range is in file numbering)
-    create_argv: tuple[str, ...] | None = None  # the resource-creating step (push), run once first
-    log_dir_flag: str | None = None
-    log_dir: str | None = None  # the user's log directory, kept when there is no plan directory
-    stack_filename: str | None = None
-    default_dir: str = "ndex_plan"
-    cpus: int = 1
-
-    def argv_for(self, job: Job, root: Path | None = None) -> list[str]:
-        z0, z1 = (v - self.z_offset for v in job.z)
-        argv = [self.kind, *self.base_argv, self.z_flag, str(z0), str(z1), *self.log_argv(root, f"job_{job.index}")]
-        if self.stack_filename:
-            argv += ["--stack_filename", per_job_name(self.stack_filename, job.slug)]
-        return argv
-
-    def create_for(self, root: Path | None = None) -> list[str] | None:
-        """The resource-creating command, logging into the plan directory when there is one."""
-        if self.create_argv is None:
-            return None
-        return [*self.create_argv, *self.log_argv(root, "create")]
-
-    def log_argv(self, root: Path | None, name: str) -> list[str]:
-        """The log directory of the job `name`: PLAN_DIR/logs/<name> in a plan directory, else the user's."""
-        where = root / "logs" / name if root is not None else self.log_dir
-        return [self.log_dir_flag, str(where)] if self.log_dir_flag and where else []
+def push_job(spec: PushSpec, job: Job) -> PushSpec:
+    """The push of one job: its z range (BOSS coordinates, on the cuboid grid)."""
+    return spec.for_z_range(*job.z)

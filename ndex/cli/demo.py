@@ -23,6 +23,7 @@ from ndex.geometry import Box
 from ndex.sources import SourceSpec
 from ndex.synthetic import em_slice, label_slice
 from ndex.transfer.download import PullSpec, pull, pull_array
+from ndex.transfer.options import TransferOptions
 from ndex.transfer.resources import ResourceSpec, ensure_resources
 from ndex.transfer.upload import PushSpec, push
 
@@ -75,8 +76,9 @@ def ingest(client: BossClient, work: Path, em_shape: tuple[int, int, int], threa
         (labels, SourceSpec(datasource="stack", base_path=str(stack), z_range=(0, nz // 2),
                             x_extent=(0, nx // 2), y_extent=(0, ny // 2), datatype="uint64")),
     ):
-        report = push(PushSpec(ref=ref, source=source, threads=threads, verify="all",
-                               manifest=str(work / f"push_{ref.channel}.manifest.sqlite")), client=client)
+        options = TransferOptions(threads=threads, verify="all",
+                                  manifest=str(work / f"push_{ref.channel}.manifest.sqlite"))
+        report = push(PushSpec(ref=ref, source=source), options, client=client)
         if not report.ok:
             raise RuntimeError("; ".join(report.failure_lines(3)))
         lines.append(f"pushed {ref}: {report.summary()}")
@@ -87,8 +89,8 @@ def verify_pull(client: BossClient, work: Path, em_shape: tuple[int, int, int], 
     nx, ny, nz = em_shape
     region = Box((173, 301, 5), (nx - 211, ny - 97, nz - 7))  # aligned to nothing on purpose
     out = work / "pulled"
-    report = pull(PullSpec(ref=ChannelRef("ndex_demo", "em", "image"), box=region, outdir=out, threads=threads),
-                  client=client)
+    report = pull(PullSpec(ref=ChannelRef("ndex_demo", "em", "image"), box=region, outdir=out),
+                  TransferOptions(threads=threads), client=client)
     if not report.ok:
         raise RuntimeError("; ".join(report.failure_lines(3)))
     files = sorted(out.glob("*.tif"))
@@ -97,7 +99,8 @@ def verify_pull(client: BossClient, work: Path, em_shape: tuple[int, int, int], 
     if len(files) != region.shape[2] or mismatched:
         raise RuntimeError(f"pulled EM differs from the source: {len(files)} files, mismatched {mismatched[:3]}")
     labels_box = Box((50, 60, 3), (nx // 2 - 70, ny // 2 - 30, nz // 2 - 5))
-    got = pull_array(ChannelRef("ndex_demo", "em", "labels"), labels_box, client=client, threads=threads)
+    got = pull_array(ChannelRef("ndex_demo", "em", "labels"), labels_box, client=client,
+                     options=TransferOptions(threads=threads))
     truth = np.stack([label_slice(z, (ny // 2, nx // 2)) for z in range(*labels_box.z)])
     if not np.array_equal(got, truth[:, slice(*labels_box.y), slice(*labels_box.x)]):
         raise RuntimeError("pulled labels differ from the source stack")

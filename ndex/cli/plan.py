@@ -10,24 +10,30 @@ import argparse
 import importlib
 import os
 import sys
-from dataclasses import replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ndex.cli.common import EXIT_FAILED, EXIT_OK, parse_size, run_guarded, setup_logging
+from ndex.cli.flags import flag_names
+from ndex.cli.plan_argv import job_argv
 from ndex.client import BossClient
 from ndex.config import discover
 from ndex.errors import UsageError
 from ndex.geometry import Box, z_slabs
 from ndex.jobs import formats
-from ndex.jobs.argv import to_argv
 from ndex.jobs.runners import LocalPool, Outcome, drive, run_subprocess, unfinished
-from ndex.jobs.spec import DONE, JobSpec, PlanFiles, read_state, write_plan
+from ndex.jobs.spec import CREATE, DONE, JobSpec, PlanFiles, read_state, write_plan
 from ndex.jobs.status import plan_status
-from ndex.plan import Draft, budget, partition, pull_footprint, push_footprint
+from ndex.notify import job_log_name
+from ndex.plan import Job, Partition, partition, pull_footprint, pull_job, push_footprint, push_job
 from ndex.progress import mb
-from ndex.sinks.layout import stop_digits
-from ndex.transfer import download, probe
+from ndex.transfer import probe, pull_plan
+from ndex.transfer.options import TransferOptions
 from ndex.transfer.probe import Probe
+from ndex.transfer.resources import CreateSpec, load_metadata
 from ndex.transfer.upload import PushSpec
 
 FORMATS = ("shell", "cmd", "json", "slurm")
@@ -118,9 +124,67 @@ def open_client(args: argparse.Namespace, threads: int = 1) -> BossClient:
 
 
 def warn_token(args: argparse.Namespace) -> None:
-    if args.token:
-        print("note: the --token you gave is written into every job command; a config file or NDEX_TOKEN "
-              "keeps it out of them", file=sys.stderr)
+    if args.token and not args.run:
+        print("note: the --token you gave is not written into the jobs: set NDEX_TOKEN or a config file "
+              "where they run", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A partition and the spec each job runs: `pull_job`/`push_job` of the whole spec, with the options.
+
+    A push's jobs log (and keep their resume manifest) in PLAN_DIR/logs/job_<i>; without a plan
+    directory, in the user's --log_dir. A push plan may start with a resource-creating step.
+    """
+
+    kind: str  # "push" | "pull"
+    partition: Partition
+    specs: tuple[tuple[Job, Any], ...]  # (job, its spec), channels of a push one after the other
+    options: TransferOptions
+    whole: Any  # the spec of the whole range (the create step is rendered with it)
+    create: CreateSpec | None = None
+    log_dir: str | None = None
+    default_dir: str = "ndex_plan"
+    url: str | None = None
+    config_file: str | None = None
+
+    @property
+    def cpus(self) -> int:
+        return self.options.threads
+
+
+def job_log_dir(draft: Draft, root: Path | None, name: str) -> str | None:
+    if draft.kind != "push":
+        return None
+    return str(root / "logs" / name) if root is not None else draft.log_dir
+
+
+def push_manifest(spec: PushSpec, log_dir: str | None) -> str | None:
+    """The resume manifest beside the job's log, named as ndpush names it."""
+    if log_dir is None:
+        return None
+    ref = spec.ref
+    return str(Path(log_dir) / (job_log_name(ref.collection, ref.experiment, ref.channel, spec.source.z_range)
+                                + ".manifest.sqlite"))
+
+
+def job_specs(draft: Draft, root: Path | None) -> tuple[list[JobSpec], JobSpec | None]:
+    cwd = os.getcwd()
+    where = {"cwd": cwd, "url": draft.url, "config_file": draft.config_file}
+    jobs = []
+    for index, (j, spec) in enumerate(draft.specs):
+        log_dir = job_log_dir(draft, root, f"job_{index}")
+        options = replace(draft.options, manifest=push_manifest(spec, log_dir)) if draft.kind == "push" else draft.options
+        jobs.append(JobSpec(index, draft.kind, spec.to_dict(), options.to_dict(), j.z, j.nbytes, j.requests,
+                            j.memory, j.seconds, log_dir=log_dir, process_memory=j.process_memory, **where))
+    create = None
+    if draft.create is not None:
+        create = JobSpec(-1, CREATE, draft.create.to_dict(), log_dir=job_log_dir(draft, root, "create"), **where)
+    return jobs, create
+
+
+def remote_of(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"url": args.url, "config_file": args.config_file or getattr(args, "boss_config_file", None)}
 
 
 def pull_draft(args: argparse.Namespace) -> Draft:
@@ -130,23 +194,17 @@ def pull_draft(args: argparse.Namespace) -> Draft:
     if args.print_metadata:
         raise UsageError("--print_metadata is not a download to plan: run `ndpull --print_metadata ...` instead")
     spec = tool.build_spec(args)
-    limit = budget(spec.max_memory, args.memory_per_worker)
-    with open_client(args, spec.threads) as client:
+    options = tool.build_options(args).with_memory_cap(args.memory_per_worker)
+    with open_client(args, options.threads) as client, memory_flag(args):
         info = client.channel_info(spec.ref)
-        box, _ = download.resolve_region(client, spec, info)
-        footprint = pull_footprint(spec, info, box, args.memory_per_worker)
-        measured = probe.probe_pull(client, replace(spec, max_memory=limit), info, box) if args.probe else None
-    base = to_argv(tool_parser("pull"), args, skip=("x", "y", "z", "full_extent", "max_memory", "stack_filename",
-                                                    "dry_run", "print_metadata"))
-    base += ["--x", *map(str, box.x), "--y", *map(str, box.y)] + (["--max_memory", str(limit)] if limit else [])
-    if args.z_digits is None:  # every job pads z like one ndpull of the whole range would
-        base += ["--z_digits", str(stop_digits(box.z[1]))]
+        box, _ = pull_plan.resolve_region(client, spec, info)
+        spec = replace(spec, box=box)
+        footprint = pull_footprint(spec, options, info, box)
+        measured = probe.probe_pull(client, spec, options, info, box) if args.probe else None
     warn_token(args)
-    return Draft("pull", cut(args, box.z, footprint, measured), tuple(base), "--z",
-                 stack_filename=spec.stack_filename, default_dir=f"ndex_plan_{spec.ref.prefix}", cpus=spec.threads)
-
-
-PUSH_PER_JOB = ("z_range", "create_resources", "dry_run", "max_memory", "log_dir", "downsample")
+    parts = cut(args, box.z, footprint, measured)
+    return Draft("pull", parts, tuple((j, pull_job(spec, j)) for j in parts.jobs), options, spec,
+                 default_dir=f"ndex_plan_{spec.ref.prefix}", **remote_of(args))
 
 
 def open_push_source(args: argparse.Namespace):
@@ -175,33 +233,42 @@ def push_draft(args: argparse.Namespace) -> Draft:
         raise UsageError("--downsample runs once for the whole channel: plan without it, and start the "
                          "downsample after every job is done (e.g. `ndpush ... --z_range Z0 Z1 --downsample` "
                          "re-running the last job)")
+    metadata = load_metadata(args.metadata, args.metadata_schema) if args.metadata else None
     source, names = open_push_source(args)
     try:
-        offsets = tool.offsets_for(args, tool.data_extents(args, source))
+        extents = tool.data_extents(args, source)
+        offsets = tool.offsets_for(args, extents)
         box = source_box(source, offsets)  # BOSS coordinates of the slices to ingest
-        ref = ChannelRef(args.collection, args.experiment, names[0])
-        spec = tool.push_spec(args, ref, tool.source_spec(args, names[0]), offsets, Path("unused.sqlite"))
-        # the footprint first: a plan that cannot fit fails before a probe sends anything
-        one = push_footprint(spec, box, source.dtype.itemsize, args.memory_per_worker)
-        limit = budget(spec.max_memory, args.memory_per_worker)
-        measured = measure_push(args, replace(spec, max_memory=limit), source, box) if args.probe else None
+        refs = [ChannelRef(args.collection, args.experiment, name) for name in names]
+        specs = [tool.push_spec(args, ref, tool.source_spec(args, ref.channel), offsets) for ref in refs]
+        options = tool.push_options(args, None).with_memory_cap(args.memory_per_worker)
+        with memory_flag(args):  # the footprint first: a plan that cannot fit fails before a probe sends anything
+            footprint = push_footprint(specs[0], options, box, source.dtype.itemsize)
+            measured = measure_push(args, specs[0], options, source, box) if args.probe else None
+        create = tool.create_spec(args, refs[0], source, extents, offsets, metadata) if args.create_resources else None
     finally:
         source.close()
-    # channels of a --channels_list_file run one after the other inside each job: more bytes, same memory
-    footprint = replace(one, bytes_per_slice=one.bytes_per_slice * len(names),
-                        requests_per_slab=one.requests_per_slab * len(names))
-    base = to_argv(tool_parser("push"), args, skip=PUSH_PER_JOB) + (["--max_memory", str(limit)] if limit else [])
-    create = ("push", *to_argv(tool_parser("push"), args, skip=PUSH_PER_JOB), "--create_resources")
     warn_token(args)
-    return Draft("push", cut(args, box.z, footprint, measured), tuple(base), "--z_range", z_offset=offsets[2],
-                 create_argv=create if args.create_resources else None, log_dir_flag="--log_dir",
-                 log_dir=args.log_dir, default_dir=f"ndex_plan_{ref.prefix}", cpus=spec.threads)
+    parts = cut(args, box.z, footprint, measured)
+    # channels of a --channels_list_file are jobs of their own, one channel after the other
+    cut_specs = tuple((j, push_job(spec, j)) for spec in specs for j in parts.jobs)
+    return Draft("push", parts, cut_specs, options, specs[0], create, log_dir=args.log_dir,
+                 default_dir=f"ndex_plan_{refs[0].prefix}", **remote_of(args))
 
 
-def measure_push(args: argparse.Namespace, spec: PushSpec, source, box: Box) -> Probe:
+@contextmanager
+def memory_flag(args: argparse.Namespace) -> Iterator[None]:
+    """A memory cap too small is named by the flag that set the tighter cap."""
+    tighter = args.memory_per_worker is not None and (args.max_memory is None
+                                                      or args.memory_per_worker <= args.max_memory)
+    with flag_names(max_memory="--memory_per_worker" if tighter else "--max_memory"):
+        yield
+
+
+def measure_push(args: argparse.Namespace, spec: PushSpec, options: TransferOptions, source, box: Box) -> Probe:
     """--probe: the first job's first slab, read from `source` and posted as that job would post it."""
-    with open_client(args, spec.threads) as client:
-        return probe.probe_push(client, spec, source, z_slabs(box)[0])
+    with open_client(args, options.threads) as client:
+        return probe.probe_push(client, spec, options, source, z_slabs(box)[0])
 
 
 DRAFTERS = {"pull": pull_draft, "push": push_draft}
@@ -229,15 +296,6 @@ def open_pool(args: argparse.Namespace, workers: int):
     return DaskPool(connect(args.run, timeout=args.connect_timeout))
 
 
-def job_specs(draft: Draft, root: Path | None) -> tuple[list[JobSpec], JobSpec | None]:
-    cwd = os.getcwd()
-    jobs = [JobSpec(j.index, draft.kind, tuple(draft.argv_for(j, root)), j.z, j.nbytes, j.requests, j.memory,
-                    j.seconds, cwd, process_memory=j.process_memory) for j in draft.partition.jobs]
-    create_argv = draft.create_for(root)
-    create = JobSpec(-1, "create", tuple(create_argv), cwd=cwd) if create_argv else None
-    return jobs, create
-
-
 def print_summary(draft: Draft) -> None:
     for line in draft.partition.describe():
         print(line, file=sys.stderr)
@@ -256,7 +314,8 @@ def emit(args: argparse.Namespace, draft: Draft) -> int:
     fmt = args.format or "shell"
     if fmt in ("shell", "cmd"):
         jobs, create = job_specs(draft, None)
-        print("\n".join(formats.shell_lines(jobs, create, "posix" if fmt == "shell" else "cmd")))
+        argvs = [job_argv(j, draft.whole) for j in ([create] if create else []) + jobs]
+        print("\n".join(formats.shell_lines(argvs, "posix" if fmt == "shell" else "cmd")))
         if create is not None:
             print("run the first command once, before the others: it creates the resources", file=sys.stderr)
         return EXIT_OK
@@ -317,6 +376,8 @@ def execute(args: argparse.Namespace) -> int:
     if not args.run:
         return emit(args, draft)
     workers = draft.partition.workers
+    if args.token:  # the jobs run as child processes of this one: they find the token where the planner did
+        os.environ["NDEX_TOKEN"] = args.token
     if args.run == "local" and args.workers is None:
         workers = min(workers, os.cpu_count() or 1)  # one job per core here unless told otherwise
     pool = open_pool(args, workers)

@@ -23,6 +23,7 @@ from ndex.cli.common import (
     setup_logging,
     standalone_main,
 )
+from ndex.cli.flags import flag_names
 from ndex.client import BossClient, ChannelRef
 from ndex.config import discover
 from ndex.errors import UsageError
@@ -30,7 +31,7 @@ from ndex.geometry import DEFAULT_BLOCK_BYTES, Box
 from ndex.progress import mb
 from ndex.sinks.base import COMPRESSIONS
 from ndex.transfer.convert import MODES
-from ndex.transfer.download import OUTPUTS, PullSpec, make_plan, pull
+from ndex.transfer.download import OUTPUTS, PullSpec, TransferOptions, make_plan, pull
 
 EPILOG = """\
 examples:
@@ -84,21 +85,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_logging_flags(parser)
 
 
-def output_kind(args: argparse.Namespace) -> str:
-    if args.output:
-        return args.output
-    name = (args.stack_filename or "").lower()
-    if not name:
-        return "tif"
-    if name.endswith(".ome.zarr") or name.endswith(".zarr"):
-        return "zarr"
-    if name.endswith(".npy"):
-        return "numpy"
-    if name.endswith(".ome.tif") or name.endswith(".ome.tiff"):
-        return "ome-tiff"
-    return "stack"
-
-
 def requested_box(args: argparse.Namespace) -> Box | None:
     given = [r is not None for r in (args.x, args.y, args.z)]
     if args.full_extent:
@@ -112,19 +98,26 @@ def requested_box(args: argparse.Namespace) -> Box | None:
 
 
 def build_spec(args: argparse.Namespace) -> PullSpec:
+    """What to pull, from the flags; the output kind and its file name are checked by PullSpec itself."""
     names = {"--collection": args.collection, "--experiment": args.experiment, "--channel": args.channel}
     missing = [flag for flag, value in names.items() if not value]
     if missing:
         raise UsageError(f"missing {', '.join(missing)}: name the channel to download")
-    kind = output_kind(args)
-    if kind in ("stack", "ome-tiff", "numpy") and not args.stack_filename:
-        raise UsageError(f"--output {kind} writes one file: give its name with --stack_filename")
-    return PullSpec(
-        ref=ChannelRef(args.collection, args.experiment, args.channel), box=requested_box(args), res=args.res,
-        iso=args.iso, time_range=tuple(args.t) if args.t else None, output=kind, outdir=Path(args.outdir),
-        stack_filename=args.stack_filename, compression=args.compression, compression_level=args.compression_level,
-        force_datatype=args.force_datatype, force_datatype_mode=args.force_datatype_mode, threads=args.threads,
-        block_bytes=args.block_size, max_memory=args.max_memory, z_digits=args.z_digits)
+    if args.output == "numpy" and not args.stack_filename:  # the command would drop the array it holds
+        raise UsageError("--output numpy writes one .npy file: give its name with --stack_filename")
+    with flag_names():
+        return PullSpec(
+            ref=ChannelRef(args.collection, args.experiment, args.channel), box=requested_box(args), res=args.res,
+            iso=args.iso, time_range=tuple(args.t) if args.t else None, output=args.output,
+            outdir=Path(args.outdir), stack_filename=args.stack_filename, compression=args.compression,
+            compression_level=args.compression_level, force_datatype=args.force_datatype,
+            force_datatype_mode=args.force_datatype_mode, z_digits=args.z_digits)
+
+
+def build_options(args: argparse.Namespace) -> TransferOptions:
+    """How to pull, from the flags."""
+    with flag_names():
+        return TransferOptions(threads=args.threads, block_bytes=args.block_size, max_memory=args.max_memory)
 
 
 def print_metadata(client: BossClient, args: argparse.Namespace) -> int:
@@ -142,8 +135,9 @@ def execute(args: argparse.Namespace) -> int:
     with BossClient(remote, threads=max(1, args.threads)) as client:
         if args.print_metadata:
             return print_metadata(client, args)
-        spec = build_spec(args)
-        plan = make_plan(client, spec)
+        spec, options = build_spec(args), build_options(args)
+        with flag_names():
+            plan = make_plan(client, spec, options)
         for warning in plan.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         if args.dry_run:
@@ -154,7 +148,7 @@ def execute(args: argparse.Namespace) -> int:
             print(f"pulling {plan.box} of {spec.ref.collection}/{spec.ref.experiment}/{spec.ref.channel} "
                   f"res {spec.res}: {plan.nblocks} blocks, {mb(plan.nbytes)}, "
                   f"~{plan.memory_estimate / 1e6:,.0f} MB memory", file=sys.stderr)
-        report = pull(spec, client=client, progress=progress, plan=plan)
+        report = pull(spec, options, client=client, progress=progress, plan=plan)
     print(report.summary())
     if (code := quota_ended(report)) is not None:
         return code

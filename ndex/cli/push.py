@@ -29,6 +29,7 @@ from ndex.cli.common import (
     setup_logging,
     standalone_main,
 )
+from ndex.cli.flags import flag_names
 from ndex.client import BossClient, ChannelRef
 from ndex.config import Remote, discover
 from ndex.errors import ConfigError, NdexError, OutOfBounds, UsageError
@@ -38,13 +39,21 @@ from ndex.progress import mb
 from ndex.sources import DATASOURCES, SourceSpec, open_source
 from ndex.transfer.resources import (
     DOWNSAMPLE_TIMEOUT,
+    CreateSpec,
     ResourceSpec,
+    create,
     downsample,
-    ensure_resources,
     load_metadata,
     record_offsets,
 )
-from ndex.transfer.upload import DEFAULT_PUSH_BLOCK_BYTES, VERIFY_MODES, PushSpec, make_plan, push
+from ndex.transfer.upload import (
+    DEFAULT_PUSH_BLOCK_BYTES,
+    VERIFY_MODES,
+    PushSpec,
+    TransferOptions,
+    make_plan,
+    push,
+)
 
 log = logging.getLogger("ndex.cli.push")
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
@@ -231,11 +240,29 @@ def frame_box(args: argparse.Namespace, extents: Box, offsets: tuple[int, int, i
     return frame
 
 
-def push_spec(args: argparse.Namespace, ref: ChannelRef, source: SourceSpec, offsets, manifest: Path) -> PushSpec:
-    return PushSpec(ref=ref, source=source, offsets=offsets, res=args.res, threads=args.threads,
-                    slabs_in_flight=args.slabs_in_flight, block_bytes=args.block_size,
-                    post_zero_blocks=args.post_zero_blocks, verify=args.verify, verify_per_slab=args.verify_per_slab,
-                    manifest=str(manifest), max_memory=args.max_memory)
+def push_spec(args: argparse.Namespace, ref: ChannelRef, source: SourceSpec, offsets) -> PushSpec:
+    """What to push, from the flags (the offsets already worked out from the extents)."""
+    with flag_names():
+        return PushSpec(ref=ref, source=source, offsets=offsets, res=args.res, post_zero_blocks=args.post_zero_blocks)
+
+
+def push_options(args: argparse.Namespace, manifest: Path | None) -> TransferOptions:
+    """How to push, from the flags; `manifest` is the resume record beside the job log."""
+    with flag_names():
+        return TransferOptions(threads=args.threads, slabs_in_flight=args.slabs_in_flight,
+                               block_bytes=args.block_size, verify=args.verify,
+                               verify_per_slab=args.verify_per_slab, max_memory=args.max_memory,
+                               manifest=None if manifest is None else str(manifest))
+
+
+def create_spec(args: argparse.Namespace, ref: ChannelRef, source, extents: Box, offsets,
+                metadata) -> CreateSpec:
+    """What --create_resources creates, from the flags and (when the flags leave it open) the images."""
+    datatype = "uint64" if args.source_channel else (args.datatype or source.dtype.name)
+    resources = ResourceSpec(ref=ref, frame=frame_box(args, extents, offsets),
+                             voxel_size=tuple(args.voxel_size or (1.0, 1.0, 1.0)), voxel_unit=args.voxel_unit,
+                             datatype=datatype, source_channel=args.source_channel, base_resolution=args.res)
+    return CreateSpec(resources, tuple(offsets), metadata)
 
 
 def log_path(args: argparse.Namespace, ref: ChannelRef) -> Path:
@@ -310,8 +337,9 @@ def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, 
         check_non_negative(extents, offsets)
         if args.create_resources:
             return create_resources(args, client, ref, source, extents, offsets, metadata)
-        spec = push_spec(args, ref, spec_source, offsets, Path(f"{path}.manifest.sqlite"))
-        plan = make_plan(client, spec, source)
+        spec, options = push_spec(args, ref, spec_source, offsets), push_options(args, Path(f"{path}.manifest.sqlite"))
+        with flag_names():
+            plan = make_plan(client, spec, options, source)
         blocker = plan.info.downsample_blocker() if args.downsample else None
         if blocker:  # refused before the ingest, not after hours of it
             raise UsageError(f"--downsample cannot work for {ref}: {blocker}; push without --downsample")
@@ -324,7 +352,7 @@ def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, 
         say(args, f"pushing {ref}: {plan.box}, {plan.nblocks} blocks, {mb(plan.nbytes)}, "
                   f"~{plan.process_estimate / 1e6:,.0f} MB memory at peak; log {path}")
         progress = TqdmProgress(f"ndpush {ref.channel}", enabled=not args.quiet and sys.stderr.isatty())
-        report = push(spec, client=client, source=source, progress=progress, notifier=notifier, plan=plan)
+        report = push(spec, options, client=client, source=source, progress=progress, notifier=notifier, plan=plan)
     finally:
         source.close()
     return finish(args, client, ref, report, notifier, path)
@@ -359,26 +387,19 @@ def finish(args, client: BossClient, ref: ChannelRef, report, notifier, path: Pa
 
 
 def create_resources(args, client: BossClient, ref: ChannelRef, source, extents: Box, offsets, metadata) -> int:
-    datatype = "uint64" if args.source_channel else (args.datatype or source.dtype.name)
-    spec = ResourceSpec(ref=ref, frame=frame_box(args, extents, offsets),
-                        voxel_size=tuple(args.voxel_size or (1.0, 1.0, 1.0)), voxel_unit=args.voxel_unit,
-                        datatype=datatype, source_channel=args.source_channel, base_resolution=args.res)
-    blocker = downsample_blocker(spec.method, spec.voxel_size)
+    spec = create_spec(args, ref, source, extents, offsets, metadata)
+    r = spec.resources
+    blocker = downsample_blocker(r.method, r.voxel_size)
     if blocker:  # said before anything is created: the frame cannot be changed afterwards
         say(args, f"note: {blocker}: this channel's pyramid cannot be built there (--downsample will be refused); "
                   "give equal x and y voxel sizes if you need one")
     if args.dry_run:
-        print(f"would create or check {ref} ({spec.channel_type}, {datatype}) in frame {spec.coord_frame} "
-              f"({spec.frame}), voxel {spec.voxel_size} {spec.voxel_unit}")
+        print(f"would create or check {ref} ({r.channel_type}, {r.datatype}) in frame {r.coord_frame} "
+              f"({r.frame}), voxel {r.voxel_size} {r.voxel_unit}")
         return EXIT_OK
-    for line in ensure_resources(client, spec):
+    for line in create(client, spec):
         log.info("%s", line)
         say(args, line)
-    if record_offsets(client, ref, offsets):
-        say(args, f"stored offsets {list(offsets)} as metadata of experiment {ref.experiment}")
-    if metadata:
-        client.set_metadata(ref, values=metadata)
-        say(args, f"attached {len(metadata)} metadata key(s) to channel {ref.channel}")
     return EXIT_OK
 
 

@@ -25,7 +25,7 @@ from ndex.client import BossClient, ChannelRef
 from ndex.config import discover
 from ndex.errors import UsageError
 from ndex.sources import open_source
-from ndex.transfer.upload import PushSpec, make_plan
+from ndex.transfer.upload import PushSpec, TransferOptions, make_plan
 from ndex.transfer.verify import verify_volume
 
 
@@ -54,7 +54,8 @@ def execute(args: argparse.Namespace) -> int:
     with BossClient(remote, threads=max(1, args.threads)) as client, closing(open_source(spec_source)) as source:
         source.validate()
         offsets = offsets_for(args, data_extents(args, source))
-        plan = make_plan(client, PushSpec(ref=ref, source=spec_source, offsets=offsets, res=args.res), source)
+        plan = make_plan(client, PushSpec(ref=ref, source=spec_source, offsets=offsets, res=args.res),
+                         TransferOptions(threads=max(1, args.threads)), source)
         progress = TqdmProgress(f"verify {ref.channel}", enabled=not args.quiet and sys.stderr.isatty())
         report = verify_volume(client, plan, source, strict=args.exact, skip_zero=not args.include_zero_blocks,
                                progress=progress)

@@ -1,4 +1,5 @@
-"""A plan as text: ndex 1.x-style command lines (POSIX or Windows quoting) and a SLURM array script."""
+"""A plan as text: command lines (POSIX or Windows quoting; `cli/plan_argv.py` renders them from the job
+specs) and a SLURM array script."""
 from __future__ import annotations
 
 import math
@@ -9,7 +10,6 @@ from collections.abc import Sequence
 from ndex.errors import UsageError
 from ndex.jobs.spec import JobSpec, PlanFiles
 
-PROGRAMS = {"push": "ndpush", "pull": "ndpull", "create": "ndpush"}  # the ndex 1.x command names
 STYLES = ("posix", "cmd")
 # the interpreter, numpy, the HTTP pool and codecs, on top of the data the engine holds, for an engine
 # without an estimate of its whole process (pull); measured RSS of an idle `ndex run` is well under this
@@ -25,14 +25,9 @@ def command_line(argv: Sequence[str], style: str = "posix") -> str:
     raise UsageError(f"unknown quoting style {style!r}: use one of {', '.join(STYLES)}")
 
 
-def job_argv(job: JobSpec) -> list[str]:
-    """The ndex 1.x spelling of a job: `ndpush ...` / `ndpull ...` instead of `ndex push ...`."""
-    return [PROGRAMS[job.kind], *job.argv[1:]]
-
-
-def shell_lines(jobs: Sequence[JobSpec], create: JobSpec | None = None, style: str = "posix") -> list[str]:
-    """One command per line; the resource-creating command first (run it once, before the others)."""
-    return [command_line(job_argv(j), style) for j in ([create] if create else []) + list(jobs)]
+def shell_lines(argvs: Sequence[Sequence[str]], style: str = "posix") -> list[str]:
+    """One command per line, in the order given (a plan's resource-creating command first)."""
+    return [command_line(argv, style) for argv in argvs]
 
 
 def process_memory(job: JobSpec) -> int:

@@ -24,6 +24,7 @@ from ndex.jobs.spec import (
     DONE,
     PENDING,
     RUNNING,
+    JobSpec,
     JobState,
     plan_of,
     read_job,
@@ -69,8 +70,8 @@ def check_created(job_path: Path, kind: str) -> None:
                          f"first (it runs once, before the data jobs)")
 
 
-def run_job(job_path: Path, execute: Callable[[list[str]], int], *, force: bool = False) -> tuple[JobState, bool]:
-    """Run one job in this process through `execute(argv) -> exit code`; (final state, whether it ran).
+def run_job(job_path: Path, execute: Callable[[JobSpec], int], *, force: bool = False) -> tuple[JobState, bool]:
+    """Run one job in this process through `execute(job) -> exit code`; (final state, whether it ran).
 
     A done job is not run again unless `force`. The state goes running -> done | failed, and a job
     interrupted by an exception (Ctrl-C included) is left failed, never running.
@@ -84,7 +85,7 @@ def run_job(job_path: Path, execute: Callable[[list[str]], int], *, force: bool 
     state = state.begin()
     write_state(job_path, state)
     try:
-        code = execute(list(job.argv))
+        code = execute(job)
     except BaseException as exc:
         write_state(job_path, state.end(1, f"interrupted: {type(exc).__name__} {exc}".strip()))
         raise

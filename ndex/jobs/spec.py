@@ -2,12 +2,14 @@
 
     PLAN_DIR/plan.json                    the plan: command, totals, the job files in order
     PLAN_DIR/jobs/create.json             the resource-creating step of a push (runs once, first)
-    PLAN_DIR/jobs/job_<i>.json            one job: the `ndex` argv that runs it and its estimates
+    PLAN_DIR/jobs/job_<i>.json            one job: {"kind", "spec", "options"} and the planner's estimates
     PLAN_DIR/jobs/job_<i>.state.json      pending | running | done | failed, bytes, timestamps
     PLAN_DIR/logs/job_<i>/                the job's own log and manifest (push) / console output
 
-A job's argv is the whole contract: `ndex run job.json` runs it, the shell and SLURM outputs print
-it. States are written atomically (a temporary file renamed over the old one), so a reader never
+A job's spec and options are the whole contract: `ndex run job.json` hands them to the engine
+(`push()` / `pull()`; a create step's spec to `ensure_resources`), and the shell output is rendered
+from them. No token is ever written: the job finds it in the environment or a config file when it
+runs, like any other ndex command. States are written atomically (a temporary file renamed over the old one), so a reader never
 sees half a state, even on a shared file system.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from ndex.errors import UsageError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: jobs held an `ndex` argv
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 STATES = (PENDING, RUNNING, DONE, FAILED)
 CREATE = "create"
@@ -31,17 +33,21 @@ CREATE = "create"
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job of a plan: the `ndex` argv that runs it and what the planner expects it to cost."""
+    """One job of a plan: what it moves (`spec`), how (`options`), and what the planner expects it to cost."""
 
     index: int  # -1 for the resource-creating step
     kind: str  # "push" | "pull" | "create"
-    argv: tuple[str, ...]  # `ndex` arguments, e.g. ("push", "--collection", "c", ..., "--z_range", "0", "16")
+    spec: Mapping[str, Any]  # PushSpec / PullSpec / CreateSpec as a dict
+    options: Mapping[str, Any] = field(default_factory=dict)  # TransferOptions as a dict (empty for create)
     z: tuple[int, int] | None = None
     nbytes: int = 0
     requests: int = 0
     memory: int = 0  # data the engine holds: slabs and blocks in flight
     seconds: float | None = None
-    cwd: str | None = None  # where the plan was made: relative paths in argv are relative to it
+    cwd: str | None = None  # where the plan was made: relative paths in the spec are relative to it
+    url: str | None = None  # the server (never a token: that comes from the environment or a config file)
+    config_file: str | None = None  # the config file the plan was made with, if one was named
+    log_dir: str | None = None  # the job's log (and a push's resume manifest)
     version: int = FORMAT_VERSION
     process_memory: int | None = None  # the engine's estimate of the whole process (push); None: it has none
 
@@ -50,7 +56,7 @@ class JobSpec:
         return CREATE if self.kind == CREATE else f"job_{self.index}"
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, origin: str = "job spec") -> JobSpec:
@@ -59,7 +65,6 @@ class JobSpec:
             if data.get("version") != FORMAT_VERSION:
                 raise UsageError(f"{origin} has format version {data.get('version')!r}; this ndex reads "
                                  f"version {FORMAT_VERSION}: re-create the plan with `ndex plan`")
-            data["argv"] = tuple(str(a) for a in data["argv"])
             data["z"] = None if data.get("z") is None else tuple(int(v) for v in data["z"])
             return cls(**data)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -1,6 +1,7 @@
 """ndex.sinks: the write side of a pull (see ../shared/design/architecture.md and base.py)."""
+from ndex.sinks.assembly import SlabAssembly
 from ndex.sinks.base import COMPRESSIONS, OutputSpec, Sink
-from ndex.sinks.factory import SINKS, open_sink
+from ndex.sinks.factory import SINKS, open_sink, output_kind
 from ndex.sinks.layout import slice_name
 from ndex.sinks.numpy_sink import NumpySink
 from ndex.sinks.ome_zarr import OmeZarr
@@ -8,5 +9,5 @@ from ndex.sinks.tiff_options import needs_bigtiff, tiff_compression
 from ndex.sinks.tiff_slices import TiffSlices
 from ndex.sinks.tiff_stack import TiffStack
 
-__all__ = ["COMPRESSIONS", "SINKS", "NumpySink", "OmeZarr", "OutputSpec", "Sink", "TiffSlices", "TiffStack",
-           "needs_bigtiff", "open_sink", "slice_name", "tiff_compression"]
+__all__ = ["COMPRESSIONS", "SINKS", "NumpySink", "OmeZarr", "OutputSpec", "Sink", "SlabAssembly", "TiffSlices", "TiffStack",
+           "needs_bigtiff", "open_sink", "output_kind", "slice_name", "tiff_compression"]

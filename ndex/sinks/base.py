@@ -1,17 +1,20 @@
 """The write side of a pull: what every output format implements.
 
-The download engine fetches cuboid-aligned blocks and hands them to a sink in one of two ways:
+One interface, `write(box, data, t)`: the download engine fetches cuboid-aligned blocks and writes
+each one (an array in z, y, x order) at its box, from worker threads, in any order within a z-slab.
+A sink declares what it can take:
 
-* `places_blocks = True` (OME-Zarr, numpy): `write_block` is called from worker threads, in any
-  order, with each block as soon as it arrives; memory is only the blocks in flight.
-* `places_blocks = False` (TIFF slices, TIFF stack): the engine assembles one z-slab (at most 16
-  slices, aligned to the BOSS cuboid) of the requested XY extent and calls `write_slab`, from a
-  single thread, in increasing z (and, for time series, increasing t within each slab).
+* `supports_partial_writes = True` (OME-Zarr, numpy): any box inside the output; thread-safe.
+* `supports_partial_writes = False` (TIFF slices, TIFF stack): only whole z-slabs (at most 16 slices,
+  aligned to the BOSS cuboid) of the output's XY extent, from one thread, in increasing z. The engine
+  wraps such a sink in `SlabAssembly` (sinks/assembly.py), which builds the slabs from blocks.
 
 Resume: `completed(slabs)` tells which slabs a previous, interrupted run already wrote completely,
-so they are not downloaded again. Nothing is ever visible under a final name until it is complete:
-writers use `<name>.partial` and rename (or keep their progress in a sidecar the engine never reads).
-`finish()` makes everything final; `abort()` leaves resumable state but no half-written final file.
+so they are not downloaded again; `slab_done(slab)` says a slab is complete for every time point,
+`slab_failed(slab)` that one of its blocks will never come. Nothing is ever visible under a final
+name until it is complete: writers use `<name>.partial` and rename (or keep their progress in a
+sidecar the engine never reads). `finish()` makes everything final; `abort()` leaves resumable state
+but no half-written final file. `ndex.testing.sinks` is the conformance suite every sink passes.
 """
 from __future__ import annotations
 
@@ -51,19 +54,19 @@ class OutputSpec:
 
 
 class Sink(Protocol):
-    places_blocks: bool
+    supports_partial_writes: bool
 
     def completed(self, slabs: list[Box]) -> set[Box]:
         """The subset of `slabs` (z-slabs of spec.box) already written completely for every time point."""
 
-    def write_block(self, box: Box, data: np.ndarray, t: int | None) -> None:
-        """Place one block (array in z, y, x order) at `box`; thread-safe. Only if places_blocks."""
-
-    def write_slab(self, slab: Box, data: np.ndarray, t: int | None) -> None:
-        """Write one complete z-slab (z, y, x) of the full XY extent. Only if not places_blocks."""
+    def write(self, box: Box, data: np.ndarray, t: int | None) -> None:
+        """Write `data` (z, y, x) at `box`: any box if supports_partial_writes, else one whole z-slab."""
 
     def slab_done(self, slab: Box) -> None:
-        """Every block (places_blocks) or every time point (slabs) of `slab` has been written."""
+        """Every block of `slab`, at every time point, has been written."""
+
+    def slab_failed(self, slab: Box) -> None:
+        """A block of `slab` failed or was never fetched: the slab stays unwritten (a re-run fetches it)."""
 
     def finish(self) -> list[Path]:
         """Make the output final (rename .partial files); returns the final paths."""

@@ -1,4 +1,4 @@
-"""Choose a sink by name.
+"""Choose a sink by name, and the rule that ties an output kind to a file name.
 
 | kind       | class        | output                                                        |
 |------------|--------------|---------------------------------------------------------------|
@@ -16,7 +16,7 @@ from functools import partial
 
 import numpy as np
 
-from ndex.errors import UsageError
+from ndex.errors import FieldError, UsageError
 from ndex.sinks.base import OutputSpec, Sink
 from ndex.sinks.layout import UNSIGNED
 from ndex.sinks.numpy_sink import NumpySink
@@ -31,8 +31,44 @@ SINKS: dict[str, Callable[[OutputSpec], Sink]] = {
     "zarr": OmeZarr,
     "numpy": NumpySink,
 }
-# the kinds whose sink places blocks as they arrive: a pull into them holds no slab buffer
-PLACES_BLOCKS = frozenset(kind for kind, make in SINKS.items() if getattr(make, "func", make).places_blocks)
+# the kinds whose sink takes blocks as they arrive: a pull into them holds no slab buffer
+PARTIAL_WRITES = frozenset(kind for kind, make in SINKS.items()
+                           if getattr(make, "func", make).supports_partial_writes)
+# file name suffixes each kind writes (lower case); the first suffix that matches a name decides its kind
+SUFFIXES = {"zarr": (".ome.zarr", ".zarr"), "numpy": (".npy",), "ome-tiff": (".ome.tif", ".ome.tiff"),
+            "stack": (".tif", ".tiff")}
+ONE_FILE = ("stack", "ome-tiff")  # kinds that need a file name (numpy without one is an array in memory)
+
+
+def kind_of_name(name: str) -> str:
+    """The output kind a file name asks for; FieldError for a name of no known kind."""
+    for kind, suffixes in SUFFIXES.items():
+        if name.lower().endswith(suffixes):
+            return kind
+    known = ", ".join(s for suffixes in SUFFIXES.values() for s in suffixes)
+    raise FieldError("stack_filename", f"{{field}} {name!r} has no known output suffix: use one of {known}")
+
+
+def output_kind(output: str | None, stack_filename: str | None) -> str:
+    """The kind of output `output` and `stack_filename` ask for together, or FieldError if they disagree.
+
+    No kind: TIFF slices without a file name, else the file name's kind. A kind and a name must agree
+    (an OME-TIFF may also be named .tif); the one-file kinds need a name.
+    """
+    if output is not None and output not in SINKS:
+        raise FieldError("output", f"unknown {{field}} {output!r}: use one of {', '.join(SINKS)}")
+    if not stack_filename:
+        if output in ONE_FILE:
+            raise FieldError("stack_filename", f"output {output} writes one file: give its name with {{field}}")
+        return output or "tif"
+    named = kind_of_name(stack_filename)
+    if output is None or output == named or (output == "ome-tiff" and named == "stack"):
+        return output or named
+    if output == "tif":
+        raise FieldError("stack_filename", f"output tif writes one file per slice: drop {{field}} "
+                                           f"{stack_filename!r}, or use output {named} for one file")
+    raise FieldError("stack_filename", f"output {output} does not write {stack_filename!r} (a {named} "
+                                       f"name): name it {'/'.join(SUFFIXES[output])} or use output {named}")
 
 
 def open_sink(kind: str, spec: OutputSpec) -> Sink:

@@ -97,3 +97,10 @@ def units(spec: OutputSpec) -> tuple[str, str]:
     if key not in _UNITS:
         raise UsageError(f"unknown voxel unit {spec.voxel_unit!r}: use one of {', '.join(_UNITS)}")
     return _UNITS[key]
+
+
+def check_whole_slab(spec: OutputSpec, box: Box, sink: str) -> None:
+    """A sink without partial writes takes one z-slab of the full XY extent at a time (SlabAssembly makes them)."""
+    if box.x != spec.box.x or box.y != spec.box.y or not spec.box.contains(box):
+        raise ValueError(f"{sink} writes whole z-slabs of the output's XY extent, not {box}: "
+                         "wrap it in ndex.sinks.SlabAssembly to write blocks")

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 class NumpySink:
     """`.array` holds the pulled region once finish() has returned; `.path` is the .npy file, if any."""
 
-    places_blocks = True
+    supports_partial_writes = True
 
     def __init__(self, spec: OutputSpec) -> None:
         self.spec = spec
@@ -71,14 +71,14 @@ class NumpySink:
         with self._lock:
             return {s for s in slabs if s in self._done}
 
-    def write_block(self, box: Box, data: np.ndarray, t: int | None) -> None:
+    def write(self, box: Box, data: np.ndarray, t: int | None) -> None:
         ti = time_index(self.spec, t)
         data = conform(self.spec, box, data)
         index = box.slices_in(self.spec.box)
         self.array[index if ti is None else (ti, *index)] = data
 
-    def write_slab(self, slab: Box, data: np.ndarray, t: int | None) -> None:
-        self.write_block(slab, data, t)
+    def slab_failed(self, slab: Box) -> None:
+        """Nothing to undo: the slab is not marked done, so a re-run fetches it again."""
 
     def slab_done(self, slab: Box) -> None:
         if self._ledger is None:

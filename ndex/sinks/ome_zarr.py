@@ -81,7 +81,7 @@ def multiscales(spec: OutputSpec, name: str) -> dict:
 class OmeZarr:
     """A single-level OME-Zarr of the pulled region, resumable slab by slab."""
 
-    places_blocks = True
+    supports_partial_writes = True
 
     def __init__(self, spec: OutputSpec) -> None:
         self.spec = spec
@@ -122,7 +122,7 @@ class OmeZarr:
     def completed(self, slabs: list[Box]) -> set[Box]:
         return self._ledger.completed(slabs)
 
-    def write_block(self, box: Box, data: np.ndarray, t: int | None) -> None:
+    def write(self, box: Box, data: np.ndarray, t: int | None) -> None:
         ti = time_index(self.spec, t)
         data = conform(self.spec, box, data)
         index = box.slices_in(self.spec.box)
@@ -132,8 +132,8 @@ class OmeZarr:
         except ValueError as exc:
             raise self._error(exc) from exc
 
-    def write_slab(self, slab: Box, data: np.ndarray, t: int | None) -> None:
-        self.write_block(slab, data, t)
+    def slab_failed(self, slab: Box) -> None:
+        """Nothing to undo: the ledger records only complete slabs."""
 
     def slab_done(self, slab: Box) -> None:
         self._ledger.mark(slab)

@@ -20,7 +20,7 @@ from ndex.errors import SinkError
 from ndex.geometry import Box
 from ndex.sinks._files import disk_errors, make_dir, partial_of, publish, remove
 from ndex.sinks.base import OutputSpec
-from ndex.sinks.layout import conform, slice_name, time_index
+from ndex.sinks.layout import check_whole_slab, conform, slice_name, time_index
 from ndex.sinks.tiff_options import tiff_compression
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ WRITERS = 4
 class TiffSlices:
     """One `{prefix}_x.._y.._z{z}.tif` per slice in `spec.outdir`."""
 
-    places_blocks = False
+    supports_partial_writes = False  # whole z-slabs of the full XY extent: wrap it in SlabAssembly
 
     def __init__(self, spec: OutputSpec) -> None:
         self.spec = spec
@@ -55,10 +55,8 @@ class TiffSlices:
     def completed(self, slabs: list[Box]) -> set[Box]:
         return {slab for slab in slabs if all(p.is_file() for p in self.paths(slab))}
 
-    def write_block(self, box: Box, data: np.ndarray, t: int | None) -> None:
-        raise TypeError("TiffSlices writes whole z-slabs: call write_slab (places_blocks is False)")
-
-    def write_slab(self, slab: Box, data: np.ndarray, t: int | None) -> None:
+    def write(self, slab: Box, data: np.ndarray, t: int | None) -> None:
+        check_whole_slab(self.spec, slab, "TiffSlices")
         time_index(self.spec, t)
         data = conform(self.spec, slab, data)
         futures = [self._pool.submit(self._write_slice, self.path(z, t), page)
@@ -86,6 +84,9 @@ class TiffSlices:
 
     def slab_done(self, slab: Box) -> None:
         """Nothing to record: the renamed slices are the record."""
+
+    def slab_failed(self, slab: Box) -> None:
+        """Nothing to undo: a slice is renamed only once written."""
 
     def finish(self) -> list[Path]:
         self._pool.shutdown(wait=True)

@@ -32,7 +32,15 @@ from ndex.errors import UsageError
 from ndex.geometry import Box, z_slabs
 from ndex.sinks._files import disk_errors, make_dir, partial_of, publish, remove
 from ndex.sinks.base import OutputSpec
-from ndex.sinks.layout import conform, fingerprint, time_index, units, volume_name, volume_shape
+from ndex.sinks.layout import (
+    check_whole_slab,
+    conform,
+    fingerprint,
+    time_index,
+    units,
+    volume_name,
+    volume_shape,
+)
 from ndex.sinks.ledger import SlabLedger
 from ndex.sinks.tiff_options import CLASSIC_TIFF_LIMIT, needs_bigtiff, tiff_compression
 
@@ -60,7 +68,7 @@ class TiffStack:
     (bytes above which BigTIFF is used; default just under 4 GiB).
     """
 
-    places_blocks = False
+    supports_partial_writes = False  # whole z-slabs of the full XY extent: wrap it in SlabAssembly
 
     def __init__(self, spec: OutputSpec, *, ome: bool | None = None) -> None:
         self.spec = spec
@@ -110,10 +118,8 @@ class TiffStack:
         return {s for s in self._ledger.completed(slabs)
                 if all(self._part(s, t).is_file() for t in self.spec.times)}
 
-    def write_block(self, box: Box, data: np.ndarray, t: int | None) -> None:
-        raise TypeError("TiffStack writes whole z-slabs: call write_slab (places_blocks is False)")
-
-    def write_slab(self, slab: Box, data: np.ndarray, t: int | None) -> None:
+    def write(self, slab: Box, data: np.ndarray, t: int | None) -> None:
+        check_whole_slab(self.spec, slab, "TiffStack")
         time_index(self.spec, t)
         data = np.ascontiguousarray(conform(self.spec, slab, data))
         final = self._part(slab, t)
@@ -128,6 +134,9 @@ class TiffStack:
 
     def slab_done(self, slab: Box) -> None:
         self._ledger.mark(slab)
+
+    def slab_failed(self, slab: Box) -> None:
+        """Nothing to undo: the ledger records only complete slabs."""
 
     def finish(self) -> list[Path]:
         self._ledger.require_all(z_slabs(self.spec.box), self.path)

@@ -27,9 +27,10 @@ from ndex.errors import RemoteError, ResourceNotFound
 from ndex.geometry import Box, z_slabs
 from ndex.progress import mb
 from ndex.sources import Source
-from ndex.transfer import download, upload
-from ndex.transfer.download import PullSpec
-from ndex.transfer.upload import PushSpec
+from ndex.transfer import pull_plan, upload
+from ndex.transfer.options import TransferOptions
+from ndex.transfer.pull_plan import PullSpec
+from ndex.transfer.push_plan import PushSpec
 
 PROBE_BLOCKS = 8  # a pull probe GETs this many blocks ...
 PROBE_BYTES = 64 * 2**20  # ... or fewer, when they would hold more than this: a probe takes seconds, not minutes
@@ -80,11 +81,12 @@ def timed(work: Callable[[], T]) -> tuple[float, T]:
 # --- pull ------------------------------------------------------------------------------------------
 
 
-def first_blocks(spec: PullSpec, info: ChannelInfo, box: Box, count: int, max_bytes: int) -> list[Box]:
+def first_blocks(spec: PullSpec, options: TransferOptions, info: ChannelInfo, box: Box, count: int,
+                 max_bytes: int) -> list[Box]:
     """The first `count` blocks of `box` in ndpull's order, fewer if they would exceed `max_bytes` (at least one)."""
     chosen, total = [], 0
     for slab in z_slabs(box):
-        plan = download.make_plan(None, replace(spec, box=slab), info)  # type: ignore[arg-type]
+        plan = pull_plan.layout(spec, options, info, slab)
         for block in plan.blocks_per_slab[0]:
             size = block.nbytes(info.dtype.itemsize, plan.ntimes)
             if chosen and (len(chosen) >= count or total + size > max_bytes):
@@ -94,21 +96,21 @@ def first_blocks(spec: PullSpec, info: ChannelInfo, box: Box, count: int, max_by
     return chosen
 
 
-def probe_pull(client: BossClient, spec: PullSpec, info: ChannelInfo, box: Box, *, count: int = PROBE_BLOCKS,
-               max_bytes: int = PROBE_BYTES) -> Probe:
-    """GET the first blocks of `box` with `spec.threads` threads, as one ndpull job would."""
-    blocks = first_blocks(spec, info, box, count, max_bytes)
+def probe_pull(client: BossClient, spec: PullSpec, options: TransferOptions, info: ChannelInfo, box: Box, *,
+               count: int = PROBE_BLOCKS, max_bytes: int = PROBE_BYTES) -> Probe:
+    """GET the first blocks of `box` with `options.threads` threads, as one ndpull job would."""
+    blocks = first_blocks(spec, options, info, box, count, max_bytes)
 
     def fetch(block: Box) -> int:
         return client.get_cutout(spec.ref, spec.res, block, info.dtype, time_range=spec.time_range,
                                  iso=spec.iso).nbytes
 
     def fetch_all() -> int:
-        with ThreadPoolExecutor(spec.threads, thread_name_prefix="ndex-probe") as pool:
+        with ThreadPoolExecutor(options.threads, thread_name_prefix="ndex-probe") as pool:
             return sum(pool.map(fetch, blocks))
 
     seconds, nbytes = timed(fetch_all)
-    what = f"fetched {len(blocks)} block{'s' * (len(blocks) != 1)} ({mb(nbytes)}) with {spec.threads} threads"
+    what = f"fetched {len(blocks)} block{'s' * (len(blocks) != 1)} ({mb(nbytes)}) with {options.threads} threads"
     return Probe((Step(what, int(nbytes), seconds),))
 
 
@@ -144,11 +146,13 @@ def read_step(source: Source, spec: PushSpec, slab: Box) -> tuple[Step, HeldSlab
     return Step(what, data.nbytes, seconds), HeldSlab(source, z, data)
 
 
-def post_step(client: BossClient, spec: PushSpec, held: HeldSlab, info: ChannelInfo) -> Step | str:
+def post_step(client: BossClient, spec: PushSpec, options: TransferOptions, held: HeldSlab,
+              info: ChannelInfo) -> Step | str:
     """Post the held slab with ndpush's engine; the reason instead when nothing was there to post."""
-    job = replace(spec.for_z_range(*(z + spec.offsets[2] for z in held.z_range)), manifest=None)
-    plan = upload.make_plan(client, job, held, info)
-    report = upload.push(job, client=client, source=held, plan=plan)
+    job = spec.for_z_range(*(z + spec.offsets[2] for z in held.z_range))
+    options = replace(options, manifest=None)
+    plan = upload.make_plan(client, job, options, held, info)
+    report = upload.push(job, options, client=client, source=held, plan=plan)
     if not report.ok:
         raise RemoteError(f"the probe's posts of the first slab failed: {report.failure_lines(1)[0]}")
     if not report.blocks_done:
@@ -157,7 +161,7 @@ def post_step(client: BossClient, spec: PushSpec, held: HeldSlab, info: ChannelI
     return Step(what, report.nbytes, report.seconds)
 
 
-def probe_push(client: BossClient, spec: PushSpec, source: Source, slab: Box) -> Probe:
+def probe_push(client: BossClient, spec: PushSpec, options: TransferOptions, source: Source, slab: Box) -> Probe:
     """Read `slab` (BOSS coordinates) from `source`, then post it to `spec.ref` if that channel exists."""
     read, held = read_step(source, spec, slab)
     try:
@@ -165,7 +169,7 @@ def probe_push(client: BossClient, spec: PushSpec, source: Source, slab: Box) ->
     except ResourceNotFound:
         return Probe((read,), f"the server side was not probed: channel {spec.ref.path} does not exist yet "
                               "(the plan's create step makes it); the estimate is the source's read rate only")
-    posted = post_step(client, spec, held, info)
+    posted = post_step(client, spec, options, held, info)
     if isinstance(posted, str):
         return Probe((read,), posted)
     return Probe((read, posted))

@@ -24,6 +24,7 @@ class RunReport:
     seconds: float = 0.0
     retries: int = 0
     requests: int = 0
+    throttled: int = 0  # 429/503 answers that shrank the blocks in flight
     failures: dict[Any, str] = field(default_factory=dict)  # block (Box) -> one-line error
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

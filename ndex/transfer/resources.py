@@ -212,6 +212,43 @@ def record_offsets(client: Any, ref: ChannelRef, offsets: tuple[int, int, int]) 
     return True
 
 
+@dataclass(frozen=True)
+class CreateSpec:
+    """The resource-creating step of a push: the resources, the offsets to record, the channel's metadata.
+
+    Plain data that round-trips through JSON: `ndex plan` writes it as a plan's create job."""
+
+    resources: ResourceSpec
+    offsets: tuple[int, int, int] = (0, 0, 0)
+    metadata: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.resources
+        resources = {f: getattr(r, f) for f in r.__dataclass_fields__}
+        resources.update(ref=r.ref.path, frame=[list(r.frame.start), list(r.frame.stop)],
+                         voxel_size=list(r.voxel_size))
+        return {"resources": resources, "offsets": list(self.offsets), "metadata": self.metadata}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CreateSpec:
+        r = dict(data["resources"])
+        r.update(ref=ChannelRef.parse(r["ref"]), frame=Box(tuple(r["frame"][0]), tuple(r["frame"][1])),
+                 voxel_size=tuple(r["voxel_size"]))
+        return cls(ResourceSpec(**r), tuple(data.get("offsets", (0, 0, 0))), data.get("metadata"))
+
+
+def create(client: Any, spec: CreateSpec) -> list[str]:
+    """Create or check the resources, record the offsets and attach the metadata; one line per thing done."""
+    lines = ensure_resources(client, spec.resources)
+    ref = spec.resources.ref
+    if record_offsets(client, ref, spec.offsets):
+        lines.append(f"stored offsets {list(spec.offsets)} as metadata of experiment {ref.experiment}")
+    if spec.metadata:
+        client.set_metadata(ref, values=spec.metadata)
+        lines.append(f"attached {len(spec.metadata)} metadata key(s) to channel {ref.channel}")
+    return lines
+
+
 # --- downsample -------------------------------------------------------------------------------------
 
 DOWNSAMPLE_TIMEOUT = 24 * 3600.0  # seconds; BossDB builds a terabyte channel in hours, not days

@@ -1,6 +1,7 @@
 """Helpers of the push tests: slice files on disk, random volumes, source specs."""
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +9,11 @@ import tifffile
 
 from ndex.client import ChannelRef
 from ndex.sources import SourceSpec
+from ndex.transfer.options import TransferOptions
+from ndex.transfer.push_plan import PushSpec, push_block_bytes
 
 REF = ChannelRef("coll", "exp", "chan")
+OPTION_FIELDS = {f.name for f in fields(TransferOptions)}
 
 
 def write_slices(directory: Path, volume: np.ndarray, stem: str = "img_", first: int = 0, step: int = 1) -> Path:
@@ -34,3 +38,20 @@ def random_volume(shape: tuple[int, int, int], dtype: str = "uint8", seed: int =
 def local_spec(directory: Path, z_range: tuple[int, int], **extra) -> SourceSpec:
     return SourceSpec(datasource="local", base_path=str(directory), base_filename="img_<p:4>", extension="tif",
                       z_range=z_range, read_threads=2, **extra)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A push as the engine takes it: what (spec) and how (options)."""
+
+    spec: PushSpec
+    options: TransferOptions
+
+    def key(self, server: str = "") -> str:
+        return self.spec.key(server, push_block_bytes(self.options))
+
+
+def push_job(source: SourceSpec, ref: ChannelRef = REF, **kw) -> Job:
+    """PushSpec and TransferOptions out of one set of keywords (the tests' shorthand)."""
+    how = {k: kw.pop(k) for k in list(kw) if k in OPTION_FIELDS}
+    return Job(PushSpec(ref, source, **kw), TransferOptions(**how))

@@ -3,23 +3,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from push_helpers import REF, local_spec, random_volume, write_slices
+from push_helpers import REF, local_spec, push_job, random_volume, write_slices
 
-from ndex.errors import BadRequest, OutOfBounds, SourceError, UsageError
+from ndex.errors import BadRequest, FieldError, OutOfBounds, SourceError, UsageError
 from ndex.geometry import Box
 from ndex.sources import open_source
 from ndex.transfer.manifest import FAILED, POSTED, VERIFIED, Manifest
-from ndex.transfer.upload import InflightLimit, PushSpec, make_plan, push
+from ndex.transfer.upload import InflightLimit, PushSpec, TransferOptions, make_plan, push
 
 CUBOID8 = 512 * 512 * 16  # block_bytes of one uint8 cuboid: one block per cuboid in these tests
 
 
 def Spec(source, **kw):  # noqa: N802 - reads like the class it builds
-    return PushSpec(REF, source, **{"block_bytes": CUBOID8, **kw})
+    return push_job(source, **{"block_bytes": CUBOID8, **kw})
 
 
-def run(boss, spec, **kw):
-    return push(spec, client=boss, seed=1, **kw)
+def run(boss, job, **kw):
+    return push(job.spec, job.options, client=boss, seed=1, **kw)
 
 
 def test_push_places_non_aligned_volume_exactly(tmp_path, boss):
@@ -193,28 +193,32 @@ def test_unreadable_slab_fails_its_blocks_and_the_rest_is_posted(tmp_path, boss)
 
 
 def test_spec_json_round_trip_and_z_restriction(tmp_path):
-    spec = PushSpec(REF, local_spec(tmp_path, (0, 100), x_extent=(0, 64), y_extent=(0, 64)), offsets=(0, 0, 5),
-                    verify="all", manifest="m.sqlite")
+    spec = PushSpec(REF, local_spec(tmp_path, (0, 100), x_extent=(0, 64), y_extent=(0, 64)), offsets=(0, 0, 5))
     assert PushSpec.from_json(spec.to_json()) == spec
+    options = TransferOptions(verify="all", manifest="m.sqlite", threads=3, max_memory=2**30)
+    assert TransferOptions.from_json(options.to_json()) == options
     job = spec.for_z_range(16, 32)
     assert job.source.z_range == (11, 27) and job.key("u") != spec.key("u")
     assert spec.key("a") != spec.key("b")
-    assert PushSpec(REF, spec.source, threads=2).key() == PushSpec(REF, spec.source, threads=9).key()
+    assert spec.key("a", 2**20) != spec.key("a", 2**22)  # the block size decides the blocks; nothing else of how
+    assert set(spec.to_dict()).isdisjoint({"threads", "verify", "manifest", "max_memory", "block_bytes"})
     with pytest.raises(UsageError, match="unknown push spec field"):
         PushSpec.from_json('{"ref": "a/b/c", "source": {}, "bogus": 1}')
+    with pytest.raises(UsageError, match="unknown transfer options field"):
+        TransferOptions.from_json('{"threads": 2, "token": "secret"}')
 
 
 def test_plan_memory_estimate_and_cap(tmp_path, boss):
     write_slices(tmp_path / "s", random_volume((2, 1024, 1024), "uint16"))
     boss.make_channel(REF, "uint16", extent=(1024, 1024, 16))
     source = open_source(local_spec(tmp_path / "s", (0, 2)))
-    plan = make_plan(boss, PushSpec(REF, local_spec(tmp_path / "s", (0, 2)), threads=4), source)
+    spec = PushSpec(REF, local_spec(tmp_path / "s", (0, 2)))
+    plan = make_plan(boss, spec, TransferOptions(threads=4), source)
     slab = 1024 * 1024 * 16 * 2
     assert plan.slab_bytes == slab and plan.memory_estimate == 2 * slab + 4 * 3 * (512 * 512 * 2 * 2)  # blocks are 2 slices deep here
-    capped = make_plan(boss, PushSpec(REF, local_spec(tmp_path / "s", (0, 2)), threads=4, max_memory=36 * 2**20),
-                       source)
+    capped = make_plan(boss, spec, TransferOptions(threads=4, max_memory=36 * 2**20), source)
     assert capped.slabs_in_flight == 1 and capped.inflight == 1 and capped.memory_estimate <= 36 * 2**20
-    with pytest.raises(UsageError, match="--max_memory"):
-        make_plan(boss, PushSpec(REF, local_spec(tmp_path / "s", (0, 2)), max_memory=2**20), source)
+    with pytest.raises(FieldError, match="^max_memory 1.0 MB is too small .*; raise max_memory or lower the block"):
+        make_plan(boss, spec, TransferOptions(max_memory=2**20), source)
     source.close()
     assert any("memory" in line for line in plan.describe())

@@ -7,12 +7,14 @@ import zlib
 
 import numpy as np
 import pytest
-from push_helpers import REF, local_spec, random_volume, write_slices
+from push_helpers import REF, local_spec, push_job, random_volume, write_slices
 
 from ndex.cli import push as push_cli
 from ndex.sources import open_source
 from ndex.transfer.manifest import Manifest
-from ndex.transfer.upload import PROCESS_BASE_BYTES, BlockBuffers, PushSpec, make_plan, push
+from ndex.transfer.pipeline import BlockBuffers
+from ndex.transfer.push_plan import PROCESS_BASE_BYTES
+from ndex.transfer.upload import make_plan, push
 from ndex.transfer.verify import digest
 
 CUBOID8 = 512 * 512 * 16
@@ -66,11 +68,11 @@ def test_no_more_slabs_live_than_in_flight(tmp_path, boss, slabs_in_flight):
     vol = random_volume((80, 64, 1100), "uint8", zero_fraction=0.0)
     write_slices(tmp_path / "s", vol)
     boss.make_channel(REF, "uint8", extent=(1536, 512, 96))
-    spec = PushSpec(REF, local_spec(tmp_path / "s", (0, 80)), threads=3, block_bytes=CUBOID8,
+    job = push_job(local_spec(tmp_path / "s", (0, 80)), threads=3, block_bytes=CUBOID8,
                     slabs_in_flight=slabs_in_flight, verify="all")
-    source = WatchedSource(open_source(spec.source))
+    source = WatchedSource(open_source(job.spec.source))
     try:
-        report = push(spec, client=boss, source=source, seed=3)
+        report = push(job.spec, job.options, client=boss, source=source, seed=3)
     finally:
         source.inner.close()
     assert report.ok, report.failures
@@ -83,14 +85,14 @@ def test_no_more_slabs_live_than_in_flight(tmp_path, boss, slabs_in_flight):
 def test_process_estimate_adds_slices_being_decoded_and_the_interpreter(tmp_path, boss):
     write_slices(tmp_path / "s", random_volume((2, 1024, 1024), "uint16"))
     boss.make_channel(REF, "uint16", extent=(1024, 1024, 16))
-    spec = PushSpec(REF, local_spec(tmp_path / "s", (0, 2)), threads=4)
-    source = open_source(spec.source)
+    job = push_job(local_spec(tmp_path / "s", (0, 2)), threads=4)
+    source = open_source(job.spec.source)
     try:
-        plan = make_plan(boss, spec, source)
+        plan = make_plan(boss, job.spec, job.options, source)
     finally:
         source.close()
     slice_bytes = 1024 * 1024 * 2
-    assert plan.decode_bytes == spec.source.read_threads * 2 * slice_bytes
+    assert plan.decode_bytes == job.spec.source.read_threads * 2 * slice_bytes
     assert plan.process_estimate == plan.memory_estimate + plan.decode_bytes + PROCESS_BASE_BYTES
     line = next(text for text in plan.describe() if text.startswith("memory"))
     assert f"~{plan.process_estimate / 1e6:,.0f} MB peak" in line and "being decoded" in line
@@ -100,9 +102,9 @@ def test_manifest_keeps_the_crc32_of_each_posted_block(tmp_path, boss):
     vol = random_volume((16, 32, 32), "uint16", zero_fraction=0.0)
     write_slices(tmp_path / "s", vol)
     boss.make_channel(REF, "uint16", extent=(512, 512, 16))
-    spec = PushSpec(REF, local_spec(tmp_path / "s", (0, 16)), manifest=str(tmp_path / "m.sqlite"))
-    assert push(spec, client=boss, seed=1).ok
-    manifest = Manifest(spec.manifest, spec.key(boss.remote.url))
+    job = push_job(local_spec(tmp_path / "s", (0, 16)), manifest=str(tmp_path / "m.sqlite"))
+    assert push(job.spec, job.options, client=boss, seed=1).ok
+    manifest = Manifest(job.options.manifest, job.key(boss.remote.url))
     try:
         (block,) = manifest.states()
         assert manifest.row(block)["hash"] == f"crc32:{zlib.crc32(vol.tobytes()):08x}" == digest(vol)

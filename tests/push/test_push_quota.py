@@ -13,7 +13,7 @@ from push_helpers import random_volume, write_slices
 
 from ndex.client import BossClient, ChannelRef
 from ndex.sources import SourceSpec
-from ndex.transfer.upload import PushSpec, push
+from ndex.transfer.upload import PushSpec, TransferOptions, push
 
 QUOTA = json.loads((Path(__file__).resolve().parents[1] / "data" / "boss" / "errors.json").read_text())["quota_cutout"]
 
@@ -46,7 +46,8 @@ def test_a_spent_quota_ends_the_push_after_one_refused_post_per_thread(tmp_path,
     source = SourceSpec(base_path=str(tmp_path / "img"), base_filename="img_<p:4>", z_range=(0, 64))
     ref = ChannelRef(ch.collection, ch.experiment, ch.channel)
     with BossClient(server_app.remote, threads=2, session_factory=lambda: session, sleep=sleeps.append) as client:
-        report = push(PushSpec(ref, source, threads=2, block_bytes=2**20, manifest=str(tmp_path / "m.sqlite")),
+        report = push(PushSpec(ref, source), TransferOptions(threads=2, block_bytes=2**20,
+                                                             manifest=str(tmp_path / "m.sqlite")),
                       client=client)
     assert not report.ok and report.blocks_done == 0
     assert 1 <= session.refused <= 2 and sleeps == [] and report.retries == 0  # 16 blocks, one try per thread

@@ -19,7 +19,7 @@ from push_helpers import random_volume, write_slices
 from ndex.cli import push as push_cli
 from ndex.client import BossClient, ChannelRef
 from ndex.sources import SourceSpec
-from ndex.transfer.upload import PushSpec, push
+from ndex.transfer.upload import PushSpec, TransferOptions, push
 
 # Runs ndpush with each post slowed down, so that the test can kill it half-way (test-only wrapper).
 SLOW_NDPUSH = """
@@ -108,7 +108,8 @@ def test_a_throttling_server_slows_the_push_but_does_not_fail_it(tmp_path, serve
     source = SourceSpec(base_path=str(tmp_path / "img"), base_filename="img_<p:4>", z_range=(0, 32))
     ref = ChannelRef(ch.collection, ch.experiment, ch.channel)
     with BossClient(server_app.remote, threads=4, backoff=0.01, session_factory=lambda: session) as client:
-        report = push(PushSpec(ref, source, threads=4, block_bytes=4 * 2**20, verify="all"), client=client)
+        report = push(PushSpec(ref, source), TransferOptions(threads=4, block_bytes=4 * 2**20, verify="all"),
+                      client=client)
     assert report.ok, report.failures
     assert session.refused >= 2 and report.throttled == session.refused and report.retries >= session.refused
     rmt = BossRemote(server_app.intern_config())

@@ -1,79 +1,86 @@
-"""One suite every sink passes: round trip, time series, resume, atomic final names, abort, full disk."""
+"""Every registered sink passes the package's suite (`ndex.testing.sinks`); then what only some sinks do:
+full disks, tensorstore's errors, a numpy sink's own slabs."""
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 
 import numpy as np
 import pytest
 import tifffile
-from sink_harness import (
-    DTYPES,
-    FINAL_SUFFIXES,
-    KINDS,
-    PERSISTENT,
-    feed,
-    files_under,
-    make_spec,
-    read_back,
-    sink_for,
-    volume,
-)
+from sink_harness import feed, make_spec, read_zarr, volume
 
 from ndex.errors import SinkError
 from ndex.geometry import z_slabs
 from ndex.sinks import open_sink
+from ndex.testing.sinks import SinkTests
 
 
-def _dtypes(kind: str) -> list[str]:
-    return [d for d in DTYPES if not (kind == "ome-tiff" and d == "uint64")]  # OME has no uint64 type
+def sink_for(kind: str, spec):
+    """open_sink, with "npy" meaning the numpy sink writing `vol.npy`."""
+    if kind == "npy":
+        return open_sink("numpy", dataclasses.replace(spec, stack_filename="vol.npy"))
+    return open_sink(kind, spec)
 
 
-@pytest.mark.parametrize("kind,dtype", [(k, d) for k in KINDS for d in _dtypes(k)])
-def test_round_trip_of_an_unaligned_region(tmp_path, kind, dtype):
-    spec = make_spec(tmp_path, dtype)
-    vol = volume(spec)
-    sink = sink_for(kind, spec)
-    feed(sink, spec, vol)
-    back = read_back(kind, sink, spec, sink.finish())
-    assert back.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(back, vol)
+class TestTiffSlices(SinkTests):
+    final_per_slice = True
+
+    def make(self, spec):
+        return open_sink("tif", spec)
+
+    def read_back(self, sink, spec, paths):
+        pages = np.stack([tifffile.imread(p) for p in paths])
+        return pages if spec.time_points is None else pages.reshape(len(spec.times), -1, *pages.shape[1:])
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_time_series_round_trip(tmp_path, kind):
-    spec = make_spec(tmp_path, "uint8", times=(3, 4, 5))
-    vol = volume(spec)
-    sink = sink_for(kind, spec)
-    feed(sink, spec, vol)
-    np.testing.assert_array_equal(read_back(kind, sink, spec, sink.finish()), vol)
+class TestTiffStack(SinkTests):
+    def make(self, spec):
+        return open_sink("stack", spec)
+
+    def read_back(self, sink, spec, paths):
+        (path,) = paths
+        return tifffile.imread(path)
 
 
-@pytest.mark.parametrize("kind", PERSISTENT)
-@pytest.mark.parametrize("times", [None, (0, 1)])
-def test_resume_continues_without_rewriting(tmp_path, kind, times):
-    spec = make_spec(tmp_path, "uint16", times=times)
-    vol = volume(spec)
-    slabs = z_slabs(spec.box)
-    first = sink_for(kind, spec)
-    feed(first, spec, vol, slabs[:2])
-    first.abort()  # the interrupt
-    before = {p: (tmp_path / p).stat().st_mtime_ns for p in files_under(tmp_path) if (tmp_path / p).is_file()}
+class TestOmeTiff(TestTiffStack):
+    dtypes = ("uint8", "uint16")  # OME has no uint64 type
 
-    again = sink_for(kind, spec)
-    assert again.completed(slabs) == set(slabs[:2])
-    feed(again, spec, vol, slabs[2:])
-    after = {p: (tmp_path / p).stat().st_mtime_ns for p in before if (tmp_path / p).exists()}
-    untouched = {p: m for p, m in before.items() if p.suffix in (".tif", ".npy")}  # slices, stack parts
-    if kind in ("tif", "stack", "ome-tiff"):  # (zarr chunks shared by two slabs are rightly rewritten)
-        assert untouched and {p: after[p] for p in untouched} == untouched
-    np.testing.assert_array_equal(read_back(kind, again, spec, again.finish()), vol)
+    def make(self, spec):
+        return open_sink("ome-tiff", spec)
 
 
-@pytest.mark.parametrize("kind", PERSISTENT)
-def test_completed_is_empty_for_a_fresh_output(tmp_path, kind):
-    spec = make_spec(tmp_path)
-    assert sink_for(kind, spec).completed(z_slabs(spec.box)) == set()
+class TestOmeZarr(SinkTests):
+    resume_keeps_files = False
+
+    def make(self, spec):
+        return open_sink("zarr", spec)
+
+    def read_back(self, sink, spec, paths):
+        (path,) = paths
+        return read_zarr(path)
+
+
+class TestNumpyInMemory(SinkTests):
+    persistent = False
+
+    def make(self, spec):
+        return open_sink("numpy", spec)
+
+    def read_back(self, sink, spec, paths):
+        return sink.array
+
+
+class TestNumpyFile(SinkTests):
+    resume_keeps_files = False
+
+    def make(self, spec):
+        return sink_for("npy", spec)
+
+    def read_back(self, sink, spec, paths):
+        (path,) = paths
+        return np.load(path)
 
 
 def test_numpy_sink_knows_only_its_own_slabs(tmp_path):
@@ -83,48 +90,6 @@ def test_numpy_sink_knows_only_its_own_slabs(tmp_path):
     feed(sink, spec, volume(spec), slabs[:1])
     assert sink.completed(slabs) == {slabs[0]}
     assert sink_for("numpy", spec).completed(slabs) == set()
-
-
-@pytest.mark.parametrize("kind", PERSISTENT)
-def test_no_incomplete_file_under_a_final_name_before_finish(tmp_path, kind):
-    spec = make_spec(tmp_path, "uint8")
-    vol = volume(spec)
-    sink = sink_for(kind, spec)
-    feed(sink, spec, vol)
-    if kind == "tif":  # slices are final one by one: each one present is whole
-        for path in tmp_path.glob("*.tif"):
-            z = int(path.stem.rsplit("_z", 1)[1])
-            np.testing.assert_array_equal(tifffile.imread(path), vol[z - spec.box.z[0]])
-        assert not list(tmp_path.glob("*.partial"))
-    else:
-        assert not any(p.name.endswith(FINAL_SUFFIXES) for p in tmp_path.iterdir())
-    (final,) = sink.finish() if kind != "tif" else sink.finish()[:1]
-    assert final.exists() and not list(tmp_path.glob("*.partial"))
-
-
-@pytest.mark.parametrize("kind", PERSISTENT)
-def test_abort_leaves_resumable_state_and_no_final_output(tmp_path, kind):
-    spec = make_spec(tmp_path, "uint16")
-    slabs = z_slabs(spec.box)
-    sink = sink_for(kind, spec)
-    feed(sink, spec, volume(spec), slabs[:1])
-    sink.abort()
-    finals = [p for p in tmp_path.iterdir() if p.name.endswith(FINAL_SUFFIXES)]
-    if kind == "tif":
-        assert len(finals) == slabs[0].shape[2]  # exactly the finished slab's slices
-    else:
-        assert finals == []
-    assert sink_for(kind, spec).completed(slabs) == {slabs[0]}
-
-
-@pytest.mark.parametrize("kind", PERSISTENT)
-def test_finish_refuses_a_pull_with_missing_slabs(tmp_path, kind):
-    spec = make_spec(tmp_path)
-    sink = sink_for(kind, spec)
-    feed(sink, spec, volume(spec), z_slabs(spec.box)[:1])
-    with pytest.raises(SinkError, match="run the pull again"):
-        sink.finish()
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith((".ome.tif", "z14-37.tif", ".ome.zarr", ".npy"))]
 
 
 def _disk_full(*args, **kwargs):
@@ -178,7 +143,7 @@ def test_full_disk_while_assembling_the_stack_then_resume(tmp_path, monkeypatch,
     todo = [s for s in z_slabs(spec.box) if s not in again.completed(z_slabs(spec.box))]
     assert todo == z_slabs(spec.box)[:2]  # the slabs whose parts were consumed are fetched again
     feed(again, spec, vol, todo)
-    np.testing.assert_array_equal(read_back(kind, again, spec, again.finish()), vol)
+    np.testing.assert_array_equal(tifffile.imread(again.finish()[0]), vol)
 
 
 def test_full_disk_in_zarr_is_a_sink_error(tmp_path):
@@ -197,11 +162,3 @@ def test_tensorstore_errno_is_recovered(tmp_path):
     exc = ValueError("RESOURCE_EXHAUSTED: Error writing local file \"/x/0/0\": Failed writing: "
                      "No space left on device [os_error_code='28']")
     assert _oserror_in(exc).errno == errno.ENOSPC
-
-
-@pytest.mark.parametrize("kind", PERSISTENT)
-def test_unusable_output_directory_is_a_sink_error(tmp_path, kind):
-    blocker = tmp_path / "out"
-    blocker.write_text("a file where the output directory should be")
-    with pytest.raises(SinkError, match=r"cannot write .*out"):
-        sink_for(kind, make_spec(blocker / "sub"))

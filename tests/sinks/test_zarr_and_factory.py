@@ -75,9 +75,9 @@ def test_factory_errors(tmp_path):
 def test_block_outside_region_is_refused(tmp_path):
     sink = open_sink("numpy", make_spec(tmp_path))
     with pytest.raises(InvalidBox, match="outside the pulled region"):
-        sink.write_block(Box((0, 0, 0), (2, 2, 2)), np.zeros((2, 2, 2), np.uint16), None)
+        sink.write(Box((0, 0, 0), (2, 2, 2)), np.zeros((2, 2, 2), np.uint16), None)
     with pytest.raises(InvalidBox, match="time point 3 given for a pull without a time range"):
-        sink.write_block(Box((500, 1000, 14), (502, 1002, 16)), np.zeros((2, 2, 2), np.uint16), 3)
+        sink.write(Box((500, 1000, 14), (502, 1002, 16)), np.zeros((2, 2, 2), np.uint16), 3)
 
 
 def test_npy_file_reserves_its_space_up_front(tmp_path, monkeypatch):
@@ -102,3 +102,33 @@ def test_npy_file_is_a_plain_npy_after_finish(tmp_path):
 def test_zarr_checks_compression_levels(tmp_path):
     with pytest.raises(UsageError, match="zlib level 10 is out of range"):
         open_sink("zarr", make_spec(tmp_path, compression="zlib", compression_level=10))
+
+
+@pytest.mark.parametrize("output, name, kind", [
+    (None, None, "tif"), (None, "v.ome.zarr", "zarr"), (None, "v.zarr", "zarr"), (None, "v.npy", "numpy"),
+    (None, "v.ome.tif", "ome-tiff"), (None, "V.OME.TIFF", "ome-tiff"), (None, "v.tif", "stack"),
+    ("ome-tiff", "v.tif", "ome-tiff"), ("numpy", None, "numpy"), ("zarr", None, "zarr"), ("stack", "v.tiff", "stack"),
+])
+def test_the_output_kind_follows_the_file_name(output, name, kind):
+    from ndex.sinks import output_kind
+
+    assert output_kind(output, name) == kind
+
+
+@pytest.mark.parametrize("output, name, words", [
+    ("numpy", "v.tif", "output numpy does not write 'v.tif' (a stack name): name it .npy or use output stack"),
+    ("stack", "v.ome.zarr", "output stack does not write 'v.ome.zarr' (a zarr name)"),
+    (None, "v.png", "stack_filename 'v.png' has no known output suffix: use one of .ome.zarr, .zarr, .npy"),
+    ("tif", "v.tif", "output tif writes one file per slice: drop stack_filename 'v.tif'"),
+    ("stack", None, "output stack writes one file: give its name with stack_filename"),
+    ("webm", None, "unknown output 'webm'"),
+])
+def test_a_kind_and_a_name_that_disagree_are_one_line_naming_the_field(output, name, words):
+    from ndex.errors import FieldError
+    from ndex.sinks import output_kind
+
+    with pytest.raises(FieldError) as info:
+        output_kind(output, name)
+    assert words in str(info.value) and "\n" not in str(info.value)
+    assert words.replace("stack_filename", "--stack_filename") in str(info.value.renamed(
+        {"stack_filename": "--stack_filename"})) or info.value.field != "stack_filename"

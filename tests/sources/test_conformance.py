@@ -1,14 +1,12 @@
-"""One suite that every source passes: read a small synthetic volume back exactly, slab by slab."""
+"""Every registered source passes the package's suite (`ndex.testing.sources`): a small synthetic volume
+read back exactly, slab by slab."""
 from __future__ import annotations
 
-from contextlib import closing
-
 import numpy as np
-import pytest
 import tifffile
 
-from ndex.errors import OutOfBounds
-from ndex.sources import Source, SourceSpec, open_source
+from ndex.sources import SourceSpec
+from ndex.testing.sources import SourceTests
 
 from .conftest import encode, upload_slices
 
@@ -74,55 +72,29 @@ def render_uint16(request, tmp_path):
     return spec, server.volume, server.origin[2]
 
 
-CASES = [local_tif, local_png16_inferred, stack_memmap, stack_compressed_pages, s3_tif, tiles_png, render_uint16]
+class TestLocalTif(SourceTests):
+    case = staticmethod(local_tif)
 
 
-@pytest.fixture(params=CASES, ids=[case.__name__ for case in CASES])
-def opened(request, tmp_path):
-    spec, truth, z0 = request.param(request, tmp_path)
-    source = open_source(spec)
-    yield source, truth, z0
-    source.close()
+class TestLocalPng16Inferred(SourceTests):
+    case = staticmethod(local_png16_inferred)
 
 
-def test_attributes_describe_the_volume(opened):
-    source, truth, z0 = opened
-    assert isinstance(source, Source)
-    assert source.dtype == truth.dtype
-    assert source.shape_xy == (truth.shape[2], truth.shape[1])
-    assert source.z_range == (z0, z0 + truth.shape[0])
+class TestStackMemmap(SourceTests):
+    case = staticmethod(stack_memmap)
 
 
-def test_whole_volume_reads_back_exactly(opened):
-    source, truth, z0 = opened
-    slab = source.read_slab(*source.z_range)
-    assert slab.flags.c_contiguous and slab.dtype == truth.dtype
-    np.testing.assert_array_equal(slab, truth)
-    assert source.missing == []
+class TestStackCompressedPages(SourceTests):
+    case = staticmethod(stack_compressed_pages)
 
 
-def test_a_slab_in_the_middle_is_those_slices(opened):
-    source, truth, z0 = opened
-    np.testing.assert_array_equal(source.read_slab(z0 + 2, z0 + 5), truth[2:5])
-    np.testing.assert_array_equal(source.read_slab(z0 + 1, z0 + 2), truth[1:2])
+class TestS3Tif(SourceTests):
+    case = staticmethod(s3_tif)
 
 
-def test_slabs_outside_the_range_are_refused(opened):
-    source, truth, z0 = opened
-    with pytest.raises(OutOfBounds, match="not inside the source's z range"):
-        source.read_slab(z0, z0 + truth.shape[0] + 1)
-    with pytest.raises(OutOfBounds):
-        source.read_slab(z0 - 1, z0 + 1)
+class TestTilesPng(SourceTests):
+    case = staticmethod(tiles_png)
 
 
-def test_validate_passes_and_describe_is_one_line(opened):
-    source, _, _ = opened
-    source.validate(sample=2)
-    text = source.describe()
-    assert text and "\n" not in text
-
-
-def test_close_is_idempotent(request, tmp_path):
-    spec, _, _ = local_tif(request, tmp_path)
-    with closing(open_source(spec)) as source:
-        source.close()
+class TestRenderUint16(SourceTests):
+    case = staticmethod(render_uint16)

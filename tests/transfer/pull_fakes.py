@@ -1,6 +1,7 @@
 """An in-memory stand-in for BossClient, for fast engine tests (the e2e tests use a real ndex serve)."""
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -51,6 +52,11 @@ class FakeClient:
         finally:
             with self.lock:
                 self.active -= 1
+
+    @contextlib.contextmanager
+    def retry_listener(self, listener):
+        """The real client tells `listener` about its own retries; this one makes none."""
+        yield
 
     def close(self) -> None:
         pass

@@ -1,0 +1,222 @@
+"""What a pull is and how it is cut: the spec, its region, slabs and blocks, and the memory they take.
+
+Memory is bounded by the blocks in flight (`inflight` x block size) plus, for sinks without partial
+writes (TIFF slices and stacks), one 16-slice slab of the requested XY extent. It does not grow with
+the depth of the volume.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ndex.client import ChannelInfo, ChannelRef
+from ndex.errors import FieldError
+from ndex.geometry import BOSS_CUBOID, DEFAULT_BLOCK_BYTES, Box, plan_blocks, z_slabs
+from ndex.progress import mb
+from ndex.sinks.base import COMPRESSIONS, OutputSpec
+from ndex.sinks.factory import PARTIAL_WRITES, output_kind
+from ndex.transfer.convert import MODES
+from ndex.transfer.options import TransferOptions, known_fields, slab_bytes, too_small
+
+
+@dataclass(frozen=True)
+class PullSpec:
+    """What a pull moves and where to: channel, region, resolution, output. JSON round-trippable; re-run, it resumes.
+
+    `output` None takes the kind from `stack_filename` (`x.ome.zarr` is OME-Zarr, `x.ome.tif` OME-TIFF,
+    `x.tif` a TIFF stack, `x.npy` numpy), or TIFF slices without one; a kind and a name that disagree
+    are refused (`sinks.factory.output_kind`).
+    """
+
+    ref: ChannelRef
+    box: Box | None = None  # voxel coordinates at `res`; None means the full extent at `res`
+    res: int = 0
+    iso: bool = False
+    time_range: tuple[int, int] | None = None  # None: the channel's default time sample, 3D output
+    output: str | None = None
+    outdir: Path = Path(".")
+    stack_filename: str | None = None
+    compression: str | None = None  # None: "none" for image channels, "zlib" level 1 for annotations
+    compression_level: int | None = None
+    force_datatype: str | None = None
+    force_datatype_mode: str = "scale"
+    z_digits: int | None = None  # zero padding of z in TIFF slice names (a planned pull keeps one width)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "output", output_kind(self.output, self.stack_filename))
+        object.__setattr__(self, "outdir", Path(self.outdir))
+        if self.compression is not None and self.compression not in COMPRESSIONS:
+            raise FieldError("compression", f"unknown {{field}} {self.compression!r}: use one of "
+                                            f"{', '.join(COMPRESSIONS)}")
+        if self.force_datatype_mode not in MODES:
+            raise FieldError("force_datatype_mode", f"unknown {{field}} {self.force_datatype_mode!r}: use "
+                                                    f"{', '.join(MODES)}")
+        if self.time_range is not None:
+            object.__setattr__(self, "time_range", tuple(int(v) for v in self.time_range))
+            if self.time_range[0] >= self.time_range[1]:
+                raise FieldError("time_range", f"{{field}} {self.time_range[0]}:{self.time_range[1]} is empty "
+                                               "or inverted")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        out.update(ref=self.ref.path, outdir=str(self.outdir),
+                   box=None if self.box is None else [list(self.box.start), list(self.box.stop)],
+                   time_range=None if self.time_range is None else list(self.time_range))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PullSpec:
+        data = known_fields(cls, data, "pull spec")
+        data["ref"] = ChannelRef.parse(data["ref"])
+        if data.get("box") is not None:
+            data["box"] = Box(tuple(data["box"][0]), tuple(data["box"][1]))
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PullSpec:
+        return cls.from_dict(json.loads(text))
+
+    def for_z_range(self, z0: int, z1: int) -> PullSpec:
+        """The same pull restricted to z0:z1 at `res` (needs a box: resolve the full extent first)."""
+        if self.box is None:
+            raise FieldError("box", "a pull of the full extent has no {field} to cut: give the region first")
+        return replace(self, box=self.box.with_z(z0, z1))
+
+
+@dataclass(frozen=True)
+class PullPlan:
+    """The resolved pull: region, blocks, slabs and the memory it will need."""
+
+    spec: PullSpec
+    options: TransferOptions
+    info: ChannelInfo
+    box: Box
+    slabs: tuple[Box, ...]
+    blocks_per_slab: tuple[tuple[Box, ...], ...]
+    block_bytes: int
+    inflight: int
+    out_dtype: np.dtype
+    output_spec: OutputSpec = field(repr=False)
+    warnings: tuple[str, ...] = ()  # e.g. a level that may miss writes made after its downsample
+
+    @property
+    def nblocks(self) -> int:
+        return sum(len(b) for b in self.blocks_per_slab)
+
+    @property
+    def ntimes(self) -> int:
+        return 1 if self.spec.time_range is None else self.spec.time_range[1] - self.spec.time_range[0]
+
+    @property
+    def nbytes(self) -> int:
+        return self.box.nbytes(self.info.dtype.itemsize, self.ntimes)
+
+    @property
+    def slab_bytes(self) -> int:
+        return buffer_bytes(self.spec, self.box, self.info.dtype.itemsize, self.ntimes)
+
+    @property
+    def memory_estimate(self) -> int:
+        return self.inflight * self.block_bytes + self.slab_bytes
+
+    def describe(self) -> list[str]:
+        """The dry-run plan, one fact per line."""
+        s = self.spec
+        return [
+            f"channel   {s.ref.collection}/{s.ref.experiment}/{s.ref.channel} ({self.info.channel.datatype}, "
+            f"{self.info.channel.type}) at resolution {s.res}",
+            f"region    {self.box}" + (f", time {s.time_range[0]}:{s.time_range[1]}" if s.time_range else ""),
+            f"blocks    {self.nblocks} cuboid-aligned requests in {len(self.slabs)} slabs of 16 slices",
+            f"bytes     {mb(self.nbytes)} uncompressed",
+            f"memory    ~{self.memory_estimate / 1e6:,.0f} MB peak ({self.inflight} blocks of "
+            f"<= {mb(self.block_bytes)} in flight + {mb(self.slab_bytes)} slab buffer)",
+            f"output    {s.output} in {s.outdir}" + (f" ({self.output_spec.compression} compression)"
+                                                     if s.output not in PARTIAL_WRITES else ""),
+        ]
+
+
+def resolve_box(spec: PullSpec, info: ChannelInfo, built_before: bool = False) -> Box:
+    """The requested region at `spec.res`, checked against the frame at that level (`built_before`: see
+    `ChannelInfo.check_res`)."""
+    info.check_res(spec.res, built_before=built_before)
+    box = spec.box if spec.box is not None else info.extent_at(spec.res, spec.iso)
+    info.check_box(box, spec.res, spec.iso)
+    if spec.time_range is not None:
+        info.check_time(spec.time_range)
+    return box
+
+
+def resolve_region(client: Any, spec: PullSpec, info: ChannelInfo) -> tuple[Box, str | None]:
+    """`resolve_box`, and a warning when the level may be stale. A level whose DOWNSAMPLED status a later
+    write reset may still hold an earlier pyramid: the channel's metadata is asked only then."""
+    built_before = (spec.res in info.data_levels and not info.is_built(spec.res)
+                    and client.pyramid_recorded(spec.ref))
+    return resolve_box(spec, info, built_before), info.stale_warning(spec.res)
+
+
+def buffer_bytes(spec: PullSpec, box: Box, itemsize: int, ntimes: int) -> int:
+    """Bytes of the one slab buffer a sink without partial writes needs (0 for the others)."""
+    return 0 if spec.output in PARTIAL_WRITES else slab_bytes(box, itemsize, ntimes)
+
+
+def fit_memory(options: TransferOptions, slab_bytes: int, itemsize: int) -> tuple[int, int]:
+    """(block_bytes, inflight) so that blocks in flight plus the slab buffer fit `max_memory`.
+
+    A cap below the slab buffer plus one cuboid is refused, naming the field `max_memory`.
+    """
+    inflight = options.threads + 2  # every thread busy, plus a couple of finished blocks waiting to be placed
+    block_bytes = options.block_bytes or DEFAULT_BLOCK_BYTES
+    if options.max_memory is None:
+        return block_bytes, inflight
+    budget = options.max_memory - slab_bytes
+    cuboid_bytes = BOSS_CUBOID[0] * BOSS_CUBOID[1] * BOSS_CUBOID[2] * itemsize
+    if budget < cuboid_bytes:
+        raise too_small(options.max_memory, slab_bytes + cuboid_bytes,
+                        f"a {mb(slab_bytes)} slab buffer plus one {mb(cuboid_bytes)} block",
+                        ", pull a narrower x/y region, or use output zarr (no slab buffer)")
+    inflight = max(1, min(inflight, budget // cuboid_bytes))
+    return max(cuboid_bytes, min(block_bytes, budget // inflight)), int(inflight)
+
+
+def default_compression(info: ChannelInfo, spec: PullSpec) -> tuple[str, int | None]:
+    if spec.compression is not None:
+        return spec.compression, spec.compression_level
+    if spec.output == "zarr":  # chunks are compressed anyway; zstd-1 is fast and well supported by readers
+        return "zstd", 1 if spec.compression_level is None else spec.compression_level
+    if info.channel.type == "annotation" or info.dtype.itemsize == 8:
+        return "zlib", 1 if spec.compression_level is None else spec.compression_level
+    return "none", spec.compression_level
+
+
+def make_plan(client: Any, spec: PullSpec, options: TransferOptions, info: ChannelInfo | None = None) -> PullPlan:
+    """The resolved pull, checked against the channel: every error that can be known beforehand is raised here."""
+    info = info or client.channel_info(spec.ref)
+    box, warning = resolve_region(client, spec, info)
+    return layout(spec, options, info, box, (warning,) if warning else ())
+
+
+def layout(spec: PullSpec, options: TransferOptions, info: ChannelInfo, box: Box,
+           warnings: tuple[str, ...] = ()) -> PullPlan:
+    """The slabs and blocks of a pull of `box` (already resolved), fitted to `options.max_memory`."""
+    times = None if spec.time_range is None else tuple(range(*spec.time_range))
+    ntimes = 1 if times is None else len(times)
+    itemsize = info.dtype.itemsize
+    block_bytes, inflight = fit_memory(options, buffer_bytes(spec, box, itemsize, ntimes), itemsize)
+    slabs = tuple(z_slabs(box))
+    blocks = tuple(tuple(plan_blocks(slab, itemsize, block_bytes, time_samples=ntimes, depth=BOSS_CUBOID[2]))
+                   for slab in slabs)
+    out_dtype = np.dtype(spec.force_datatype) if spec.force_datatype else info.dtype
+    compression, level = default_compression(info, spec)
+    output_spec = OutputSpec(
+        box=box, dtype=out_dtype, prefix=spec.ref.prefix, outdir=Path(spec.outdir), time_points=times,
+        voxel_size=info.voxel_size_at(spec.res, spec.iso), voxel_unit=info.frame.voxel_unit, resolution=spec.res,
+        compression=compression, compression_level=level, stack_filename=spec.stack_filename,
+        z_digits=spec.z_digits)
+    return PullPlan(spec, options, info, box, slabs, blocks, block_bytes, inflight, out_dtype, output_spec, warnings)

@@ -19,6 +19,7 @@ ALLOWED = {
     "ndex.notify": {"core"},
     "ndex.server": {"core"},
     "ndex.cli": {"*"},
+    "ndex.testing": {"core", "ndex.sources", "ndex.sinks"},  # conformance suites for tests; imported by no layer
 }
 
 

@@ -11,7 +11,13 @@ from contextlib import contextmanager
 from ndex.errors import FieldError
 
 # fields whose flag is not `--<field>`
-FLAGS = {"block_bytes": "--block_size", "time_range": "--t", "box": "--x/--y/--z", "offsets": "--forced_offsets"}
+FLAGS = {
+    "block_bytes": "--block_size",
+    "time_range": "--t",
+    "box": "--x/--y/--z",
+    "offsets": "--offset_extents (or --forced_offsets X Y Z)",
+    "frame": "--coord_frame_*_extent",
+}
 
 
 def flag_of(field: str, overrides: dict[str, str] | None = None) -> str:

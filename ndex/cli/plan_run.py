@@ -12,12 +12,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from ndex.cli.common import EXIT_FAILED, EXIT_OK, one_line, quota_ended, run_guarded
 from ndex.cli.flags import flag_names
 from ndex.client import BossClient
 from ndex.config import discover
-from ndex.errors import NdexError
+from ndex.errors import NdexError, UsageError
 from ndex.jobs.runners import run_job
 from ndex.jobs.spec import CREATE, JobSpec, read_job
 from ndex.notify import job_log_name, open_job_log
@@ -37,39 +38,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="run the job even if its state says it is done")
 
 
-def log_name(job: JobSpec) -> str | None:
-    """The job's log file, named as ndpush names its log (ingest_log_<coll>_<exp>_<chan>_<z0>_<z1>.txt)."""
-    if job.log_dir is None:
-        return None
+def parse(job: JobSpec) -> tuple[Any, TransferOptions]:
+    """The job's spec and options as the engine takes them; a damaged job file is one line, before any connection."""
     if job.kind == CREATE:
-        ref = CreateSpec.from_dict(dict(job.spec)).resources.ref
-        return str(Path(job.log_dir) / job_log_name(ref.collection, ref.experiment, ref.channel, None))
-    spec = PushSpec.from_dict(dict(job.spec)) if job.kind == "push" else None
-    ref = spec.ref if spec else PullSpec.from_dict(dict(job.spec)).ref
-    z = spec.source.z_range if spec else None
-    return str(Path(job.log_dir) / job_log_name(ref.collection, ref.experiment, ref.channel, z))
+        return CreateSpec.from_dict(dict(job.spec)), TransferOptions()
+    spec_type = {"push": PushSpec, "pull": PullSpec}.get(job.kind)
+    if spec_type is None:
+        raise UsageError(f"unknown job kind {job.kind!r}: re-create the plan with `ndex plan`")
+    try:
+        return spec_type.from_dict(dict(job.spec)), TransferOptions.from_dict(dict(job.options))
+    except (KeyError, TypeError) as exc:
+        raise UsageError(f"{job.name} holds no valid {job.kind} spec ({exc}): re-create the plan with `ndex plan`") \
+            from None
 
 
 def execute_job(job: JobSpec) -> int:
     """Hand the job's spec and options to the engine; print its report; the exit code of its outcome."""
+    with flag_names():
+        spec, options = parse(job)
     remote = discover(url=job.url, config_file=job.config_file)
-    options = TransferOptions.from_dict(dict(job.options)) if job.kind != CREATE else TransferOptions()
-    path = log_name(job)
-    handler = None
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handler = open_job_log(Path(path), secrets=[remote.token] if remote.token else [])
+    handler = open_log(job, spec, remote.token)
     try:
         with BossClient(remote, threads=options.threads) as client, flag_names():
             if job.kind == CREATE:
-                for line in create(client, CreateSpec.from_dict(dict(job.spec))):
+                for line in create(client, spec):
                     log.info("%s", line)
                     print(line, file=sys.stderr)
                 return EXIT_OK
-            if job.kind == "push":
-                report = push(PushSpec.from_dict(dict(job.spec)), options, client=client)
-            else:
-                report = pull(PullSpec.from_dict(dict(job.spec)), options, client=client)
+            engine = push if job.kind == "push" else pull
+            report = engine(spec, options, client=client)
     except NdexError as exc:
         log.error("%s stopped: %s", job.name, one_line(exc))
         raise
@@ -77,6 +74,17 @@ def execute_job(job: JobSpec) -> int:
         if handler is not None:
             handler.close()
     return finish(report)
+
+
+def open_log(job: JobSpec, spec: Any, token: str | None) -> logging.Handler | None:
+    """The job's log file (a push's, and its create step's), named as ndpush names its log."""
+    if job.log_dir is None:
+        return None
+    ref = spec.resources.ref if job.kind == CREATE else spec.ref
+    z = spec.source.z_range if job.kind == "push" else None
+    path = Path(job.log_dir) / job_log_name(ref.collection, ref.experiment, ref.channel, z)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open_job_log(path, secrets=[token] if token else [])
 
 
 def finish(report) -> int:

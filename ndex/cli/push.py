@@ -37,6 +37,7 @@ from ndex.geometry import Box, downsample_blocker
 from ndex.notify import job_log_name, log_tail, make_notifier, open_job_log, read_token_file, report_message
 from ndex.progress import mb
 from ndex.sources import DATASOURCES, SourceSpec, open_source
+from ndex.transfer import extents
 from ndex.transfer.resources import (
     DOWNSAMPLE_TIMEOUT,
     CreateSpec,
@@ -206,38 +207,21 @@ def source_spec(args: argparse.Namespace, channel: str) -> SourceSpec:
 
 def data_extents(args: argparse.Namespace, source) -> Box:
     """The whole data's extent before offsets: the flags, else what the source reports."""
-    (x0, y0), (sx, sy) = source.origin_xy, source.shape_xy
-    x = tuple(args.x_extent) if args.x_extent else (x0, x0 + sx)
-    y = tuple(args.y_extent) if args.y_extent else (y0, y0 + sy)
-    z = tuple(args.z_extent) if args.z_extent else tuple(source.z_range)
-    return Box.from_ranges(x, y, z)
+    return extents.data_extents(source, args.x_extent, args.y_extent, args.z_extent)
 
 
-def offsets_for(args: argparse.Namespace, extents: Box) -> tuple[int, int, int]:
-    """ndex 1.x's rule: --forced_offsets as given, --offset_extents shifts each negative start to 0."""
-    if args.forced_offsets:
-        return tuple(args.forced_offsets)  # type: ignore[return-value]
-    if args.offset_extents:
-        return tuple(max(0, -lo) for lo in extents.start)  # type: ignore[return-value]
-    return 0, 0, 0
+def offsets_for(args: argparse.Namespace, data: Box | None) -> tuple[int, int, int]:
+    return extents.offsets_for(data, forced=args.forced_offsets, shift_negative=args.offset_extents)
 
 
-def check_non_negative(extents: Box, offsets: tuple[int, int, int]) -> None:
-    """BOSS cannot address negative coordinates: refuse before creating or posting anything."""
-    for axis, lo, off in zip("xyz", extents.start, offsets):
-        if lo + off < 0:
-            raise OutOfBounds(f"the {axis} extent starts at {lo + off} after offsets, but BOSS coordinates cannot be "
-                              "negative: pass --offset_extents (or --forced_offsets X Y Z)")
+def check_non_negative(data: Box, offsets: tuple[int, int, int]) -> None:
+    with flag_names():
+        extents.check_non_negative(data, offsets)
 
 
-def frame_box(args: argparse.Namespace, extents: Box, offsets: tuple[int, int, int]) -> Box:
-    data = extents.shift(offsets)
-    given = [getattr(args, f"coord_frame_{a}_extent") for a in "xyz"]
-    frame = Box.from_ranges(*(tuple(g) if g else (lo, hi) for g, lo, hi in zip(given, data.start, data.stop)))
-    if not frame.contains(data):
-        raise OutOfBounds(f"the coordinate frame ({frame}) must contain the data after offsets ({data}): "
-                          "widen --coord_frame_*_extent")
-    return frame
+def frame_box(args: argparse.Namespace, data: Box, offsets: tuple[int, int, int]) -> Box:
+    with flag_names():
+        return extents.frame_box(data, offsets, [getattr(args, f"coord_frame_{a}_extent") for a in "xyz"])
 
 
 def push_spec(args: argparse.Namespace, ref: ChannelRef, source: SourceSpec, offsets) -> PushSpec:

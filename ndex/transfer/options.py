@@ -85,5 +85,5 @@ def slab_bytes(box: Box, itemsize: int, time_samples: int = 1) -> int:
 
 def too_small(limit: int, needed: int, parts: str, advice: str) -> FieldError:
     """The one line for a memory cap that cannot hold one slab and one block: what is needed, and what to raise."""
-    return FieldError("max_memory", f"{{field}} {mb(limit)} is too small for one 16-slice slab: each transfer "
+    return FieldError("max_memory", f"{{field}} {mb(limit)} is too small for one 16-slice slab: a transfer "
                                     f"needs at least {mb(needed)} ({parts}); raise {{field}}{advice}")

@@ -171,8 +171,8 @@ def source_box(source: Any, offsets: Triple) -> Box:
     start = (x0 + ox, y0 + oy, z0 + oz)
     for axis, value in zip("xyz", start):
         if value < 0:
-            raise OutOfBounds(f"the data starts at {axis} = {value} in BOSS coordinates, but BOSS coordinates "
-                              "cannot be negative: pass --offset_extents (or --forced_offsets X Y Z)")
+            raise FieldError("offsets", f"the data starts at {axis} = {value} in BOSS coordinates, but BOSS "
+                                        "coordinates cannot be negative: pass {field}")
     return Box(start, (x0 + ox + sx, y0 + oy + sy, z1 + oz))
 
 

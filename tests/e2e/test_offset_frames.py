@@ -19,7 +19,7 @@ from intern.remote.boss import BossRemote
 from ndex.cli.pull import main as ndpull
 from ndex.client import BossClient, ChannelRef
 from ndex.geometry import Box
-from ndex.transfer.download import pull_array
+from ndex.transfer.download import TransferOptions, pull_array
 from ndex.transfer.resources import downsample
 
 FRAME = Box((600, 100, 5), (2600, 900, 21))  # level 0; level 3 ends (x 325) before x_start
@@ -73,7 +73,7 @@ def test_every_level_of_an_offset_frame_pulls_without_going_below_the_level0_sta
     with BossClient(ndex_server.remote, session_factory=lambda: Recording(urls)) as client:
         info = client.channel_info(ref)
         for res in range(LEVELS - 1):
-            got = pull_array(ref, res=res, client=client, threads=2)
+            got = pull_array(ref, res=res, client=client, options=TransferOptions(threads=2))
             extent = info.extent_at(res)
             assert extent.start == FRAME.start  # clamped, not FRAME.start // 2**res
             want = rmt.get_cutout(chan, res, list(extent.x), list(extent.y), list(extent.z))

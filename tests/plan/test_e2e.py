@@ -134,7 +134,7 @@ def test_too_little_memory_is_refused_before_anything(env, tiff_volume, capsys):
     names = unique_names()
     assert main(push_args(names, "--memory_per_worker", "2MB", "--format", "json", "--plan_dir", "mplan")) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "too small for one 16-slice slab: each job needs at least" in err
+    assert "too small for one 16-slice slab: a transfer needs at least" in err
     assert not os.path.exists("mplan")
 
 
@@ -160,20 +160,22 @@ def test_planned_pull_and_footprints_match_the_engines(env, tiff_volume, capsys)
     ref = ChannelRef(names[0], names[1], "ch")
     with BossClient(env.remote, threads=1) as client:
         info = client.channel_info(ref)
-        pspec = pull_cli.build_spec(parsed(pull_cli, pull[2:]))
+        pulled = parsed(pull_cli, pull[2:])
+        pspec, poptions = pull_cli.build_spec(pulled), pull_cli.build_options(pulled)
         box = Box((0, 0, Z_OFFSET), (600, 300, Z_OFFSET + 40))
         for memory in (None, 40 * 10**6):
-            engine = download.make_plan(client, replace(pspec, max_memory=memory), info)
-            assert pull_footprint(pspec, info, box, memory).memory == engine.memory_estimate
+            engine = download.make_plan(client, pspec, replace(poptions, max_memory=memory), info)
+            assert pull_footprint(pspec, poptions.with_memory_cap(memory), info, box).memory == engine.memory_estimate
         args = parsed(push_cli, push_args(names)[2:])
         source_spec = push_cli.source_spec(args, "ch")
         source = open_source(source_spec)
         try:
-            spec = push_cli.push_spec(args, ref, source_spec, (0, 0, Z_OFFSET), folder / "m.sqlite")
-            engine = upload.make_plan(client, spec, source, info)
+            spec = push_cli.push_spec(args, ref, source_spec, (0, 0, Z_OFFSET))
+            options = push_cli.push_options(args, folder / "m.sqlite")
+            engine = upload.make_plan(client, spec, options, source, info)
             xy = upload.source_box(source, (0, 0, Z_OFFSET))
-            assert push_footprint(spec, xy, 2).memory == engine.memory_estimate
-            assert push_footprint(spec, xy, 2).process_memory == engine.process_estimate
+            assert push_footprint(spec, options, xy, 2).memory == engine.memory_estimate
+            assert push_footprint(spec, options, xy, 2).process_memory == engine.process_estimate
         finally:
             source.close()
 

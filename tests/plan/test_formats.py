@@ -1,4 +1,5 @@
-"""Plans as text and files: shell lines parse back to the argv, Windows quoting, the SLURM script, JSON round trips."""
+"""Plans as text and files: a job rendered as a command builds its own spec again, Windows quoting, the SLURM
+script, JSON round trips."""
 from __future__ import annotations
 
 import argparse
@@ -10,22 +11,35 @@ import pytest
 
 from ndex.cli import pull as pull_cli
 from ndex.cli import push as push_cli
-from ndex.cli.plan import job_specs
+from ndex.cli.plan import Draft, job_specs
+from ndex.cli.plan_argv import job_argv
 from ndex.client import ChannelRef
 from ndex.geometry import Box
-from ndex.jobs.argv import to_argv
 from ndex.jobs.formats import PROCESS_OVERHEAD, command_line, shell_lines, slurm_script
 from ndex.jobs.spec import DONE, JobSpec, JobState, load_plan, read_state, write_plan, write_state
-from ndex.plan import Draft, partition, push_footprint
+from ndex.plan import partition, push_footprint, push_job
 from ndex.sources.base import SourceSpec
-from ndex.transfer import upload
+from ndex.transfer.options import TransferOptions
+from ndex.transfer.pull_plan import PullSpec
+from ndex.transfer.push_plan import PushSpec, layout
+from ndex.transfer.resources import CreateSpec, ResourceSpec
 
-NASTY = ["push", "--base_path", "/data/my scans/<ch>", "--base_filename", "img_<p:4>", "--collection", "it's",
-         "--experiment", 'say "hi"', "--channel", "$HOME", "--slack_usr", "a&b|c;d", "--z_range", "0", "16"]
+NASTY_SOURCE = SourceSpec(datasource="local", base_path="/data/my scans/$HOME/<ch>",
+                          base_filename="it's \"img\" a&b|c;d_<p:4>", extension="tif", channel="ch", z_range=(0, 16), x_extent=(-10, 100), y_extent=(0, 50),
+                          datatype="uint16", read_threads=3)
+NASTY = PushSpec(ChannelRef("c-1", "e_2", "ch"), NASTY_SOURCE, offsets=(10, 0, 5), post_zero_blocks=True)
+OPTIONS = TransferOptions(threads=3, block_bytes=2**20, verify="all", max_memory=10**9)
 
 
-def job(index: int, argv=NASTY, memory=100 * 10**6, kind="push") -> JobSpec:
-    return JobSpec(index, kind, tuple(argv), (index * 16, index * 16 + 16), 10**6, 4, memory, 1.5, "/where")
+def job(index: int, spec=NASTY, memory=100 * 10**6, kind="push", options=OPTIONS) -> JobSpec:
+    return JobSpec(index, kind, spec.to_dict(), options.to_dict(), (index * 16, index * 16 + 16), 10**6, 4, memory,
+                   1.5, "/where", url="https://api.example.org", log_dir="/logs/job a")
+
+
+def parsed(module, argv):
+    parser = argparse.ArgumentParser(allow_abbrev=False)
+    module.configure(parser)
+    return parser.parse_args(argv)
 
 
 def windows_split(line: str) -> list[str]:
@@ -55,21 +69,47 @@ def windows_split(line: str) -> list[str]:
     return out
 
 
-def test_shell_lines_parse_back_to_the_argv_in_ndex_1x_spelling():
-    jobs = [job(0), job(1, [*NASTY[:-2], "--z_range", "16", "32"])]
-    create = JobSpec(-1, "create", ("push", "--collection", "it's", "--create_resources"))
-    lines = shell_lines(jobs, create)
-    assert shlex.split(lines[0]) == ["ndpush", "--collection", "it's", "--create_resources"]
-    assert shlex.split(lines[1]) == ["ndpush", *NASTY[1:]]
-    assert shlex.split(lines[2])[-2:] == ["16", "32"]
-    assert len(lines) == 3
+def test_a_push_job_renders_as_the_ndpush_command_that_builds_the_same_spec():
+    argv = job_argv(job(0))
+    assert argv[0] == "ndpush" and "--token" not in argv
+    args = parsed(push_cli, argv[1:])
+    source = push_cli.source_spec(args, args.channel)
+    again = push_cli.push_spec(args, ChannelRef(args.collection, args.experiment, args.channel), source,
+                               push_cli.offsets_for(args, None))
+    assert again == NASTY
+    assert push_cli.push_options(args, None) == OPTIONS
+    assert args.url == "https://api.example.org" and args.log_dir == "/logs/job a"
+    (line,) = shell_lines([argv])
+    assert shlex.split(line) == argv
+
+
+def test_a_pull_job_renders_as_the_ndpull_command_that_builds_the_same_spec():
+    spec = PullSpec(ChannelRef("c", "e", "ch"), box=Box((0, 5, 3), (100, 9, 40)), res=1, iso=True, time_range=(0, 2),
+                    outdir="out dir", stack_filename="v.ome.tif", compression="zstd", z_digits=4,
+                    force_datatype="uint8", force_datatype_mode="clip")
+    options = TransferOptions(threads=3, block_bytes=2**20)
+    argv = job_argv(job(0, spec, kind="pull", options=options))
+    args = parsed(pull_cli, argv[1:])
+    assert argv[0] == "ndpull"
+    assert pull_cli.build_spec(args) == spec and pull_cli.build_options(args) == options
+
+
+def test_a_create_step_renders_as_ndpush_create_resources():
+    resources = ResourceSpec(NASTY.ref, Box((0, 0, 5), (110, 50, 21)), voxel_size=(4.0, 4.0, 40.0),
+                             datatype="uint16")
+    step = JobSpec(-1, "create", CreateSpec(resources, NASTY.offsets).to_dict())
+    args = parsed(push_cli, job_argv(step, NASTY)[1:])
+    assert args.create_resources and args.voxel_size == [4.0, 4.0, 40.0]
+    assert (args.coord_frame_x_extent, args.coord_frame_z_extent, args.forced_offsets) == ([0, 110], [5, 21],
+                                                                                           [10, 0, 5])
+    assert CreateSpec.from_dict(step.spec) == CreateSpec(resources, NASTY.offsets)
 
 
 def test_windows_lines_split_back_to_the_argv():
     argv = ["ndpull", "--outdir", r"C:\My Data\out dir" + "\\", "--collection", 'a"b', "--channel", "plain"]
     line = command_line(argv, "cmd")
     assert windows_split(line) == argv
-    assert windows_split(shell_lines([job(0, ["pull", *argv[1:]], kind="pull")], style="cmd")[0]) == argv
+    assert windows_split(shell_lines([argv], style="cmd")[0]) == argv
 
 
 def test_unknown_quoting_style_is_refused():
@@ -79,7 +119,7 @@ def test_unknown_quoting_style_is_refused():
 
 def test_slurm_array_script(tmp_path):
     jobs = [job(i, memory=(i + 1) * 10**9) for i in range(3)]
-    create = JobSpec(-1, "create", ("push", "--create_resources"))
+    create = JobSpec(-1, "create", {})
     files = write_plan(tmp_path / "my plan", "push", jobs, create, workers=2, summary=["total: 3 jobs"])
     text = slurm_script(files, jobs, cpus=8, workers=2, job_name="ndex-push")
     assert text.startswith("#!/bin/bash\n")
@@ -97,12 +137,14 @@ def test_slurm_array_script(tmp_path):
 def test_slurm_memory_of_a_push_job_is_ndpushs_own_whole_process_estimate(tmp_path):
     # 8k x 8k uint16 slices: the source decodes 4 at once (0.5 GB), more than a flat process overhead
     xy, memory = Box((0, 0, 0), (8192, 8192, 1)), 6 * 10**9
-    spec = upload.PushSpec(ChannelRef("c", "e", "ch"), SourceSpec(datasource="local", base_path="x",
-                           base_filename="img_<p:4>", extension="tif", z_range=(0, 64)), max_memory=memory)
-    draft = Draft("push", partition((0, 64), push_footprint(spec, xy, 2), workers=2), ("push",), "--z_range")
+    spec = PushSpec(ChannelRef("c", "e", "ch"), SourceSpec(datasource="local", base_path="x",
+                    base_filename="img_<p:4>", extension="tif", z_range=(0, 64)))
+    options = TransferOptions(max_memory=memory)
+    parts = partition((0, 64), push_footprint(spec, options, xy, 2), workers=2)
+    draft = Draft("push", parts, tuple((j, push_job(spec, j)) for j in parts.jobs), options, spec)
     jobs, _ = job_specs(draft, tmp_path)
     text = slurm_script(write_plan(tmp_path, "push", jobs, None, workers=2, summary=[]), jobs, cpus=8)
-    engine = upload.layout(spec, xy.with_z(0, 16), 2)  # what ndpush prints as its peak
+    engine = layout(spec, options, xy.with_z(0, 16), 2)  # what ndpush prints as its peak
     assert engine.process_estimate > engine.memory_estimate + PROCESS_OVERHEAD
     assert f"#SBATCH --mem={math.ceil(engine.process_estimate / 2**20)}M\n" in text
     assert JobSpec.from_json(jobs[0].to_json()).process_memory == engine.process_estimate
@@ -123,7 +165,7 @@ def test_replanning_keeps_states_of_unchanged_jobs_only(tmp_path):
     files = write_plan(tmp_path, "push", jobs, None, workers=1, summary=[])
     for path in files.jobs:
         write_state(path, JobState(state=DONE))
-    changed = [jobs[0], job(1, [*NASTY[:-2], "--z_range", "16", "40"])]
+    changed = [jobs[0], job(1, NASTY.for_z_range(16, 40))]
     files = write_plan(tmp_path, "push", changed, None, workers=1, summary=[])
     assert read_state(files.jobs[0]).state == DONE
     assert read_state(files.jobs[1]).state == "pending"
@@ -136,27 +178,3 @@ def test_damaged_specs_are_one_clear_line(tmp_path):
         JobSpec.from_json(bad.read_text(), str(bad))
     with pytest.raises(ValueError, match="is not a plan directory"):
         load_plan(tmp_path / "nowhere")
-
-
-def parser_of(module) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(allow_abbrev=False)
-    module.configure(parser)
-    return parser
-
-
-@pytest.mark.parametrize("module, argv", [
-    (pull_cli, ["--collection", "c", "--experiment", "e", "--channel", "ch", "--x", "0", "100", "--y", "5", "9",
-                "--z", "3", "40", "--res", "1", "--iso", "--outdir", "out dir", "--threads", "3", "--block_size",
-                "1MiB", "--compression", "zstd", "-vv", "--t", "0", "2"]),
-    (push_cli, ["--collection", "c", "--experiment", "e", "--channel", "ch", "--base_path", "/d", "--base_filename",
-                "img_<p:4>", "--extension", "png", "--x_extent", "-10", "100", "--y_extent", "0", "50",
-                "--z_extent", "0", "30", "--offset_extents", "--voxel_size", "4", "4", "40", "--datatype", "uint16",
-                "--verify", "all", "--post_zero_blocks", "--tile_size", "256", "256", "--quiet"]),
-])
-def test_parsed_arguments_unparse_to_an_equivalent_argv(module, argv):
-    parser = parser_of(module)
-    args = parser.parse_args(argv)
-    again = parser.parse_args(to_argv(parser, args))
-    assert vars(again) == vars(args)
-    assert to_argv(parser, again) == to_argv(parser, args)
-    assert "--z" not in to_argv(parser, args, skip=("z",))

@@ -21,10 +21,13 @@ from ndex.jobs.spec import (
 )
 from ndex.jobs.status import plan_status
 
+SPEC = {"ref": "c/e/ch", "source": {"base_path": "/nowhere", "base_filename": "img_<p:4>"}}
 
-def make_plan(root, n=3, create=False, argv=("status", "/nowhere")):
-    jobs = [JobSpec(i, "push", tuple(argv), (16 * i, 16 * i + 16), nbytes=1000 * (i + 1)) for i in range(n)]
-    step = JobSpec(-1, "create", tuple(argv)) if create else None
+
+def make_plan(root, n=3, create=False, spec=SPEC):
+    jobs = [JobSpec(i, "push", spec, {"threads": 2}, (16 * i, 16 * i + 16), nbytes=1000 * (i + 1))
+            for i in range(n)]
+    step = JobSpec(-1, "create", {}) if create else None
     return write_plan(root, "push", jobs, step, workers=2, summary=[])
 
 
@@ -32,13 +35,13 @@ def test_run_job_records_running_then_done_and_does_not_repeat(tmp_path):
     files = make_plan(tmp_path)
     seen = []
 
-    def execute(argv):
-        seen.append((argv, read_state(files.jobs[0]).state))
+    def execute(job):
+        seen.append((job.spec, job.options, read_state(files.jobs[0]).state))
         return 0
 
     state, ran = run_job(files.jobs[0], execute)
     assert ran and state.state == DONE and plan_status(files).done_bytes == 1000 and state.attempts == 1
-    assert seen == [(["status", "/nowhere"], RUNNING)]
+    assert seen == [(SPEC, {"threads": 2}, RUNNING)]
     assert read_state(files.jobs[0]) == state
     state, ran = run_job(files.jobs[0], execute)
     assert not ran and len(seen) == 1
@@ -48,11 +51,11 @@ def test_run_job_records_running_then_done_and_does_not_repeat(tmp_path):
 
 def test_failed_and_interrupted_jobs_are_recorded_failed(tmp_path):
     files = make_plan(tmp_path)
-    state, _ = run_job(files.jobs[0], lambda argv: 3)
+    state, _ = run_job(files.jobs[0], lambda job: 3)
     assert state.state == FAILED and state.exit_code == 3 and plan_status(files).done_bytes == 0
     assert "exited with code 3" in state.message
 
-    def interrupted(argv):
+    def interrupted(job):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -64,10 +67,10 @@ def test_failed_and_interrupted_jobs_are_recorded_failed(tmp_path):
 def test_data_jobs_wait_for_the_create_step(tmp_path):
     files = make_plan(tmp_path, create=True)
     with pytest.raises(UsageError, match="not created yet: run `ndex run .*create.json` first"):
-        run_job(files.jobs[0], lambda argv: 0)
+        run_job(files.jobs[0], lambda job: 0)
     assert read_state(files.jobs[0]).state == PENDING  # nothing started
-    run_job(files.create, lambda argv: 0)
-    assert run_job(files.jobs[0], lambda argv: 0)[0].state == DONE
+    run_job(files.create, lambda job: 0)
+    assert run_job(files.jobs[0], lambda job: 0)[0].state == DONE
 
 
 class FakePool:
@@ -155,8 +158,9 @@ def test_a_worker_failing_while_its_job_runs_records_the_job_failed(tmp_path):
 
 
 def test_local_pool_runs_ndex_run_processes(tmp_path):
-    good = make_plan(tmp_path / "good", n=1, argv=("status", str(tmp_path / "good")))
-    bad = make_plan(tmp_path / "bad", n=1, argv=("status", str(tmp_path / "missing")))
+    good = make_plan(tmp_path / "good", n=1)
+    write_state(good.jobs[0], JobState().begin().end(0))  # `ndex run` of a done job succeeds at once
+    bad = make_plan(tmp_path / "bad", n=1, spec={"ref": "c/e/ch", "source": {}, "bogus": 1})
     pool = LocalPool(2)
     try:
         outcomes = drive(pool, [good.jobs[0], bad.jobs[0]], workers=2)
@@ -164,7 +168,7 @@ def test_local_pool_runs_ndex_run_processes(tmp_path):
         pool.close()
     assert outcomes[0].ok and outcomes[0].nbytes == 1000
     assert not outcomes[1].ok and outcomes[1].state.exit_code == 2
-    assert "is not a plan directory" in outcomes[1].output_tail
+    assert "unknown push spec field(s) bogus" in outcomes[1].output_tail
     assert (bad.jobs[0].with_name("job_0.out")).read_text().strip()
 
 

@@ -1,17 +1,21 @@
 """The partition: exact cover, alignment to the 16-slice cuboid grid, no overlap, workers and memory honoured."""
 from __future__ import annotations
 
+import argparse
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ndex.cli.plan import memory_flag
 from ndex.client import Channel, ChannelInfo, ChannelRef, CoordFrame, Experiment
-from ndex.errors import UsageError
+from ndex.errors import FieldError, UsageError
 from ndex.geometry import Box, z_slabs
 from ndex.plan import Footprint, partition, per_job_name, pull_footprint, push_footprint, split_evenly
 from ndex.progress import mb
 from ndex.sources.base import SourceSpec
 from ndex.transfer.download import PullSpec
+from ndex.transfer.options import TransferOptions
 from ndex.transfer.upload import PushSpec
 
 FP = Footprint(slab_bytes=16 * 2**20, slabs_in_flight=2, block_bytes=3 * 2**20, blocks_in_flight=8,
@@ -100,21 +104,23 @@ def test_bad_input_is_one_clear_line(kwargs, message):
     assert "\n" not in str(info.value)
 
 
-def push_spec(**kw) -> PushSpec:
+def push_spec() -> PushSpec:
     src = SourceSpec(datasource="local", base_path="x", base_filename="img_<p:4>", extension="tif", z_range=(0, 64))
-    return PushSpec(ref=ChannelRef("c", "e", "ch"), source=src, **kw)
+    return PushSpec(ref=ChannelRef("c", "e", "ch"), source=src)
 
 
 def test_push_footprint_fits_the_memory_by_lowering_what_is_in_flight():
     xy = Box((0, 0, 0), (4096, 4096, 1))
-    free = push_footprint(push_spec(threads=8), xy, 2)
+    eight = TransferOptions(threads=8)
+    free = push_footprint(push_spec(), eight, xy, 2)
     assert free.slabs_in_flight == 2 and free.blocks_in_flight == 8
     assert free.slab_bytes == 4096 * 4096 * 16 * 2
-    tight = push_footprint(push_spec(threads=8), xy, 2, memory_per_worker=free.slab_bytes + 3 * free.block_bytes)
+    tight = push_footprint(push_spec(), eight.with_memory_cap(free.slab_bytes + 3 * free.block_bytes), xy, 2)
     assert tight.slabs_in_flight == 1 and tight.blocks_in_flight == 3
     assert tight.memory <= free.slab_bytes + 3 * free.block_bytes
-    with pytest.raises(UsageError, match=r"too small for one 16-slice slab: each job needs at least 562\.0 MB \(one 536\.9 MB slab"):
-        push_footprint(push_spec(), xy, 2, memory_per_worker=500 * 10**6)
+    with pytest.raises(FieldError, match=r"too small for one 16-slice slab: a transfer needs at least 562\.0 MB "
+                                         r"\(one 536\.9 MB slab"):
+        push_footprint(push_spec(), TransferOptions(max_memory=500 * 10**6), xy, 2)
 
 
 # a 4096 x 4096 uint16 job: one 16-slice slab buffer is 537 MB, so a worker's memory decides what is in flight
@@ -124,10 +130,11 @@ PULL_INFO = ChannelInfo(ChannelRef("c", "e", "ch"), Channel("ch", "image", "uint
                         CoordFrame("f", 0, 4096, 0, 4096, 0, 1000, 4.0, 4.0, 40.0, "nanometers"))
 
 
-def footprint(engine: str, memory_per_worker: int | None, **spec) -> Footprint:
+def footprint(engine: str, memory_per_worker: int | None, max_memory: int | None = None) -> Footprint:
+    options = TransferOptions(threads=8, max_memory=max_memory).with_memory_cap(memory_per_worker)
     if engine == "push":
-        return push_footprint(push_spec(threads=8, **spec), XY, 2, memory_per_worker)
-    return pull_footprint(PullSpec(ref=PULL_INFO.ref, threads=8, **spec), PULL_INFO, XY.with_z(0, 64), memory_per_worker)
+        return push_footprint(push_spec(), options, XY, 2)
+    return pull_footprint(PullSpec(ref=PULL_INFO.ref), options, PULL_INFO, XY.with_z(0, 64))
 
 
 def least_memory(engine: str) -> int:
@@ -142,24 +149,28 @@ def test_memory_bound_is_respected_or_refused(engine, memory):
     if memory >= least_memory(engine):
         assert footprint(engine, memory).memory <= memory
     else:
-        with pytest.raises(UsageError, match="too small for one 16-slice slab"):
+        with pytest.raises(FieldError, match="too small for one 16-slice slab"):
             footprint(engine, memory)
 
 
 @pytest.mark.parametrize("engine", ["push", "pull"])
 def test_a_worker_too_small_is_one_clear_line_that_names_the_memory_needed(engine):
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(FieldError) as info:
         footprint(engine, 10 * 2**20)
     text = str(info.value)
-    assert "\n" not in text
-    assert text.startswith(f"--memory_per_worker 10.5 MB is too small for one 16-slice slab: each job needs at least "
+    assert "\n" not in text and info.value.field == "max_memory"
+    assert text.startswith(f"max_memory 10.5 MB is too small for one 16-slice slab: a transfer needs at least "
                            f"{mb(least_memory(engine))} (")
-    assert "raise --memory_per_worker" in text
+    assert "raise max_memory" in text
 
 
-def test_a_tighter_max_memory_is_the_flag_named():
-    with pytest.raises(UsageError, match=r"^--max_memory 1\.0 MB is too small .* raise --max_memory"):
-        footprint("push", 2**30, max_memory=10**6)
+@pytest.mark.parametrize("per_worker, max_memory, flag", [(10 * 2**20, None, "--memory_per_worker"),
+                                                          (2**30, 10**6, "--max_memory"),
+                                                          (10**6, 10**6, "--memory_per_worker")])
+def test_the_planner_names_the_flag_of_the_tighter_cap(per_worker, max_memory, flag):
+    args = argparse.Namespace(memory_per_worker=per_worker, max_memory=max_memory)
+    with pytest.raises(UsageError, match=rf"^{flag} .* is too small .* raise {flag}"), memory_flag(args):
+        footprint("push", per_worker, max_memory)
 
 
 def test_per_job_file_names_keep_their_suffix():

@@ -17,6 +17,7 @@ from ndex.errors import ResourceNotFound
 from ndex.geometry import Box
 from ndex.jobs.spec import load_plan, read_job
 from ndex.transfer.download import PullSpec
+from ndex.transfer.options import TransferOptions
 from ndex.transfer.probe import probe_pull
 
 MB = r"([\d,]+\.\d) MB"
@@ -94,7 +95,7 @@ def test_pull_probe_fetches_the_first_blocks_and_the_estimates_use_its_rate(env,
 
 def test_pull_probe_reads_real_blocks_and_never_more_than_the_region(server_app, filled):
     _, ref = filled
-    spec = PullSpec(ref=ref, output="numpy", threads=4)
+    spec, options = PullSpec(ref=ref, output="numpy"), TransferOptions(threads=4)
     with BossClient(server_app.remote, threads=4) as client:
         info = client.channel_info(ref)
         for box, limit, count, nbytes in [
@@ -103,7 +104,7 @@ def test_pull_probe_reads_real_blocks_and_never_more_than_the_region(server_app,
             (Box((100, 200, 3), (300, 260, 9)), 64 * 2**20, 1, 200 * 60 * 6),  # the whole region is one block
         ]:
             before = client.stats
-            measured = probe_pull(client, spec, info, box, max_bytes=limit)
+            measured = probe_pull(client, spec, options, info, box, max_bytes=limit)
             after = client.stats
             assert after.requests - before.requests == count and after.retries == before.retries
             assert measured.steps[0].nbytes == nbytes and after.bytes_in > before.bytes_in

@@ -120,6 +120,13 @@ def test_downsampled_level_matches_what_intern_reads(ndex_server, volume, tmp_pa
     (("--full_extent", "--res", "7"), 2, "resolution 7"),
     (("--full_extent", "--res", "1", "--channel", "img16"), 2, "downsample"),
     (("--x", "0", "10", "--y", "0", "10"), 2, "missing --z"),
+    (("--full_extent", "--output", "numpy", "--stack_filename", "v.tif"), 2,
+     "output numpy does not write 'v.tif' (a stack name): name it .npy or use output stack"),
+    (("--full_extent", "--output", "stack", "--stack_filename", "v.ome.zarr"), 2,
+     "output stack does not write 'v.ome.zarr' (a zarr name)"),
+    (("--full_extent", "--stack_filename", "v.png"), 2, "--stack_filename 'v.png' has no known output suffix"),
+    (("--full_extent", "--output", "numpy"), 2, "--output numpy writes one .npy file: give its name with"),
+    (("--full_extent", "--output", "stack"), 2, "output stack writes one file: give its name with --stack_filename"),
 ])
 def test_bad_requests_are_one_line_and_write_nothing(ndex_server, volume, tmp_path, capsys, extra, code, text):
     coll, _ = volume

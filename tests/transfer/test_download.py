@@ -235,3 +235,15 @@ def test_a_throttled_pull_backs_off_and_loses_no_block(tmp_path):
                   TransferOptions(threads=4, block_bytes=2**20), client=client)
     assert report.ok and report.throttled == 4  # every throttled block was retried, none failed
     np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), vol)
+
+
+def test_a_library_caller_naming_a_file_gets_its_kind_as_the_cli_does(tmp_path):
+    vol = volume(shape=(20, 60, 70), dtype=np.uint8)
+    client = FakeClient(vol)
+    spec = PullSpec(ref=client.ref, outdir=tmp_path, stack_filename="v.ome.zarr")
+    assert spec.output == "zarr" and PullSpec.from_json(spec.to_json()) == spec
+    report = pull(spec, client=client)
+    assert report.ok and report.files == [tmp_path / "v.ome.zarr"]
+    assert PullSpec(ref=client.ref, stack_filename="v.ome.tif").output == "ome-tiff"
+    with pytest.raises(FieldError, match="^output numpy does not write 'v.tif'"):
+        PullSpec(ref=client.ref, output="numpy", stack_filename="v.tif")

@@ -18,6 +18,20 @@ DEFAULT_BLOCK_BYTES = 4 * 2**20  # one uint8 cuboid; measured fastest against nd
 Triple = tuple[int, int, int]
 
 
+# BOSS voxel units -> (OME symbol, the UDUNITS name OME-Zarr requires): the one list client, server and CLI use
+VOXEL_UNITS = {
+    "nanometers": ("nm", "nanometer"),
+    "micrometers": ("µm", "micrometer"),
+    "millimeters": ("mm", "millimeter"),
+    "centimeters": ("cm", "centimeter"),
+}
+
+
+def ceil_div(value: int, step: int) -> int:
+    """ceil(value / step) in integers, exact for any size (no float rounding)."""
+    return -(-value // step)
+
+
 def align_down(value: int, step: int) -> int:
     """Largest multiple of `step` that is <= value."""
     return (value // step) * step
@@ -153,7 +167,7 @@ def box_at_res(box: Box, res: int, z_scaled: bool) -> Box:
     """Map a level-0 box to level `res` (start floored, stop rounded up: every touched voxel kept)."""
     fx, fy, fz = level_factors(res, z_scaled)
     start = (box.start[0] // fx, box.start[1] // fy, box.start[2] // fz)
-    stop = (-(-box.stop[0] // fx), -(-box.stop[1] // fy), -(-box.stop[2] // fz))
+    stop = (ceil_div(box.stop[0], fx), ceil_div(box.stop[1], fy), ceil_div(box.stop[2], fz))
     return Box(start, stop)
 
 

@@ -15,12 +15,11 @@ small for one slab. `pull_job` and `push_job` cut the spec itself into one spec 
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass, field, replace
 
 from ndex.client import ChannelInfo
 from ndex.errors import UsageError
-from ndex.geometry import Box, z_slabs
+from ndex.geometry import Box, ceil_div, z_slabs
 from ndex.progress import mb
 from ndex.sinks.layout import stop_digits
 from ndex.transfer import pull_plan, push_plan
@@ -146,7 +145,7 @@ def check_positive(name: str, value: int | None) -> None:
 
 def job_count(nslabs: int, workers: int | None, jobs: int | None) -> tuple[int, list[str]]:
     """How many jobs to cut: --jobs, else one per worker, else restartable units of DEFAULT_JOB_SLABS."""
-    wanted = jobs or workers or math.ceil(nslabs / DEFAULT_JOB_SLABS)
+    wanted = jobs or workers or ceil_div(nslabs, DEFAULT_JOB_SLABS)
     if wanted <= nslabs:
         return wanted, []
     flag = "--jobs" if jobs else "--workers"

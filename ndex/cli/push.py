@@ -33,7 +33,7 @@ from ndex.cli.flags import flag_names
 from ndex.client import BossClient, ChannelRef
 from ndex.config import Remote, discover
 from ndex.errors import ConfigError, NdexError, OutOfBounds, UsageError
-from ndex.geometry import Box, downsample_blocker
+from ndex.geometry import VOXEL_UNITS, Box, downsample_blocker
 from ndex.notify import job_log_name, log_tail, make_notifier, open_job_log, read_token_file, report_message
 from ndex.progress import mb
 from ndex.sources import DATASOURCES, SourceSpec, open_source
@@ -132,7 +132,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="create (or check) collection, frame, experiment and channel, then exit")
     res.add_argument("--voxel_size", type=float, nargs=3, metavar=("X", "Y", "Z"), help="voxel size")
     res.add_argument("--voxel_unit", default="nanometers",
-                     choices=("nanometers", "micrometers", "millimeters", "centimeters"), help="voxel unit")
+                     choices=tuple(VOXEL_UNITS), help="voxel unit")
     res.add_argument("--source_channel", help="source channel of an annotation (uint64) channel")
     res.add_argument("--metadata", help="JSON object file of key/value metadata attached to the channel")
     res.add_argument("--metadata_schema", help="JSON Schema the --metadata file must satisfy")

@@ -2,12 +2,12 @@
 specs) and a SLURM array script."""
 from __future__ import annotations
 
-import math
 import shlex
 import subprocess
 from collections.abc import Sequence
 
 from ndex.errors import UsageError
+from ndex.geometry import ceil_div
 from ndex.jobs.spec import JobSpec, PlanFiles
 
 STYLES = ("posix", "cmd")
@@ -38,7 +38,7 @@ def process_memory(job: JobSpec) -> int:
 
 def slurm_memory(memory: int) -> str:
     """An sbatch --mem value (MiB) for a process of `memory` bytes."""
-    return f"{math.ceil(memory / 2**20)}M"
+    return f"{ceil_div(memory, 2**20)}M"
 
 
 def slurm_script(files: PlanFiles, jobs: Sequence[JobSpec], *, cpus: int, workers: int | None = None,

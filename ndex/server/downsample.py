@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ndex.geometry import BOSS_CUBOID, Box, Triple, iter_blocks
+from ndex.geometry import BOSS_CUBOID, Box, Triple, ceil_div, iter_blocks
 
 SOURCE_SLAB_BYTES = 32 * 2**20  # source bytes read at once (kernels use half that in uint64 temporaries)
 
@@ -82,7 +82,7 @@ def mode_reduce(block: np.ndarray, factors: Triple) -> np.ndarray:
     Edge padding is zero, which the rule ignores, so partial windows need no special case.
     """
     fz = (factors[2], factors[1], factors[0])
-    out_shape = tuple(-(-n // f) for n, f in zip(block.shape, fz))
+    out_shape = tuple(ceil_div(n, f) for n, f in zip(block.shape, fz))
     rows = np.sort(_windows(block, fz), axis=1)
     counts = (rows[:, :, None] == rows[:, None, :]).sum(axis=2, dtype=np.uint8)
     counts[rows == 0] = 0

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ndex.geometry import VOXEL_UNITS as BOSS_VOXEL_UNITS
 from ndex.server.http_errors import invalid
 from ndex.server.values import INT32_MAX, MAX_TEXT, check_text
 from ndex.server.volumes import STORABLE_DTYPES
@@ -21,7 +22,7 @@ MAX_LEVELS = 10  # a cutout URL names its resolution with one digit, as BOSS's d
 MAX_TIME_SAMPLES = 2**20
 MAX_VOXEL_SIZE = 1e9  # a kilometre in nanometres; scaled by 2**level it stays finite
 MAX_LINKS = 256  # names in a channel's sources or related
-VOXEL_UNITS = ("nanometers", "micrometers", "millimeters", "centimeters")
+VOXEL_UNITS = tuple(BOSS_VOXEL_UNITS)
 TIME_UNITS = ("nanoseconds", "microseconds", "milliseconds", "seconds", "")
 STATUSES = ("NOT_DOWNSAMPLED", "QUEUED", "IN_PROGRESS", "DOWNSAMPLED", "FAILED")
 DATATYPES = STORABLE_DTYPES  # BOSS's channel datatypes, uint32 included

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ndex.errors import InvalidBox, UsageError
-from ndex.geometry import Box
+from ndex.geometry import VOXEL_UNITS, Box
 from ndex.sinks.base import OutputSpec
 
 UNSIGNED = ("uint8", "uint16", "uint32", "uint64")  # uint32: ndex 1.x --force_datatype could ask for it
@@ -82,21 +82,13 @@ def fingerprint(spec: OutputSpec, kind: str) -> dict:
 
 
 # BOSS voxel units -> (OME-XML unit symbol, NGFF/UDUNITS-2 unit name)
-_UNITS = {
-    "nanometers": ("nm", "nanometer"),
-    "micrometers": ("µm", "micrometer"),
-    "millimeters": ("mm", "millimeter"),
-    "centimeters": ("cm", "centimeter"),
-}
-
-
 def units(spec: OutputSpec) -> tuple[str, str]:
     """(OME symbol, NGFF name) of the spec's BOSS voxel unit; 'nanometer' and 'nanometers' both accepted."""
     key = spec.voxel_unit.strip().lower()
     key = key if key.endswith("s") else key + "s"
-    if key not in _UNITS:
-        raise UsageError(f"unknown voxel unit {spec.voxel_unit!r}: use one of {', '.join(_UNITS)}")
-    return _UNITS[key]
+    if key not in VOXEL_UNITS:
+        raise UsageError(f"unknown voxel unit {spec.voxel_unit!r}: use one of {', '.join(VOXEL_UNITS)}")
+    return VOXEL_UNITS[key]
 
 
 def check_whole_slab(spec: OutputSpec, box: Box, sink: str) -> None:

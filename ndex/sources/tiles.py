@@ -10,7 +10,6 @@ the local file system, or in S3 when a bucket is given (--s3_bucket_name or an s
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ndex.errors import SourceError, UsageError
+from ndex.geometry import ceil_div
 from ndex.sources.base import SourceSpec, check_slab, sample_points
 from ndex.sources.images import check_slice, decode_image, to_grayscale
 from ndex.sources.local import LocalFiles
@@ -49,7 +49,7 @@ class TileSource:
         self.z_range = spec.z_range
         self.shape_xy = (x, y)
         self.origin_xy = spec.origin_xy
-        self.grid = (math.ceil(self.shape_xy[0] / spec.tile_size[0]), math.ceil(self.shape_xy[1] / spec.tile_size[1]))
+        self.grid = (ceil_div(self.shape_xy[0], spec.tile_size[0]), ceil_div(self.shape_xy[1], spec.tile_size[1]))
         self.missing_tiles = 0
         self._missing: set[int] = set()
         self._lock = threading.Lock()

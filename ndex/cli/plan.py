@@ -147,6 +147,7 @@ class Draft:
     default_dir: str = "ndex_plan"
     url: str | None = None
     config_file: str | None = None
+    notify: dict[str, str] | None = None
 
     @property
     def cpus(self) -> int:
@@ -170,7 +171,7 @@ def push_manifest(spec: PushSpec, log_dir: str | None) -> str | None:
 
 def job_specs(draft: Draft, root: Path | None) -> tuple[list[JobSpec], JobSpec | None]:
     cwd = os.getcwd()
-    where = {"cwd": cwd, "url": draft.url, "config_file": draft.config_file}
+    where = {"cwd": cwd, "url": draft.url, "config_file": draft.config_file, "notify": draft.notify}
     jobs = []
     for index, (j, spec) in enumerate(draft.specs):
         log_dir = job_log_dir(draft, root, f"job_{index}")
@@ -253,7 +254,16 @@ def push_draft(args: argparse.Namespace) -> Draft:
     # channels of a --channels_list_file are jobs of their own, one channel after the other
     cut_specs = tuple((j, push_job(spec, j)) for spec in specs for j in parts.jobs)
     return Draft("push", parts, cut_specs, options, specs[0], create, log_dir=args.log_dir,
-                 default_dir=f"ndex_plan_{refs[0].prefix}", **remote_of(args))
+                 default_dir=f"ndex_plan_{refs[0].prefix}", notify=slack_of(args), **remote_of(args))
+
+
+def slack_of(args: argparse.Namespace) -> dict[str, str] | None:
+    """Whom a push job tells about its start, failures and end (ndpush's Slack flags; never a secret)."""
+    given = {"token_file": args.slack_token_file, "user": args.slack_usr, "channel": args.slack_channel}
+    if args.slack_webhook:
+        print("note: --slack_webhook is not written into the jobs: set SLACK_WEBHOOK_URL where they run",
+              file=sys.stderr)
+    return {k: v for k, v in given.items() if v} or None
 
 
 @contextmanager

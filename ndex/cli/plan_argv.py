@@ -41,7 +41,10 @@ def words(flag: str, value: Any) -> list[str]:
 
 
 def connection(job: JobSpec) -> list[str]:
-    return words("--url", job.url) + words("--config_file", job.config_file)
+    notify = job.notify or {}
+    return (words("--url", job.url) + words("--config_file", job.config_file)
+            + words("--slack_token_file", notify.get("token_file")) + words("--slack_usr", notify.get("user"))
+            + words("--slack_channel", notify.get("channel")))
 
 
 def ref_words(ref: Any) -> list[str]:
@@ -102,4 +105,4 @@ def job_argv(job: JobSpec, push: PushSpec | None = None) -> list[str]:
         spec = PushSpec.from_dict(dict(job.spec))
         return ["ndpush", *connection(job), *push_words(spec), *option_words(options, "push"),
                 *words("--log_dir", job.log_dir)]
-    return ["ndpull", *connection(job), *pull_words(PullSpec.from_dict(dict(job.spec))), *option_words(options, "pull")]
+    return ["ndpull", *words("--url", job.url), *words("--config_file", job.config_file), *pull_words(PullSpec.from_dict(dict(job.spec))), *option_words(options, "pull")]

@@ -21,7 +21,7 @@ from ndex.config import discover
 from ndex.errors import NdexError, UsageError
 from ndex.jobs.runners import run_job
 from ndex.jobs.spec import CREATE, JobSpec, read_job
-from ndex.notify import job_log_name, open_job_log
+from ndex.notify import job_log_name, make_notifier, open_job_log, report_message
 from ndex.progress import mb
 from ndex.transfer.download import pull
 from ndex.transfer.options import TransferOptions
@@ -57,6 +57,7 @@ def execute_job(job: JobSpec) -> int:
     with flag_names():
         spec, options = parse(job)
     remote = discover(url=job.url, config_file=job.config_file)
+    notifier = make_notifier(**(job.notify or {}))
     handler = open_log(job, spec, remote.token)
     try:
         with BossClient(remote, threads=options.threads) as client, flag_names():
@@ -65,15 +66,21 @@ def execute_job(job: JobSpec) -> int:
                     log.info("%s", line)
                     print(line, file=sys.stderr)
                 return EXIT_OK
-            engine = push if job.kind == "push" else pull
-            report = engine(spec, options, client=client)
+            if job.kind == "push":
+                report = push(spec, options, client=client, notifier=notifier)
+            else:
+                report = pull(spec, options, client=client)
     except NdexError as exc:
         log.error("%s stopped: %s", job.name, one_line(exc))
+        notifier.send(f"{job.kind} {job.name} stopped: {one_line(exc)}")
         raise
     finally:
         if handler is not None:
             handler.close()
-    return finish(report)
+    code = finish(report)
+    title = f"ndex run {job.name} ({job.kind} {spec.ref}) {'finished' if report.ok else 'FAILED'}"
+    notifier.send(report_message(title, [report.summary(), *report.failure_lines(5), *report.notes]))
+    return code
 
 
 def open_log(job: JobSpec, spec: Any, token: str | None) -> logging.Handler | None:

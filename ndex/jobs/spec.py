@@ -48,6 +48,7 @@ class JobSpec:
     url: str | None = None  # the server (never a token: that comes from the environment or a config file)
     config_file: str | None = None  # the config file the plan was made with, if one was named
     log_dir: str | None = None  # the job's log (and a push's resume manifest)
+    notify: Mapping[str, Any] | None = None  # Slack: token_file, user, channel (a webhook URL only from the environment)
     version: int = FORMAT_VERSION
     process_memory: int | None = None  # the engine's estimate of the whole process (push); None: it has none
 

@@ -33,7 +33,8 @@ OPTIONS = TransferOptions(threads=3, block_bytes=2**20, verify="all", max_memory
 
 def job(index: int, spec=NASTY, memory=100 * 10**6, kind="push", options=OPTIONS) -> JobSpec:
     return JobSpec(index, kind, spec.to_dict(), options.to_dict(), (index * 16, index * 16 + 16), 10**6, 4, memory,
-                   1.5, "/where", url="https://api.example.org", log_dir="/logs/job a")
+                   1.5, "/where", url="https://api.example.org", log_dir="/logs/job a",
+                   notify={"token_file": "/my secrets/slack", "user": "a&b|c;d"})
 
 
 def parsed(module, argv):
@@ -79,6 +80,7 @@ def test_a_push_job_renders_as_the_ndpush_command_that_builds_the_same_spec():
     assert again == NASTY
     assert push_cli.push_options(args, None) == OPTIONS
     assert args.url == "https://api.example.org" and args.log_dir == "/logs/job a"
+    assert (args.slack_token_file, args.slack_usr, args.slack_channel) == ("/my secrets/slack", "a&b|c;d", None)
     (line,) = shell_lines([argv])
     assert shlex.split(line) == argv
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ndex.errors import InvalidBox, OutOfBounds, UsageError
+from ndex.geometry import Box
 
 DATASOURCES = ("local", "s3", "render", "tiles", "stack")  # built in; open_source checks the name
 RGB_NAMES = {"r": 0, "red": 0, "g": 1, "green": 1, "b": 2, "blue": 2, "a": 3, "alpha": 3}
@@ -52,7 +53,10 @@ class Source(Protocol):
         """Sorted z's read as zero slices because their input was missing."""
 
     def read_slab(self, z0: int, z1: int) -> np.ndarray:
-        """Slices z0..z1-1 (source numbering) as a C-ordered (z1-z0, y, x) array of `dtype`."""
+        """Slices z0..z1-1 (source numbering) as a C-ordered (z1-z0, y, x) array of `dtype`.
+
+        The engines read through `read_box`, so a source that can read part of a slice (XY bands)
+        adds `supports_partial_reads = True` and `read(box)`, and is asked only for the boxes it needs."""
 
     def validate(self, sample: int = 3) -> None:
         """Read the first, the last and `sample` evenly spaced slices; SourceError on the first problem."""
@@ -185,6 +189,24 @@ def _tile_size(value: Any) -> tuple[int, int]:
     if len(sizes) != 2 or min(sizes) < 1:
         raise UsageError(f"tile_size {value!r} must be one positive integer or an (x, y) pair")
     return sizes  # type: ignore[return-value]
+
+
+def read_box(source: Source, box: Box) -> np.ndarray:
+    """The voxels of `box` as a C-ordered (z, y, x) array: x/y in the input's own coordinates (from
+    `origin_xy`), z in the source's numbering.
+
+    A source that can read part of a slice declares `supports_partial_reads = True` and is asked for the
+    box itself (`source.read(box)`); the others read whole slices and the box is cut out of them.
+    """
+    (x0, y0), (sx, sy) = source.origin_xy, source.shape_xy
+    if not Box((x0, y0, box.z[0]), (x0 + sx, y0 + sy, box.z[1])).contains(box):
+        raise OutOfBounds(f"box {box} is not inside the source's x {x0}:{x0 + sx}, y {y0}:{y0 + sy}")
+    if getattr(source, "supports_partial_reads", False):
+        return source.read(box)  # type: ignore[attr-defined]
+    slab = source.read_slab(*box.z)
+    if box.shape[:2] == (sx, sy):
+        return slab
+    return np.ascontiguousarray(slab[:, box.y[0] - y0:box.y[1] - y0, box.x[0] - x0:box.x[1] - x0])
 
 
 def check_slab(z_range: Range, z0: int, z1: int) -> None:

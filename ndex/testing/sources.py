@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from ndex.errors import OutOfBounds
+from ndex.geometry import Box
 from ndex.sources import Source, SourceSpec, open_source
+from ndex.sources.base import read_box
 
 
 class SourceTests:
@@ -51,6 +53,16 @@ class SourceTests:
         source, truth, z0 = opened
         np.testing.assert_array_equal(source.read_slab(z0 + 2, z0 + 5), truth[2:5])
         np.testing.assert_array_equal(source.read_slab(z0 + 1, z0 + 2), truth[1:2])
+
+    def test_a_box_of_part_of_the_slices_is_those_voxels(self, opened: Any) -> None:
+        source, truth, z0 = opened
+        (x0, y0), (sx, sy) = source.origin_xy, source.shape_xy
+        box = Box((x0 + 7, y0 + 3, z0 + 1), (x0 + sx - 5, y0 + sy // 2, z0 + 4))
+        got = read_box(source, box)
+        assert got.flags.c_contiguous
+        np.testing.assert_array_equal(got, truth[1:4, 3:sy // 2, 7:sx - 5])
+        with pytest.raises(OutOfBounds, match="not inside the source's x"):
+            read_box(source, Box((x0, y0, z0), (x0 + sx + 1, y0 + 1, z0 + 1)))
 
     def test_slabs_outside_the_range_are_refused(self, opened: Any) -> None:
         source, truth, z0 = opened

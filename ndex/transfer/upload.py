@@ -33,6 +33,7 @@ from ndex.errors import QuotaExceeded, ends_transfer
 from ndex.geometry import Box
 from ndex.progress import NullProgress, Progress, mb
 from ndex.sources import open_source
+from ndex.sources.base import read_box
 from ndex.transfer.manifest import CONFIRMED, EMPTY, FAILED, POSTED, VERIFIED, Manifest
 from ndex.transfer.options import VERIFY_MODES, TransferOptions
 from ndex.transfer.pipeline import BlockBuffers, InflightLimit, acquire_unless_stopped, throttled_call
@@ -130,7 +131,7 @@ class _Pusher:
         # thread while it waits for the next slot (which let a third slab live)
         box = self.plan.slabs[index]
         try:
-            data = self.source.read_slab(*self.plan.source_z(box))
+            data = read_box(self.source, box.shift(tuple(-v for v in self.spec.offsets)))
         except Exception as exc:  # reported per block of the slab by the dispatcher
             return exc
         self.report.add("slices_read", data.shape[0])

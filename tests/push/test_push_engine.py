@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from push_helpers import REF, local_spec, push_job, random_volume, write_slices
 
+from ndex.cli.flags import flag_of
 from ndex.errors import BadRequest, FieldError, OutOfBounds, SourceError, UsageError
 from ndex.geometry import Box
 from ndex.sources import open_source
@@ -12,6 +13,10 @@ from ndex.transfer.manifest import FAILED, POSTED, VERIFIED, Manifest
 from ndex.transfer.upload import InflightLimit, PushSpec, TransferOptions, make_plan, push
 
 CUBOID8 = 512 * 512 * 16  # block_bytes of one uint8 cuboid: one block per cuboid in these tests
+
+
+def flag_names_of(exc):
+    return exc.renamed({exc.field: flag_of(exc.field)})
 
 
 def Spec(source, **kw):  # noqa: N802 - reads like the class it builds
@@ -52,9 +57,10 @@ def test_negative_start_without_offsets_is_refused_before_posting(tmp_path, boss
     write_slices(tmp_path / "s", random_volume((2, 8, 8)))
     boss.make_channel(REF)
     spec = Spec(local_spec(tmp_path / "s", (0, 2), x_extent=(-8, 0), y_extent=(0, 8)))
-    with pytest.raises(OutOfBounds, match="--offset_extents"):
+    with pytest.raises(FieldError, match="BOSS coordinates cannot be negative: pass offsets$") as info:
         run(boss, spec)
-    assert boss.calls.posts == 0
+    assert info.value.field == "offsets" and boss.calls.posts == 0
+    assert str(flag_names_of(info.value)).endswith("pass --offset_extents (or --forced_offsets X Y Z)")
 
 
 def test_datatype_and_frame_mismatch_fail_before_anything_is_posted(tmp_path, boss):

@@ -27,7 +27,7 @@ from ndex.transfer.download import pull
 from ndex.transfer.options import TransferOptions
 from ndex.transfer.pull_plan import PullSpec
 from ndex.transfer.push_plan import PushSpec
-from ndex.transfer.resources import CreateSpec, create
+from ndex.transfer.resources import CreateSpec, create, record_offsets
 from ndex.transfer.upload import push
 
 log = logging.getLogger("ndex.cli.run")
@@ -67,6 +67,7 @@ def execute_job(job: JobSpec) -> int:
                     print(line, file=sys.stderr)
                 return EXIT_OK
             if job.kind == "push":
+                record_offsets(client, spec.ref, spec.offsets)  # as ndpush does: the frame's offsets stay known
                 report = push(spec, options, client=client, notifier=notifier)
             else:
                 report = pull(spec, options, client=client)

@@ -101,6 +101,8 @@ def finish(report) -> int:
         return code
     for line in report.failure_lines() + report.notes:
         print(line, file=sys.stderr)
+    if report.files:  # a pull's output, as ndpull says it
+        print(f"wrote {len(report.files)} file(s) to {report.files[0] if len(report.files) == 1 else report.files[0].parent}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

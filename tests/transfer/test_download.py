@@ -247,3 +247,21 @@ def test_a_library_caller_naming_a_file_gets_its_kind_as_the_cli_does(tmp_path):
     assert PullSpec(ref=client.ref, stack_filename="v.ome.tif").output == "ome-tiff"
     with pytest.raises(FieldError, match="^output numpy does not write 'v.tif'"):
         PullSpec(ref=client.ref, output="numpy", stack_filename="v.tif")
+
+
+@pytest.mark.parametrize("kw, field, line, flag_line", [
+    ({"threads": 0}, "threads", "threads 0 must be at least 1", "--threads 0 must be at least 1"),
+    ({"block_bytes": 0}, "block_bytes", "block_bytes 0 must be at least 1", "--block_size 0 must be at least 1"),
+    ({"verify": "most"}, "verify", "unknown verify 'most': use one of sample, all, none",
+     "unknown --verify 'most': use one of sample, all, none"),
+    ({"retries": -1}, "retries", "retries -1 must not be negative", "--retries -1 must not be negative"),
+])
+def test_options_name_the_field_and_a_command_its_flag(kw, field, line, flag_line):
+    from ndex.cli.flags import flag_names
+
+    with pytest.raises(FieldError) as info:
+        TransferOptions(**kw)
+    assert info.value.field == field and str(info.value) == line
+    with pytest.raises(FieldError) as info, flag_names():
+        TransferOptions(**kw)
+    assert str(info.value) == flag_line

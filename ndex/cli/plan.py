@@ -102,13 +102,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         add_planner_flags(tool)
 
 
-def tool_parser(kind: str) -> argparse.ArgumentParser:
-    """The command's own parser: what its job argv is written against."""
-    parser = argparse.ArgumentParser(prog=f"nd{kind}", allow_abbrev=False)
-    importlib.import_module(TOOLS[kind][0]).configure(parser)
-    return parser
-
-
 def cut(args: argparse.Namespace, z: tuple[int, int], footprint, measured: Probe | None = None):
     return partition(z, footprint, workers=args.workers, jobs=args.jobs,
                      throughput=measured.throughput if measured else args.throughput,

@@ -7,7 +7,7 @@
     PLAN_DIR/logs/job_<i>/                the job's own log and manifest (push) / console output
 
 A job's spec and options are the whole contract: `ndex run job.json` hands them to the engine
-(`push()` / `pull()`; a create step's spec to `ensure_resources`), and the shell output is rendered
+(`push()` / `pull()`; a create step's to `resources.create`), and the shell output is rendered
 from them. No token is ever written: the job finds it in the environment or a config file when it
 runs, like any other ndex command. States are written atomically (a temporary file renamed over the old one), so a reader never
 sees half a state, even on a shared file system.

@@ -1,0 +1,80 @@
+"""`GET /zarr/{c}/{e}/{ch}/...`: a channel as a read-only OME-Zarr v3 group (ndex/zarr_http.py), with
+the permission check of a cutout GET (token header, login cookie, or a public channel).
+
+Levels are those built: the base level, and every level once the pyramid is DOWNSAMPLED. Whole
+stored chunks leave as the store holds them (its arrays use the same chunking and codecs); edge
+chunks are read, padded and encoded; an all-zero chunk is a 404, which zarr readers take as fill.
+"""
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ndex import zarr_http
+from ndex.server.channels import ChannelInfo
+from ndex.server.http_errors import OBJECT_NOT_FOUND, BossError
+from ndex.server.routes_data import channel
+from ndex.server.services import Services, services
+
+router = APIRouter(tags=["web"])
+PREFIX = "/zarr/{c}/{e}/{ch}"
+
+
+def zarr_channel(info: ChannelInfo) -> zarr_http.ZarrChannel:
+    top = info.base + info.experiment["num_hierarchy_levels"] - 1
+    built = range(info.base, top + 1) if info.channel["downsample_status"] == "DOWNSAMPLED" else [info.base]
+    levels = tuple(zarr_http.Level(res, info.extent_at(res), info.voxel_size_at(res)) for res in built)
+    return zarr_http.ZarrChannel(info.channel["name"], info.datatype, info.annotation,
+                                 info.experiment["num_time_samples"], info.frame["voxel_unit"], levels)
+
+
+def readable(request: Request) -> tuple[Services, ChannelInfo, zarr_http.ZarrChannel]:
+    svc = services(request)
+    info = channel(svc, request, "read_volumetric_data")
+    return svc, info, zarr_channel(info)
+
+
+def json_answer(doc: dict) -> Response:
+    return Response(json.dumps(doc), media_type="application/json")
+
+
+def not_found(what: str) -> BossError:
+    return BossError(OBJECT_NOT_FOUND, f"{what} is not part of this zarr group: open its zarr.json for the levels")
+
+
+@router.get(PREFIX, summary="The channel's OME-Zarr group metadata (same as zarr.json)")
+@router.get(PREFIX + "/zarr.json", summary="The channel's OME-Zarr group metadata (zarr v3)")
+def group(request: Request):
+    return json_answer(zarr_http.group_json(readable(request)[2]))
+
+
+@router.get(PREFIX + "/{res}/zarr.json", summary="One built level's zarr v3 array metadata")
+def array(request: Request, res: str):
+    _, _, zc = readable(request)
+    lv = zc.level(int(res)) if res.isdigit() else None
+    if lv is None:
+        raise not_found(f"level {res}")
+    return json_answer(zarr_http.array_json(zc, lv))
+
+
+@router.get(PREFIX + "/{res}/{key:path}", summary="One chunk (one BOSS cuboid) of a built level")
+def chunk(request: Request, res: str, key: str):
+    svc, info, zc = readable(request)
+    lv = zc.level(int(res)) if res.isdigit() else None
+    found = zarr_http.chunk_region(zc, lv, key) if lv is not None else None
+    if found is None:
+        raise not_found(f"{res}/{key}")
+    body = chunk_body(svc, info, lv.res, *found)
+    return Response(body, media_type="application/octet-stream") if body else Response(status_code=404)
+
+
+def chunk_body(svc: Services, info: ChannelInfo, res: int, t: int, box) -> bytes | None:
+    layout = info.layout()
+    if zarr_http.is_whole_chunk(box):
+        frame = svc.store.stored_frame(layout, res, box, t)
+        if frame is not None:
+            return frame
+    block = svc.store.read(layout, res, box, (t, t + 1))[0]
+    return zarr_http.chunk_bytes(block, info.datatype) if block.any() else None

@@ -26,7 +26,8 @@ import requests
 from ndex.cli.local_server import free_port
 from ndex.config import Remote
 
-__all__ = ["ServerHandle", "TestChannel", "make_channel", "ndex_server", "server_app", "start_uvicorn"]
+__all__ = ["ServerHandle", "TestChannel", "make_channel", "ndex_server", "server_app", "start_uvicorn",
+           "stop_process"]
 
 STARTUP_SECONDS = 60
 
@@ -98,13 +99,22 @@ def ndex_server(tmp_path_factory):
         wait_for_ping(url, proc)
         yield ServerHandle(url, token, data)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen) -> bool:
+    """Terminate a server subprocess (killed after 30 s); True if it stopped by itself."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+    finally:
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def start_uvicorn(app) -> tuple[str, callable]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from fixtures_server import ServerHandle, make_channel, ndex_cli, start_uvicorn
+from fixtures_server import ServerHandle, make_channel, ndex_cli, start_uvicorn, stop_process
 from PIL import Image
 
 from ndex import codecs
@@ -246,14 +246,7 @@ def test_serve_over_tls(tmp_path):
         assert r.status_code == 200 and r.json() == {"collections": []}
         session.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        finally:
-            proc.stderr.close()
+        assert stop_process(proc), "ndex serve over TLS did not stop on SIGTERM"
 
 
 def test_tls_flags_come_in_pairs(tmp_path):

@@ -53,6 +53,7 @@ setup(
             "neuroglancer>=2.40",
             "playwright>=1.40",  # drives Debian's chromium (never downloads a browser)
             "zarr>=3",  # reads /zarr/ over HTTP in tests
+            "fsspec[http]>=2024.1",  # zarr-python's HTTP store
         ],
     },
     entry_points={

@@ -20,6 +20,7 @@ from ndex.server.services import Services, services
 
 router = APIRouter(tags=["web"])
 PREFIX = "/zarr/{c}/{e}/{ch}"
+READS = ["GET", "HEAD"]  # zarr readers probe with HEAD
 
 
 def zarr_channel(info: ChannelInfo) -> zarr_http.ZarrChannel:
@@ -44,13 +45,13 @@ def not_found(what: str) -> BossError:
     return BossError(OBJECT_NOT_FOUND, f"{what} is not part of this zarr group: open its zarr.json for the levels")
 
 
-@router.get(PREFIX, summary="The channel's OME-Zarr group metadata (same as zarr.json)")
-@router.get(PREFIX + "/zarr.json", summary="The channel's OME-Zarr group metadata (zarr v3)")
+@router.api_route(PREFIX, methods=READS, summary="The channel's OME-Zarr group metadata (same as zarr.json)")
+@router.api_route(PREFIX + "/zarr.json", methods=READS, summary="The channel's OME-Zarr group metadata (zarr v3)")
 def group(request: Request):
     return json_answer(zarr_http.group_json(readable(request)[2]))
 
 
-@router.get(PREFIX + "/{res}/zarr.json", summary="One built level's zarr v3 array metadata")
+@router.api_route(PREFIX + "/{res}/zarr.json", methods=READS, summary="One built level's zarr v3 array metadata")
 def array(request: Request, res: str):
     _, _, zc = readable(request)
     lv = zc.level(int(res)) if res.isdigit() else None
@@ -59,11 +60,12 @@ def array(request: Request, res: str):
     return json_answer(zarr_http.array_json(zc, lv))
 
 
-@router.get(PREFIX + "/{res}/{key:path}", summary="One chunk (one BOSS cuboid) of a built level")
+# chunk keys start with "c/": a wider pattern would make the router redirect probes such as .zmetadata
+@router.api_route(PREFIX + "/{res}/c/{key:path}", methods=READS, summary="One chunk (one BOSS cuboid) of a built level")
 def chunk(request: Request, res: str, key: str):
     svc, info, zc = readable(request)
     lv = zc.level(int(res)) if res.isdigit() else None
-    found = zarr_http.chunk_region(zc, lv, key) if lv is not None else None
+    found = zarr_http.chunk_region(zc, lv, "c/" + key) if lv is not None else None
     if found is None:
         raise not_found(f"{res}/{key}")
     body = chunk_body(svc, info, lv.res, *found)

@@ -27,7 +27,7 @@ from ndex.cli.local_server import free_port
 from ndex.config import Remote
 
 __all__ = ["ServerHandle", "TestChannel", "make_channel", "ndex_server", "server_app", "start_uvicorn",
-           "stop_process"]
+           "serve_in_process", "stop_process"]
 
 STARTUP_SECONDS = 60
 
@@ -142,19 +142,24 @@ def start_uvicorn(app) -> tuple[str, callable]:
     return f"http://127.0.0.1:{port}", stop
 
 
-@pytest.fixture(scope="session")
-def server_app(tmp_path_factory):
+def serve_in_process(data: Path, **settings) -> tuple[ServerHandle, object, callable]:
+    """(handle, app, stop) of an in-process app on `data` with an admin token; `settings` go to ServerSettings."""
     from ndex.server.app import create_app
     from ndex.server.settings import ServerSettings
     from ndex.server.users import issue_token
 
-    data = tmp_path_factory.mktemp("ndex-app-data")
-    app = create_app(ServerSettings(data_dir=str(data), cache_seconds=0.5))
+    app = create_app(ServerSettings(data_dir=str(data), **{"cache_seconds": 0.5, **settings}))
     with app.state.services.db.begin() as conn:
         token = issue_token(conn, "admin", "admin")
     url, stop = start_uvicorn(app)
+    return ServerHandle(url, token, data), app, stop
+
+
+@pytest.fixture(scope="session")
+def server_app(tmp_path_factory):
+    handle, _, stop = serve_in_process(tmp_path_factory.mktemp("ndex-app-data"))
     try:
-        yield ServerHandle(url, token, data)
+        yield handle
     finally:
         stop()
 

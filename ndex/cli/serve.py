@@ -102,6 +102,9 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     tls = tls_options(args)
+    if args.workers > 1 and args.viewer_port:
+        raise UsageError("--viewer_port needs --workers 1: each worker process runs its own viewer server, on a "
+                         "free port; drop --viewer_port")
     if args.workers > 1 and settings.sqlite:
         raise UsageError(f"--workers {args.workers} needs a server database: SQLite allows one server process; "
                          "pass --db postgresql://... or drop --workers")

@@ -13,14 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from fixtures_server import ServerHandle, make_channel, ndex_cli, start_uvicorn, stop_process
+from fixtures_server import make_channel, ndex_cli, serve_in_process, stop_process
 from PIL import Image
 
 from ndex import codecs
 from ndex.cli.local_server import free_port
-from ndex.server.app import create_app
-from ndex.server.settings import ServerSettings
-from ndex.server.users import issue_token
 
 ORIGIN = "http://viewer.example:8443"
 
@@ -28,12 +25,8 @@ ORIGIN = "http://viewer.example:8443"
 @pytest.fixture(scope="module")
 def cors_server(tmp_path_factory):
     """An in-process server with --cors_origins set to one origin."""
-    data = tmp_path_factory.mktemp("cors-data")
-    app = create_app(ServerSettings(data_dir=str(data), cache_seconds=0.5, cors_origins=ORIGIN))
-    with app.state.services.db.begin() as conn:
-        token = issue_token(conn, "admin", "admin")
-    url, stop = start_uvicorn(app)
-    yield ServerHandle(url, token, data)
+    server, _, stop = serve_in_process(tmp_path_factory.mktemp("cors-data"), cors_origins=ORIGIN)
+    yield server
     stop()
 
 

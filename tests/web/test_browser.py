@@ -18,9 +18,10 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 import requests
-from fixtures_server import serve_in_process, stop_process
+from fixtures_server import make_channel, serve_in_process, stop_process, tls_server
 from PIL import Image
 
+from ndex import codecs
 from ndex.cli import push as push_cli
 
 CHROMIUM = "/usr/bin/chromium"
@@ -75,7 +76,8 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        # the TLS test's certificate is self-signed; nothing but 127.0.0.1 is ever reached (Page refuses it)
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, "--ignore-certificate-errors"])
         yield chromium
         chromium.close()
 
@@ -191,8 +193,6 @@ def test_viewer_needs_read_permission(web, pushed):
 
 def test_viewer_layers_voxel_size_and_several_channels(web):
     server, app = web
-    from fixtures_server import make_channel
-
     ch = make_channel(server, kind="annotation", datatype="uint64", voxel_size=(4.0, 4.0, 40.0))
     r = requests.get(f"{server.url}/view/{ch.collection}/{ch.experiment}/ch/?channels=src,ch", headers=server.headers,
                      allow_redirects=False)
@@ -254,3 +254,28 @@ def test_ndpush_prints_the_viewer_link(web, pushed, tmp_path, capsys):
     link = re.search(r"(http://\S+/view/\S+/)", capsys.readouterr().out).group(1)
     assert link == f"{server.url}/view/{coll}/{exp}/em/"
     assert requests.get(link, headers=server.headers, allow_redirects=False).status_code == 303
+
+
+# --- neuroglancer's own boss:// datasource on ndex serve --------------------------------------------------
+
+
+def test_neuroglancers_boss_datasource_reads_ndex_serve(tmp_path, page):
+    """What BossDB users do: neuroglancer's boss:// datasource (https only) on the server, through
+    /latest/, CORS and the JPEG cutouts of a uint8 channel."""
+    import neuroglancer
+
+    from ndex.viewer import ViewerHost
+
+    with tls_server(tmp_path, "--cors_origins", "*") as (server, session):
+        ch = make_channel(server, extent=(512, 512, 16), public=True, session=session)
+        r = session.post(f"{server.url}/v1/cutout/{ch.path}/0/0:512/0:512/0:16/", data=codecs.encode(pattern_volume()),
+                         headers={**server.headers, "Content-Type": "application/blosc"})
+        assert r.status_code == 201
+        host = ViewerHost()
+        viewer = neuroglancer.Viewer()
+        with viewer.txn() as state:
+            state.layers["boss"] = neuroglancer.ImageLayer(source=f"boss://{server.url}/{ch.path}")
+            state.layout = "xy"
+        page.page.goto(f"http://127.0.0.1:{host.port}/v/{viewer.token}/")
+        shows_pattern(page)
+        assert not page.errors, page.errors

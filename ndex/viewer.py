@@ -21,9 +21,10 @@ import logging
 import re
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ndex import zarr_http
 from ndex.errors import UsageError
@@ -32,6 +33,7 @@ from ndex.geometry import Box
 log = logging.getLogger(__name__)
 
 MAX_VIEWERS = 64  # per process; the oldest page's viewer goes first
+MAX_AGE = 12 * 3600.0  # seconds a viewer URL reads data: a revoked permission ends with it at the latest
 NG_UNITS = {"nanometers": "nm", "micrometers": "um", "millimeters": "mm", "centimeters": "cm"}
 ZARR_PATH = re.compile(r"^/zarr/(?P<token>[^/]+)/(?P<c>[^/]+)/(?P<e>[^/]+)/(?P<ch>[^/]+)/(?P<rest>.*)$")
 
@@ -55,10 +57,28 @@ class _Grant:
     viewer: object  # the neuroglancer.Viewer (its server keeps only a weak reference)
     channels: dict[tuple[str, str, str], zarr_http.ZarrChannel]
     read: ChunkReader
+    created: float = field(default_factory=time.monotonic)
+
+
+_host: ViewerHost | None = None
+_host_lock = threading.Lock()
+
+
+def viewer_host(bind_address: str = "127.0.0.1", port: int = 0) -> ViewerHost:
+    """The process's ViewerHost: neuroglancer's server is one per process, so its viewers and their
+    zarr answers are too (the first caller's address and port stay)."""
+    global _host
+    with _host_lock:
+        if _host is None:
+            _host = ViewerHost(bind_address, port)
+        elif (bind_address, port) != (_host.bind_address, _host.wanted_port):
+            log.info("the viewer server keeps %s:%s", _host.bind_address, _host.wanted_port)
+        return _host
 
 
 class ViewerHost:
-    """neuroglancer's Python server in this process, plus the zarr answers for its viewers."""
+    """neuroglancer's Python server in this process, plus the zarr answers for its viewers (use
+    `viewer_host()`: one per process)."""
 
     def __init__(self, bind_address: str = "127.0.0.1", port: int = 0) -> None:
         try:
@@ -113,6 +133,8 @@ class ViewerHost:
         """(status, body, content type) of one zarr request of a viewer."""
         with self._lock:
             grant = self._grants.get(token)
+        if grant is not None and time.monotonic() - grant.created > MAX_AGE:
+            grant = None  # open the page again (on ndex serve, the permission is checked again)
         zc = grant.channels.get((c, e, ch)) if grant else None
         if zc is None:
             return 404, b"", "text/plain"

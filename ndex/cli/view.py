@@ -70,11 +70,11 @@ def chunk_reader(client: BossClient, kinds: dict[str, str]):
 
 
 def execute(args: argparse.Namespace) -> int:
-    from ndex.viewer import ViewedChannel, ViewerHost
+    from ndex.viewer import ViewedChannel, viewer_host
 
     setup_logging(args.verbose, args.quiet)
     c, e, names = parse_target(args.channel)
-    host = ViewerHost(args.host, args.port)
+    host = viewer_host(args.host, args.port)
     client = BossClient(discover(url=args.url, token=args.token, config_file=args.config_file))
     with client:
         viewed = [ViewedChannel(c, e, zarr_channel(client, ChannelRef(c, e, name), args.res)) for name in names]

@@ -192,13 +192,15 @@ def test_viewer_needs_read_permission(web, pushed):
 
 
 def test_viewer_layers_voxel_size_and_several_channels(web):
-    server, app = web
+    from ndex.viewer import viewer_host
+
+    server, _ = web
     ch = make_channel(server, kind="annotation", datatype="uint64", voxel_size=(4.0, 4.0, 40.0))
     r = requests.get(f"{server.url}/view/{ch.collection}/{ch.experiment}/ch/?channels=src,ch", headers=server.headers,
                      allow_redirects=False)
     assert r.status_code == 303
     token = r.headers["location"].rstrip("/").rsplit("/", 1)[1]
-    state = app.state.viewer_host._grants[token].viewer.state.to_json()
+    state = viewer_host()._grants[token].viewer.state.to_json()
     assert [(layer["name"], layer["type"]) for layer in state["layers"]] == [("src", "image"), ("ch", "segmentation")]
     sources = [layer["source"][0] if isinstance(layer["source"], list) else layer["source"] for layer in state["layers"]]
     assert all((src["url"] if isinstance(src, dict) else src).startswith("zarr3://") for src in sources), sources
@@ -264,14 +266,14 @@ def test_neuroglancers_boss_datasource_reads_ndex_serve(tmp_path, page):
     /latest/, CORS and the JPEG cutouts of a uint8 channel."""
     import neuroglancer
 
-    from ndex.viewer import ViewerHost
+    from ndex.viewer import viewer_host
 
     with tls_server(tmp_path, "--cors_origins", "*") as (server, session):
         ch = make_channel(server, extent=(512, 512, 16), public=True, session=session)
         r = session.post(f"{server.url}/v1/cutout/{ch.path}/0/0:512/0:512/0:16/", data=codecs.encode(pattern_volume()),
                          headers={**server.headers, "Content-Type": "application/blosc"})
         assert r.status_code == 201
-        host = ViewerHost()
+        host = viewer_host()
         viewer = neuroglancer.Viewer()
         with viewer.txn() as state:
             state.layers["boss"] = neuroglancer.ImageLayer(source=f"boss://{server.url}/{ch.path}")
@@ -279,3 +281,16 @@ def test_neuroglancers_boss_datasource_reads_ndex_serve(tmp_path, page):
         page.page.goto(f"http://127.0.0.1:{host.port}/v/{viewer.token}/")
         shows_pattern(page)
         assert not page.errors, page.errors
+
+
+def test_a_viewer_url_stops_reading_after_max_age(web, pushed, monkeypatch):
+    import ndex.viewer
+
+    server, _ = web
+    coll, exp = pushed
+    location = requests.get(f"{server.url}/view/{coll}/{exp}/em/", headers=server.headers,
+                            allow_redirects=False).headers["location"]
+    zarr_json = location.replace("/v/", "/zarr/") + f"{coll}/{exp}/em/zarr.json"
+    assert requests.get(zarr_json).status_code == 200
+    monkeypatch.setattr(ndex.viewer, "MAX_AGE", 0.0)
+    assert requests.get(zarr_json).status_code == 404

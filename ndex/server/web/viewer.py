@@ -45,11 +45,8 @@ def view(request: Request, c: str, e: str, ch: str):
 
 
 def viewer_host(request: Request):
-    """The app's neuroglancer server, created on the first view."""
-    from ndex.viewer import ViewerHost
+    """The process's neuroglancer server, started on the first view."""
+    from ndex.viewer import viewer_host as shared
 
-    state = request.app.state
-    if getattr(state, "viewer_host", None) is None:
-        settings = services(request).settings
-        state.viewer_host = ViewerHost(settings.viewer_bind, settings.viewer_port)
-    return state.viewer_host
+    settings = services(request).settings
+    return shared(settings.viewer_bind, settings.viewer_port)

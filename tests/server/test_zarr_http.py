@@ -137,3 +137,30 @@ def test_levels_not_built_are_not_listed(server_app):
     group = requests.get(f"{server_app.url}/zarr/{ch.path}/zarr.json", headers=server_app.headers).json()
     assert [d["path"] for d in group["attributes"]["ome"]["multiscales"][0]["datasets"]] == ["0"]
     assert requests.get(f"{server_app.url}/zarr/{ch.path}/1/zarr.json", headers=server_app.headers).status_code == 404
+
+
+def test_levels_line_up_with_what_ndpull_writes(server_app, volume, tmp_path):
+    """A region pulled by ndpull into OME-Zarr sits, in physical units, where /zarr/ has the same voxels."""
+    import json
+
+    from ndex.cli import pull as pull_cli
+
+    ch, _ = volume
+    x, y, z = (100, 300), (50, 250), (8, 24)  # level-1 voxels
+    assert pull_cli.main(["--url", server_app.url, "--token", server_app.token, "-q", "--collection", ch.collection,
+                          "--experiment", ch.experiment, "--channel", ch.channel, "--res", "1",
+                          "--x", *map(str, x), "--y", *map(str, y), "--z", *map(str, z), "--outdir", str(tmp_path),
+                          "--output", "zarr", "--stack_filename", "region.ome.zarr"]) == 0
+    pulled_dir = tmp_path / "region.ome.zarr"
+    pulled_ms = json.loads((pulled_dir / ".zattrs").read_text())["multiscales"][0]
+    scale, translation = (t[k] for t, k in zip(pulled_ms["datasets"][0]["coordinateTransformations"],
+                                                ("scale", "translation")))
+    group = requests.get(f"{server_app.url}/zarr/{ch.path}/zarr.json", headers=server_app.headers).json()
+    level = next(d for d in group["attributes"]["ome"]["multiscales"][0]["datasets"] if d["path"] == "1")
+    served_scale, served_shift = (t[k] for t, k in zip(level["coordinateTransformations"], ("scale", "translation")))
+    assert served_scale[1:] == scale[-3:]
+    start = (z[0], y[0], x[0])
+    assert [served_shift[i + 1] + start[i] * served_scale[i + 1] for i in range(3)] == translation[-3:]
+    pulled = zarr.open_array(str(pulled_dir / "0"), mode="r")[...]
+    served = ts_open(server_app, ch, "1", server_app.headers)[0, z[0]:z[1], y[0]:y[1], x[0]:x[1]].read().result()
+    np.testing.assert_array_equal(pulled.reshape(served.shape), served)

@@ -128,9 +128,10 @@ def shows_pattern(p: Page, timeout: float = 60) -> dict[str, float]:
     panel.wait_for(timeout=timeout * 1000)
     deadline = time.monotonic() + timeout
     while True:
-        box = panel.bounding_box()
-        greys = quadrant_greys(p.page.screenshot(), (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
-        if all(abs(greys[k] - v) <= 12 for k, v in QUADRANTS.items()):
+        box = panel.bounding_box()  # None while neuroglancer rebuilds its panels (layout, new data bounds)
+        greys = quadrant_greys(p.page.screenshot(), (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)) \
+            if box else {}
+        if greys and all(abs(greys[k] - v) <= 12 for k, v in QUADRANTS.items()):
             return greys
         if time.monotonic() > deadline:
             Path("/tmp/ndex-viewer-failure.png").write_bytes(p.page.screenshot())

@@ -20,7 +20,7 @@ from ndex.server.services import Services, services
 
 router = APIRouter(tags=["web"])
 PREFIX = "/zarr/{c}/{e}/{ch}"
-READS = ["GET", "HEAD"]  # zarr readers probe with HEAD
+
 
 
 def zarr_channel(info: ChannelInfo) -> zarr_http.ZarrChannel:
@@ -45,13 +45,10 @@ def not_found(what: str) -> BossError:
     return BossError(OBJECT_NOT_FOUND, f"{what} is not part of this zarr group: open its zarr.json for the levels")
 
 
-@router.api_route(PREFIX, methods=READS, summary="The channel's OME-Zarr group metadata (same as zarr.json)")
-@router.api_route(PREFIX + "/zarr.json", methods=READS, summary="The channel's OME-Zarr group metadata (zarr v3)")
 def group(request: Request):
     return json_answer(zarr_http.group_json(readable(request)[2]))
 
 
-@router.api_route(PREFIX + "/{res}/zarr.json", methods=READS, summary="One built level's zarr v3 array metadata")
 def array(request: Request, res: str):
     _, _, zc = readable(request)
     lv = zc.level(int(res)) if res.isdigit() else None
@@ -60,8 +57,6 @@ def array(request: Request, res: str):
     return json_answer(zarr_http.array_json(zc, lv))
 
 
-# chunk keys start with "c/": a wider pattern would make the router redirect probes such as .zmetadata
-@router.api_route(PREFIX + "/{res}/c/{key:path}", methods=READS, summary="One chunk (one BOSS cuboid) of a built level")
 def chunk(request: Request, res: str, key: str):
     svc, info, zc = readable(request)
     lv = zc.level(int(res)) if res.isdigit() else None
@@ -80,3 +75,16 @@ def chunk_body(svc: Services, info: ChannelInfo, res: int, t: int, box) -> bytes
             return frame
     block = svc.store.read(layout, res, box, (t, t + 1))[0]
     return zarr_http.chunk_bytes(block, info.datatype) if block.any() else None
+
+
+def add_reads(path: str, endpoint, summary: str | None) -> None:
+    """GET (documented, unless summary is None) and HEAD (zarr readers probe with it) of one path."""
+    router.add_api_route(path, endpoint, methods=["GET"], summary=summary, include_in_schema=summary is not None)
+    router.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+
+
+add_reads(PREFIX + "/zarr.json", group, "The channel's OME-Zarr group metadata (zarr v3)")
+add_reads(PREFIX, group, None)  # the group's own URL
+add_reads(PREFIX + "/{res}/zarr.json", array, "One built level's zarr v3 array metadata")
+# chunk keys start with "c/": a wider pattern would make the router redirect probes such as .zmetadata
+add_reads(PREFIX + "/{res}/c/{key:path}", chunk, "One chunk (one BOSS cuboid) of a built level")

@@ -6,16 +6,18 @@ import io
 import re
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
-from fixtures_server import make_channel, serve_in_process, tls_server
+from fixtures_server import make_channel, serve_in_process, stop_process, tls_server
 from PIL import Image
 
 from ndex import codecs
+from ndex.cli.local_server import free_port
 
 ORIGIN = "http://viewer.example:8443"
 
@@ -223,3 +225,35 @@ def test_tls_flags_come_in_pairs(tmp_path):
                            "--ssl_certfile", str(tmp_path / "cert.pem")], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "--ssl_keyfile" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+# --- home page (the browser tests drive it; these are the HTTP details) ----------------------------------
+
+
+def test_home_page_is_plain_html_and_a_stale_login_is_cleared(server_app):
+    ch = make_channel(server_app, public=True)
+    anonymous = requests.get(server_app.url + "/")
+    assert anonymous.status_code == 200 and anonymous.headers["content-type"].startswith("text/html")
+    assert ch.collection in anonymous.text and f'href="/view/{ch.path}/"' in anonymous.text
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", anonymous.text) and "<script" not in anonymous.text
+    stale = requests.get(server_app.url + "/", cookies={"ndex_token": "revoked-token"})
+    assert stale.status_code == 200 and "no longer valid" in stale.text and ch.collection in stale.text
+    assert 'ndex_token=""' in stale.headers["set-cookie"] or "Max-Age=0" in stale.headers["set-cookie"]
+
+
+def test_the_login_cookie_reads_but_never_writes(server_app):
+    cookies = {"ndex_token": server_app.token}
+    assert requests.get(f"{server_app.url}/v1/collection/", cookies=cookies).status_code == 200
+    r = requests.post(f"{server_app.url}/v1/collection/cookie-{time.time_ns()}/", json={}, cookies=cookies)
+    assert r.status_code == 401  # a write needs the Authorization header
+
+
+def test_serve_prints_its_home_page(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(tmp_path), "--port",
+                             str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stderr.readline() for _ in range(2)]
+    finally:
+        stop_process(proc)
+    assert any(f"home page http://127.0.0.1:{port}/" in line for line in lines), lines

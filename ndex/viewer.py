@@ -26,7 +26,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ndex import zarr_http
+import numpy as np
+
+from ndex import codecs, zarr_http
 from ndex.errors import UsageError
 from ndex.geometry import Box
 
@@ -119,8 +121,11 @@ class ViewerHost:
         with viewer.txn() as state:
             for ch in channels:
                 source = f"zarr3://{base}/zarr/{token}/{ch.collection}/{ch.experiment}/{ch.zarr.name}/"
-                kind = neuroglancer.SegmentationLayer if ch.zarr.annotation else neuroglancer.ImageLayer
-                state.layers[ch.zarr.name] = kind(source=source)
+                if ch.zarr.annotation:
+                    state.layers[ch.zarr.name] = neuroglancer.SegmentationLayer(source=source)
+                else:
+                    state.layers[ch.zarr.name] = neuroglancer.ImageLayer(source=source,
+                                                                         shader_controls=contrast(ch, read))
             state.layout = "xy"  # neuroglancer centres on the data's bounds by itself
             state.dimensions = dimensions(channels[0].zarr)
         with self._lock:
@@ -149,6 +154,30 @@ class ViewerHost:
         found = zarr_http.chunk_region(zc, lv, key)
         body = grant.read(c, e, ch, lv.res, *found) if found else None
         return (200, body, "application/octet-stream") if body else (404, b"", "text/plain")
+
+
+def contrast(ch: ViewedChannel, read: ChunkReader) -> dict:
+    """The image shader's range for wider than 8-bit data: the 0.5-99.5 percentiles of the middle chunk
+    of the coarsest level (neuroglancer's default, the type's full range, shows 12-bit data as black)."""
+    zc = ch.zarr
+    if np.dtype(zc.dtype).itemsize == 1:
+        return {}
+    lv = zc.levels[-1]
+    middle = "c/0/{}/{}/{}".format(*(n // 2 // c for n, c in zip(reversed(lv.extent), zarr_http.CHUNK_TZYX[1:])))
+    found = zarr_http.chunk_region(zc, lv, middle)
+    try:
+        body = read(ch.collection, ch.experiment, zc.name, lv.res, *found) if found else None
+    except Exception:  # noqa: BLE001 - no sample, no hint: the viewer still opens
+        log.warning("no contrast sample for %s", zc.name, exc_info=True)
+        body = None
+    if not body:
+        return {}
+    voxels = codecs.decode(body, zc.dtype, zarr_http.CHUNK_TZYX[1:])
+    voxels = voxels[voxels > 0]
+    if voxels.size == 0:
+        return {}
+    lo, hi = (float(v) for v in np.percentile(voxels, [0.5, 99.5]))
+    return {"normalized": {"range": [lo, hi if hi > lo else lo + 1]}}
 
 
 def dimensions(zc: zarr_http.ZarrChannel):

@@ -295,3 +295,20 @@ def test_a_viewer_url_stops_reading_after_max_age(web, pushed, monkeypatch):
     assert requests.get(zarr_json).status_code == 200
     monkeypatch.setattr(ndex.viewer, "MAX_AGE", 0.0)
     assert requests.get(zarr_json).status_code == 404
+
+
+def test_16_bit_images_open_with_their_own_contrast_range(web):
+    from ndex.viewer import viewer_host
+
+    server, _ = web
+    ch = make_channel(server, datatype="uint16", extent=(600, 520, 20))
+    data = np.random.default_rng(5).integers(1000, 2001, size=(20, 520, 600), dtype=np.uint16)
+    r = requests.post(f"{server.url}/v1/cutout/{ch.path}/0/0:600/0:520/0:20/", data=codecs.encode(data),
+                      headers={**server.headers, "Content-Type": "application/blosc"})
+    assert r.status_code == 201
+    location = requests.get(f"{server.url}/view/{ch.path}/", headers=server.headers,
+                            allow_redirects=False).headers["location"]
+    token = location.rstrip("/").rsplit("/", 1)[1]
+    layer = viewer_host()._grants[token].viewer.state.to_json()["layers"][0]
+    lo, hi = layer["shaderControls"]["normalized"]["range"]
+    assert 1000 <= lo < 1020 and 1980 < hi <= 2000

@@ -257,3 +257,12 @@ def test_serve_prints_its_home_page(tmp_path):
     finally:
         stop_process(proc)
     assert any(f"home page http://127.0.0.1:{port}/" in line for line in lines), lines
+
+
+def test_home_page_without_neuroglancer_says_how_to_get_the_viewer(server_app, monkeypatch):
+    from ndex.server.web import home
+
+    ch = make_channel(server_app, public=True)
+    monkeypatch.setattr(home, "viewer_installed", lambda: False)
+    page = requests.get(server_app.url + "/").text
+    assert ch.collection in page and f"/view/{ch.path}/" not in page and "ndex[viewer]" in page

@@ -6,6 +6,8 @@ link to its viewer, and carries the token login form (`POST /login`, `POST /logo
 """
 from __future__ import annotations
 
+import importlib.util
+from functools import lru_cache
 from html import escape
 from urllib.parse import parse_qs, quote
 
@@ -93,7 +95,7 @@ def experiment_html(svc: Services, ident: Identity, c: str, e: str) -> str:
     if not rows:
         return f"<h3>{escape(e)}</h3><p class=muted>no channels</p>"
     together = ""
-    if len(viewable) > 1:
+    if len(viewable) > 1 and viewer_installed():
         link = channel_link(c, e, viewable[0]) + "?channels=" + quote(",".join(viewable))
         together = f" &middot; <a href=\"{escape(link)}\">view all channels together</a>"
     head = ("<tr><th>channel</th><th>type</th><th>datatype</th><th>extent x&times;y&times;z</th><th>voxel</th>"
@@ -107,12 +109,19 @@ def channel_row(c: str, e: str, info: ChannelInfo, can_read: bool) -> str:
     voxel = f"{f['x_voxel_size']:g}&times;{f['y_voxel_size']:g}&times;{f['z_voxel_size']:g} {escape(f['voxel_unit'])}"
     top = info.base + x["num_hierarchy_levels"] - 1
     name = info.channel["name"]
-    links = (f"<a href=\"{escape(channel_link(c, e, name))}\">view</a> &middot; "
-             f"<a href=\"{escape(channel_link(c, e, name, 'zarr'))}zarr.json\">zarr</a>") if can_read else \
-        "<span class=muted>no read permission</span>"
+    view = (f"<a href=\"{escape(channel_link(c, e, name))}\">view</a>" if viewer_installed() else
+            "<span class=muted title=\"pip install 'ndex[viewer]'\">(no viewer installed)</span>")
+    links = (f"{view} &middot; <a href=\"{escape(channel_link(c, e, name, 'zarr'))}zarr.json\">zarr</a>"
+             if can_read else "<span class=muted>no read permission</span>")
     cells = [escape(name), escape(info.channel["type"]), escape(info.datatype), extent, voxel,
              str(x["num_time_samples"]), f"{info.base}..{top}", escape(info.channel["downsample_status"]), links]
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+@lru_cache(maxsize=1)
+def viewer_installed() -> bool:
+    """/view/ needs the neuroglancer package (the `viewer` extra)."""
+    return importlib.util.find_spec("neuroglancer") is not None
 
 
 @router.post("/login")

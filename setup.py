@@ -33,11 +33,13 @@ setup(
         "alembic>=1.13",  # schema migrations of the catalog (ndex/server/migrations)
         "slack_sdk>=3.20",
         "jsonschema>=4",
+        "fastapi-offline>=1.7",  # Swagger UI and ReDoc assets, so /docs and /redoc work offline
     ],
     extras_require={
         "s3": ["boto3>=1.26"],
         "postgres": ["psycopg[binary]>=3.1"],  # ndex serve --db postgresql://... (several --workers)
         "dask": ["distributed>=2023.1"],
+        "viewer": ["neuroglancer>=2.40"],  # /view/ in ndex serve, and ndex view
         "test": [
             "pytest>=7.4",
             "pytest-timeout>=2.1",
@@ -48,6 +50,10 @@ setup(
             "httpx>=0.24",
             "distributed>=2023.1",
             "ruff>=0.4",
+            "neuroglancer>=2.40",
+            "playwright>=1.40",  # drives Debian's chromium (never downloads a browser)
+            "zarr>=3",  # reads /zarr/ over HTTP in tests
+            "fsspec[http]>=2024.1",  # zarr-python's HTTP store
         ],
     },
     entry_points={

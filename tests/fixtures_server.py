@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,8 @@ import requests
 from ndex.cli.local_server import free_port
 from ndex.config import Remote
 
-__all__ = ["ServerHandle", "TestChannel", "make_channel", "ndex_server", "server_app", "start_uvicorn"]
+__all__ = ["ServerHandle", "TestChannel", "make_channel", "ndex_server", "server_app", "start_uvicorn",
+           "serve_in_process", "stop_process", "tls_server"]
 
 STARTUP_SECONDS = 60
 
@@ -98,13 +100,59 @@ def ndex_server(tmp_path_factory):
         wait_for_ping(url, proc)
         yield ServerHandle(url, token, data)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+        stop_process(proc)
+
+
+@contextmanager
+def tls_server(directory: Path, *flags: str):
+    """`ndex serve --ssl_certfile --ssl_keyfile` with a fresh self-signed certificate for 127.0.0.1 (made
+    with the openssl CLI); yields (ServerHandle, requests session trusting that certificate)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    data = directory / "data"
+    token = ndex_cli("token", "create", "--data", str(data), "--user", "admin", "--role", "admin").stdout.split()[-1]
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(data), "--port", str(port),
+                             "--ssl_certfile", str(cert), "--ssl_keyfile", str(key), "--quiet", *flags],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the test's own certificate
+    session.verify = str(cert)
+    # uvicorn's TLS keeps waiting at shutdown for a kept-alive connection that Python's ssl closes
+    # without close_notify (curl and browsers send it): one connection per request
+    session.headers["Connection"] = "close"
+    url = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                if session.get(f"{url}/ping/", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"ndex serve over TLS did not start: {proc.stderr.read().decode()[-2000:]}") from None
+                time.sleep(0.2)
+        yield ServerHandle(url, token, data), session
+        session.close()
+    finally:
+        assert stop_process(proc), "ndex serve over TLS did not stop on SIGTERM"
+
+
+def stop_process(proc: subprocess.Popen) -> bool:
+    """Terminate a server subprocess (killed after 30 s); True if it stopped by itself."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+    finally:
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def start_uvicorn(app) -> tuple[str, callable]:
@@ -132,19 +180,24 @@ def start_uvicorn(app) -> tuple[str, callable]:
     return f"http://127.0.0.1:{port}", stop
 
 
-@pytest.fixture(scope="session")
-def server_app(tmp_path_factory):
+def serve_in_process(data: Path, **settings) -> tuple[ServerHandle, object, callable]:
+    """(handle, app, stop) of an in-process app on `data` with an admin token; `settings` go to ServerSettings."""
     from ndex.server.app import create_app
     from ndex.server.settings import ServerSettings
     from ndex.server.users import issue_token
 
-    data = tmp_path_factory.mktemp("ndex-app-data")
-    app = create_app(ServerSettings(data_dir=str(data), cache_seconds=0.5))
+    app = create_app(ServerSettings(data_dir=str(data), **{"cache_seconds": 0.5, **settings}))
     with app.state.services.db.begin() as conn:
         token = issue_token(conn, "admin", "admin")
     url, stop = start_uvicorn(app)
+    return ServerHandle(url, token, data), app, stop
+
+
+@pytest.fixture(scope="session")
+def server_app(tmp_path_factory):
+    handle, _, stop = serve_in_process(tmp_path_factory.mktemp("ndex-app-data"))
     try:
-        yield ServerHandle(url, token, data)
+        yield handle
     finally:
         stop()
 
@@ -152,28 +205,29 @@ def server_app(tmp_path_factory):
 def make_channel(server: ServerHandle, *, datatype: str = "uint8", kind: str = "image",
                  extent: tuple[int, int, int] = (1024, 1024, 64), time_samples: int = 1, levels: int = 1,
                  hierarchy: str = "isotropic", sources: tuple[str, ...] = (), public: bool = False,
-                 voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> TestChannel:
+                 voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0), session=None) -> TestChannel:
     """A new frame, collection, experiment and channel with unique names (annotation channels get an
-    image source channel named `src` unless `sources` is given)."""
+    image source channel named `src` unless `sources` is given; `session`: a requests session to use)."""
     tag = uuid.uuid4().hex[:10]
     coll, exp, frame = f"col-{tag}", f"exp-{tag}", f"cf-{tag}"
     frame_body = {"x_start": 0, "x_stop": extent[0], "y_start": 0, "y_stop": extent[1], "z_start": 0,
                   "z_stop": extent[2], "x_voxel_size": voxel_size[0], "y_voxel_size": voxel_size[1],
                   "z_voxel_size": voxel_size[2], "voxel_unit": "nanometers"}
-    _post(server, f"coord/{frame}", frame_body)
-    _post(server, f"collection/{coll}", {"description": "test", "public": public})
+    _post(server, f"coord/{frame}", frame_body, session)
+    _post(server, f"collection/{coll}", {"description": "test", "public": public}, session)
     _post(server, f"collection/{coll}/experiment/{exp}",
           {"coord_frame": frame, "num_hierarchy_levels": levels, "hierarchy_method": hierarchy,
-           "num_time_samples": time_samples, "time_step": 0, "time_step_unit": "seconds", "public": public})
+           "num_time_samples": time_samples, "time_step": 0, "time_step_unit": "seconds", "public": public}, session)
     if kind == "annotation" and not sources:
-        _post(server, f"collection/{coll}/experiment/{exp}/channel/src", {"type": "image", "datatype": "uint8"})
+        _post(server, f"collection/{coll}/experiment/{exp}/channel/src", {"type": "image", "datatype": "uint8"},
+              session)
         sources = ("src",)
     _post(server, f"collection/{coll}/experiment/{exp}/channel/ch",
-          {"type": kind, "datatype": datatype, "sources": list(sources), "public": public})
+          {"type": kind, "datatype": datatype, "sources": list(sources), "public": public}, session)
     return TestChannel(coll, exp, "ch", frame, datatype)
 
 
-def _post(server: ServerHandle, path: str, body: dict) -> None:
-    r = requests.post(f"{server.url}/v1/{path}", json=body, headers=server.headers, timeout=30)
+def _post(server: ServerHandle, path: str, body: dict, session=None) -> None:
+    r = (session or requests).post(f"{server.url}/v1/{path}", json=body, headers=server.headers, timeout=30)
     if r.status_code != 201:
         raise RuntimeError(f"creating {path} failed: {r.status_code} {r.text}")

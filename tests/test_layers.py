@@ -5,7 +5,8 @@ from pathlib import Path
 import ndex
 
 PKG = Path(ndex.__file__).parent
-CORE = {"ndex.geometry", "ndex.codecs", "ndex.errors", "ndex.config", "ndex.progress", "ndex.synthetic"}
+CORE = {"ndex.geometry", "ndex.codecs", "ndex.errors", "ndex.config", "ndex.progress", "ndex.synthetic",
+        "ndex.zarr_http"}
 
 # layer -> the ndex layers it may import (besides itself); prefixes
 ALLOWED = {
@@ -17,7 +18,8 @@ ALLOWED = {
     "ndex.plan": {"core", "ndex.transfer", "ndex.client", "ndex.sources", "ndex.sinks"},
     "ndex.jobs": {"core", "ndex.transfer", "ndex.client", "ndex.sources", "ndex.sinks"},
     "ndex.notify": {"core"},
-    "ndex.server": {"core"},
+    "ndex.viewer": {"core"},  # neuroglancer's server + zarr answers, shared by ndex serve and ndex view
+    "ndex.server": {"core", "ndex.viewer"},
     "ndex.cli": {"*"},
     "ndex.testing": {"core", "ndex.sources", "ndex.sinks"},  # conformance suites for tests; imported by no layer
 }

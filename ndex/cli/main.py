@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "demo": ("ndex.cli.demo", "start a local server, push a volume, pull a region back and verify it"),
     "verify": ("ndex.cli.verify", "compare local images with what the server holds"),
     "info": ("ndex.cli.info", "show a server's collections, experiments, channels and extents"),
+    "view": ("ndex.cli.view", "open neuroglancer on a channel of any BOSS server (prints the viewer URL)"),
 }
 
 

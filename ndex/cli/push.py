@@ -367,7 +367,13 @@ def finish(args, client: BossClient, ref: ChannelRef, report, notifier, path: Pa
         print(f"some blocks failed: re-run the same command to retry only those (manifest {path}.manifest.sqlite)",
               file=sys.stderr)
         return EXIT_FAILED
+    print(viewer_link(client, ref))
     return EXIT_OK
+
+
+def viewer_link(client: BossClient, ref: ChannelRef) -> str:
+    """Where to look at the pushed channel (ndex 1.x printed its web-tools link here)."""
+    return f"view it: {client.remote.url}/view/{ref.path}/ (ndex serve), or `ndex view {ref.path}` (any BOSS server)"
 
 
 def create_resources(args, client: BossClient, ref: ChannelRef, source, extents: Box, offsets, metadata) -> int:

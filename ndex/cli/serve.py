@@ -37,6 +37,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=help_of("request_timeout"))
     parser.add_argument("--client_timeout", type=float, default=DEFAULTS.client_timeout,
                         help=help_of("client_timeout"))
+    parser.add_argument("--cors_origins", default="", help=help_of("cors_origins"))
+    parser.add_argument("--ssl_certfile", default="", help="PEM certificate: serve HTTPS (neuroglancer's boss:// "
+                                                           "datasource refuses plain http)")
+    parser.add_argument("--ssl_keyfile", default="", help="PEM private key of --ssl_certfile")
+    parser.add_argument("--viewer_port", type=int, default=0, help=help_of("viewer_port"))
     parser.add_argument("--access_log", action="store_true",
                         help="log every request (off by default: a multi-day ingest makes millions of them)")
     add_logging_flags(parser)
@@ -48,7 +53,8 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
                           downsample_workers=args.downsample_workers, fsync=args.fsync,
                           downsample_max_voxels=args.downsample_max_voxels, quota_per_day=args.quota_per_day,
                           cutout_memory_mb=args.cutout_memory_mb, request_timeout=args.request_timeout,
-                          client_timeout=args.client_timeout)
+                          client_timeout=args.client_timeout,
+                          cors_origins=args.cors_origins, viewer_bind=args.host, viewer_port=args.viewer_port)
 
 
 def connection_limits(settings: ServerSettings) -> dict:
@@ -58,6 +64,16 @@ def connection_limits(settings: ServerSettings) -> dict:
         return {"timeout_graceful_shutdown": SHUTDOWN_SECONDS}
     return {"timeout_keep_alive": settings.client_timeout, "timeout_graceful_shutdown": SHUTDOWN_SECONDS,
             "http": "ndex.server.slow_clients:SlowClientProtocol"}
+
+
+def tls_options(args: argparse.Namespace) -> dict[str, str]:
+    """uvicorn's TLS arguments; both files or neither, and each must be readable."""
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        raise UsageError("--ssl_certfile and --ssl_keyfile go together: pass both PEM files, or neither for http")
+    for flag, path in (("--ssl_certfile", args.ssl_certfile), ("--ssl_keyfile", args.ssl_keyfile)):
+        if path and not os.path.isfile(path):
+            raise UsageError(f"{flag} {path}: no such file; pass a PEM file")
+    return {"ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile} if args.ssl_certfile else {}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +101,10 @@ def serve(args: argparse.Namespace) -> int:
     from ndex.server.users import ensure_first_admin
 
     settings = settings_from(args)
+    tls = tls_options(args)
+    if args.workers > 1 and args.viewer_port:
+        raise UsageError("--viewer_port needs --workers 1: each worker process runs its own viewer server, on a "
+                         "free port; drop --viewer_port")
     if args.workers > 1 and settings.sqlite:
         raise UsageError(f"--workers {args.workers} needs a server database: SQLite allows one server process; "
                          "pass --db postgresql://... or drop --workers")
@@ -99,10 +119,10 @@ def serve(args: argparse.Namespace) -> int:
                   "--user admin --role admin", file=sys.stderr)
         if not settings.sqlite:
             recover_interrupted(db)  # before any worker starts, so no live job is marked FAILED
-        print(f"ndex serve: http://{args.host}:{args.port}/ (data {settings.data_dir}, API docs at /docs)",
-              file=sys.stderr)
+        home = f"{'https' if tls else 'http'}://{args.host}:{args.port}/"
+        print(f"ndex serve: home page {home} (data {settings.data_dir}, API docs at {home}docs)", file=sys.stderr)
         common = {"host": args.host, "port": args.port, "log_level": "warning" if args.quiet else "info",
-                  "access_log": args.access_log, **connection_limits(settings)}
+                  "access_log": args.access_log, **connection_limits(settings), **tls}
         if args.workers > 1:
             os.environ[SETTINGS_ENV] = settings.to_json()
             uvicorn.run("ndex.server.app:app_from_env", factory=True, workers=args.workers, **common)

@@ -29,6 +29,7 @@ from ndex.server import (
     routes_image,
     routes_meta,
     routes_resources,
+    web,
 )
 from ndex.server.auth import Authorizer
 from ndex.server.catalog import Catalog
@@ -84,8 +85,8 @@ def create_app(settings: ServerSettings, store: VolumeStore | None = None, db: D
         if own_db:
             db.close()
 
-    app = FastAPI(title="ndex serve", version=__version__, lifespan=lifespan,
-                  description="A BOSS API v1 compatible spatial database (see boss-api.md).")
+    app = FastAPI(title="ndex serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="A BOSS API v1 compatible spatial database (see README.md).")
     app.state.services = svc
     install_error_handlers(app)
     limits.install(app, settings.request_timeout, settings.client_timeout, settings.cutout_memory_mb)
@@ -98,6 +99,7 @@ def create_app(settings: ServerSettings, store: VolumeStore | None = None, db: D
     app.add_middleware(limits.RequestGuard, request_timeout=settings.request_timeout,
                        client_timeout=settings.client_timeout)
     app.add_middleware(CatchAll)
+    web.install(app, settings)  # /docs offline, home page, viewer, /zarr/; /latest/ and CORS outermost
     return app
 
 

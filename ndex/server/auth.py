@@ -59,8 +59,8 @@ class Authorizer:
             return self.anonymous("anonymous")
         scheme, _, token = authorization.strip().partition(" ")
         token = token.strip()
-        if scheme.lower() != "token" or not token:
-            raise NotAuthenticated("Invalid token header: use 'Authorization: Token <token>'.")
+        if scheme.lower() not in ("token", "bearer") or not token:  # Bearer: neuroglancer and OAuth clients
+            raise NotAuthenticated("Invalid token header: use 'Authorization: Token <token>' (or Bearer <token>).")
         ident = self.identities.get(("token", token), lambda: self._load(token))
         if ident is None:
             raise NotAuthenticated("Invalid token.")

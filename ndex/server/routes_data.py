@@ -36,6 +36,7 @@ from ndex.server.http_errors import (
 from ndex.server.quota import EGRESS, INGRESS
 from ndex.server.services import Services, identify, read_limited, services
 from ndex.server.values import INT32_MAX, ascii_int
+from ndex.server.web import encodings
 
 router = APIRouter(tags=["volumes"])
 CHAN = "{c}/{e}/{ch}"
@@ -103,9 +104,12 @@ def get_cutout(request: Request):
     wanted = request.query_params.get("filter")
     ids = parse_filter(info, wanted) if wanted is not None else None
     media = response_media(request)
+    jpeg = encodings.jpeg_rendering(request, info.datatype, info.annotation)  # Accept: image/jpeg, ?window=
     # the array, its encoded copy and with filter= the filtered copy are in memory at once
     with budget_of(request).reserve(region.nbytes * (3 if ids is not None else 2)):
         charge(svc, request, EGRESS, region.nbytes)
+        if jpeg is not None:
+            return jpeg.answer(filtered_region(svc, region, ids), region.four_d)
         body = stored_body(svc, region) if ids is None and media == BLOSC else None
         if body is None:
             body = encoded_body(svc, region, ids, media)
@@ -130,7 +134,7 @@ def stored_cutout(request: Request) -> bytes | None:
     try:
         svc = services(request)
         info = channel(svc, request, "read_volumetric_data")
-        if "filter" in request.query_params or response_media(request) != BLOSC:
+        if "filter" in request.query_params or response_media(request) != BLOSC or encodings.wants_jpeg(request):
             return None
         region = region_of(info, request)
         with budget_of(request).reserve(region.nbytes):
@@ -150,11 +154,17 @@ def stored_body(svc: Services, region: Region) -> bytes | None:
 
 
 def encoded_body(svc: Services, region: Region, ids: np.ndarray | None, media: str = BLOSC) -> bytes:
+    data = filtered_region(svc, region, ids)
+    data = data if region.four_d else data[0]
+    return {BLOSC: codecs.encode, bodies.BLOSC_PYTHON: bodies.pack_array, bodies.NPYGZ: bodies.save_npygz}[media](data)
+
+
+def filtered_region(svc: Services, region: Region, ids: np.ndarray | None) -> np.ndarray:
+    """The region's (t, z, y, x) voxels, only those of `ids` kept when given (filter=)."""
     data = read_region(svc, region)
     if ids is not None:
         data = np.where(np.isin(data, ids), data, np.zeros((), dtype=data.dtype))
-    data = data if region.four_d else data[0]
-    return {BLOSC: codecs.encode, bodies.BLOSC_PYTHON: bodies.pack_array, bodies.NPYGZ: bodies.save_npygz}[media](data)
+    return data
 
 
 def read_region(svc: Services, region: Region) -> np.ndarray:

@@ -18,6 +18,7 @@ from ndex.server.quota import DailyQuota
 from ndex.server.settings import ServerSettings
 from ndex.server.values import parse_json
 from ndex.server.volumes import VolumeStore
+from ndex.server.web.session import cookie_authorization
 
 MAX_JSON_BYTES = 2**20  # resource and permission bodies are a few hundred bytes
 
@@ -40,8 +41,10 @@ def services(request: Request) -> Services:
 
 
 def identify(request: Request) -> Identity:
-    """The caller (401 for a bad token, or for an anonymous unsafe verb)."""
-    return services(request).auth.identify(request.method, request.headers.get("authorization"))
+    """The caller (401 for a bad token, or for an anonymous unsafe verb); the header wins over the
+    home page's login cookie."""
+    authorization = request.headers.get("authorization") or cookie_authorization(request)
+    return services(request).auth.identify(request.method, authorization)
 
 
 async def read_limited(request: Request, limit: int, refuse: Callable[[str], Exception]) -> bytes:

@@ -50,6 +50,11 @@ class ServerSettings:
     client_timeout: float = _setting(
         30.0, "seconds an idle keep-alive connection, or a request whose headers or body stop arriving, is "
               "kept open before it is closed (slow-client protection)")
+    cors_origins: str = _setting("", "origins whose browser pages may call the API (CORS): a comma list like "
+                                     "https://neuroglancer.example:8443, or * for any; default none")
+    viewer_bind: str = _setting("127.0.0.1", "address of the neuroglancer server behind /view/ (ndex serve "
+                                             "passes its --host)")
+    viewer_port: int = _setting(0, "TCP port of the neuroglancer server behind /view/ (0: any free port)")
 
     @property
     def database_url(self) -> str:

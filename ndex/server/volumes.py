@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import numpy as np
 import tensorstore as ts
 
-from ndex import __version__, codecs
+from ndex import __version__, codecs, zarr_http
 from ndex.errors import CorruptBody, NdexError, OutOfBounds, UsageError
 from ndex.geometry import BOSS_CUBOID, Box, Triple, iter_blocks, z_slabs
 from ndex.server import downsample as ds
@@ -142,18 +142,7 @@ def _not_found(exc: BaseException) -> bool:
 
 
 def _array_metadata(layout: ChannelLayout, res: int) -> dict:
-    itemsize = np.dtype(layout.dtype).itemsize
-    return {
-        "shape": list(layout.array_shape(res)),
-        "data_type": layout.dtype,
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, *CHUNK_ZYX]}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
-                   {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle",
-                                                        "typesize": itemsize, "blocksize": 0}}],
-        "fill_value": 0,
-        "dimension_names": ["t", "z", "y", "x"],
-    }
+    return zarr_http.array_metadata(layout.array_shape(res), layout.dtype)  # /zarr/ serves chunks as stored
 
 
 def group_attributes(layout: ChannelLayout) -> dict:

@@ -19,7 +19,7 @@ from ndex.server.http_errors import INTEGRITY_ERROR, MISSING_PERMISSION, BossErr
 from ndex.server.schema import channel_links, channels, collections, experiments, frames, meta, permissions
 from ndex.server.ttlcache import TTLCache
 from ndex.server.users import ADMIN_GROUP, group_id, primary_group
-from ndex.server.values import INT32_MAX
+from ndex.server.values import MAX_ID
 
 TABLES: dict[str, Table] = {"collection": collections, "experiment": experiments, "channel": channels,
                             "frame": frames}
@@ -419,8 +419,8 @@ class Catalog:
         """Advance the channel's id counter by `count`; returns the first reserved id (counter starts at 1)."""
         with self.db.begin() as conn:  # UPDATE first: the row lock makes concurrent reservations disjoint
             moved = conn.execute(update(channels).where(channels.c.id == chan_id,
-                                                        channels.c.next_id <= INT32_MAX - count)
+                                                        channels.c.next_id <= MAX_ID - count)
                                  .values(next_id=channels.c.next_id + count)).rowcount
-            if not moved:  # the counter's column is 32-bit on PostgreSQL (and SQLite would turn it into a float)
-                raise invalid(f"reserving {count} more ids would pass id {INT32_MAX}: reserve fewer")
+            if not moved:  # past a BIGINT, PostgreSQL fails the UPDATE and SQLite turns the counter into a float
+                raise invalid(f"reserving {count} more ids would pass id {MAX_ID}: reserve fewer")
             return conn.execute(select(channels.c.next_id).where(channels.c.id == chan_id)).scalar() - count

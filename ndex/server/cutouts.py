@@ -24,8 +24,11 @@ from ndex.server.http_errors import (
     TYPE_ERROR,
     BossError,
 )
+from ndex.server.values import MAX_EXTENT
 
-RANGE = re.compile(r"^([0-9]{1,12}):([0-9]{1,12})\Z")  # ASCII only: \d also matches other digits, $ a newline
+_DIGITS = len(str(MAX_EXTENT))  # a coordinate has at most as many digits as the largest frame extent
+# ASCII only: \d also matches other digits, $ a newline
+RANGE = re.compile(rf"^([0-9]{{1,{_DIGITS}}}):([0-9]{{1,{_DIGITS}}})\Z")
 BLOSC_OVERHEAD = 16  # a blosc-1 frame is at most this much larger than its data
 
 

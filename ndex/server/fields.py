@@ -12,7 +12,7 @@ from typing import Any
 
 from ndex.geometry import VOXEL_UNITS as BOSS_VOXEL_UNITS
 from ndex.server.http_errors import invalid
-from ndex.server.values import INT32_MAX, MAX_TEXT, check_text
+from ndex.server.values import INT32_MAX, MAX_EXTENT, MAX_TEXT, check_text
 from ndex.server.volumes import STORABLE_DTYPES
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
@@ -39,6 +39,7 @@ class Field:
     put: bool = True  # writable by PUT
     minimum: int | None = None
     maximum: int | float | None = None
+    magnitude: int = INT32_MAX  # an int field's bound either side of zero: what its column holds
 
 
 def _f(name, type_, default=None, **kw) -> Field:
@@ -49,7 +50,8 @@ DESCRIPTION, PUBLIC = _f("description", "str", ""), _f("public", "bool", False)
 FIELDS: dict[str, tuple[Field, ...]] = {
     "collection": (DESCRIPTION, PUBLIC),
     "frame": (DESCRIPTION,
-              *(_f(f"{a}_{b}", "int", required=True, put=False) for a in "xyz" for b in ("start", "stop")),
+              *(_f(f"{a}_{b}", "int", required=True, put=False, magnitude=MAX_EXTENT)
+                for a in "xyz" for b in ("start", "stop")),
               *(_f(f"{a}_voxel_size", "float", required=True, put=False, maximum=MAX_VOXEL_SIZE) for a in "xyz"),
               _f("voxel_unit", "str", required=True, choices=VOXEL_UNITS, put=False)),
     "experiment": (DESCRIPTION, PUBLIC,
@@ -146,11 +148,11 @@ def _as_str(f: Field, v: Any) -> str:
 
 
 def _as_int(f: Field, v: Any) -> int:
-    # a float must be finite before int() (int(inf) raises), and every integer column is 32-bit on PostgreSQL
+    # a float must be finite before int() (int(inf) raises); the column bounds the magnitude
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or int(v) != v:
         raise invalid(f"{f.name} must be an integer, got {str(v)[:40]}")
-    if abs(int(v)) > INT32_MAX:
-        raise invalid(f"{f.name} {str(v)[:40]} is out of range: at most {INT32_MAX} in magnitude")
+    if abs(int(v)) > f.magnitude:
+        raise invalid(f"{f.name} {str(v)[:40]} is out of range: at most {f.magnitude} in magnitude")
     return int(v)
 
 

@@ -35,7 +35,7 @@ from ndex.server.http_errors import (
 )
 from ndex.server.quota import EGRESS, INGRESS
 from ndex.server.services import Services, identify, read_limited, services
-from ndex.server.values import INT32_MAX, ascii_int
+from ndex.server.values import MAX_ID, ascii_int
 from ndex.server.web import encodings
 
 router = APIRouter(tags=["volumes"])
@@ -44,7 +44,7 @@ XYZ = "{res}/{x}/{y}/{z}"
 BLOSC = "application/blosc"
 BLOSC_TYPES = ("", "application/blosc", "application/octet-stream")
 ARRAY_TYPES = (bodies.BLOSC_PYTHON, bodies.NPYGZ)  # bodies that carry their own dtype and shape
-MAX_RESERVE = INT32_MAX  # ids reserved by one request; the counter's column is 32-bit on PostgreSQL
+MAX_RESERVE = MAX_ID  # ids reserved by one request: as many as the channel's counter still holds
 
 
 def flag(request: Request, name: str) -> bool:

@@ -18,14 +18,14 @@ from ndex.server.http_errors import DATATYPE_DOES_NOT_MATCH, INVALID_CUTOUT_ARGS
 from ndex.server.quota import EGRESS
 from ndex.server.routes_data import channel, charge, read_region
 from ndex.server.services import services
-from ndex.server.values import ascii_int
+from ndex.server.values import MAX_EXTENT, ascii_int
 
 router = APIRouter(tags=["images"])
 NORMAL_AXIS = {"xy": "z", "xz": "y", "yz": "x"}
 
 
 def _single(text: str, axis: str) -> str:
-    index = ascii_int(text, f"{axis} (a single index for this orientation)", code=INVALID_CUTOUT_ARGS)
+    index = ascii_int(text, f"{axis} (a single index for this orientation)", hi=MAX_EXTENT, code=INVALID_CUTOUT_ARGS)
     return f"{index}:{index + 1}"
 
 

@@ -6,6 +6,7 @@ only honours it with a pragma, so the catalog removes dependants itself.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -78,7 +79,8 @@ frames = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(NAME), nullable=False, unique=True),
     Column("description", Text, nullable=False, default=""),
-    *(Column(f"{a}_{b}", Integer, nullable=False) for a in "xyz" for b in ("start", "stop")),
+    # 64-bit: a frame may be deeper than 2**31 voxels (fields.MAX_EXTENT bounds what a request may ask)
+    *(Column(f"{a}_{b}", BigInteger, nullable=False) for a in "xyz" for b in ("start", "stop")),
     *(Column(f"{a}_voxel_size", Float, nullable=False) for a in "xyz"),
     Column("voxel_unit", String(32), nullable=False),
     Column("creator", String(NAME), nullable=False),
@@ -117,7 +119,7 @@ channels = Table(
     Column("bucket", String(NAME), nullable=True),
     Column("cv_path", String(NAME), nullable=True),
     Column("creator", String(NAME), nullable=False),
-    Column("next_id", Integer, nullable=False, default=1),  # reserve-ids counter (starts at 1)
+    Column("next_id", BigInteger, nullable=False, default=1),  # reserve-ids counter (1..2**63-1)
     UniqueConstraint("experiment_id", "name"),
 )
 

@@ -2,8 +2,8 @@
 
 Every route takes its JSON through `parse_json` and its integers from paths and query strings through
 `ascii_int`, so a value the database or the store cannot hold is a 400 before anything is saved:
-non-finite floats, lone surrogates, NUL, text longer than its column, integers outside a signed
-32-bit column (the type of every integer column on PostgreSQL), and nesting deeper than any real body.
+non-finite floats, lone surrogates, NUL, text longer than its column, integers outside their column
+(signed 32-bit unless named below), and nesting deeper than any real body.
 """
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ from typing import Any
 from ndex.server.http_errors import INVALID_POST_ARGUMENT, BossError, invalid
 
 INT32_MAX = 2**31 - 1  # an INTEGER column on PostgreSQL (and BOSS's Django IntegerField)
+INT64_MAX = 2**63 - 1  # a BIGINT column; no integer in a body may be larger in magnitude
+# A voxel coordinate (frame extents, cutout ranges, image indices) lies within +-MAX_EXTENT: frames far
+# deeper than 2**31 (BIGINT columns). tensorstore creates a (t, 2**40, 2**40, 2**40) array lazily and
+# writes its far corner, but at 2**48 its offset x byte-stride arithmetic overflows int64.
+MAX_EXTENT = 2**40
+MAX_ID = INT64_MAX  # the reserve-ids counter (BIGINT); BOSS's ids are uint64, SQL holds signed 64-bit
 MAX_JSON_DEPTH = 16  # resource and permission bodies are two levels deep
 MAX_TEXT = 255  # a name or short text column (schema.NAME)
 MAX_LONG_TEXT = 65536  # a description or a metadata value (TEXT columns)
@@ -57,8 +63,8 @@ def _check_tree(value: Any) -> None:
             todo.extend((child, depth + 1) for child in item)
         elif isinstance(item, str):
             check_text(item, "a JSON string", MAX_LONG_TEXT)
-        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > 2**63:
-            raise invalid(f"the integer {str(item)[:40]}... is too large: at most {INT32_MAX} here")
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > INT64_MAX:
+            raise invalid(f"the integer {str(item)[:40]}... is too large: at most {INT64_MAX} in magnitude")
 
 
 def check_text(text: Any, what: str, max_len: int = MAX_TEXT) -> str:

@@ -14,7 +14,7 @@ from fixtures_backends import backend  # noqa: F401 - the fixture
 from fixtures_server import make_channel
 
 from ndex.server import fields
-from ndex.server.values import INT32_MAX
+from ndex.server.values import INT32_MAX, MAX_EXTENT, MAX_ID
 
 NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e309", "-1e309"]
 FRAME = {"x_start": 0, "x_stop": 64, "y_start": 0, "y_stop": 64, "z_start": 0, "z_stop": 16,
@@ -98,15 +98,22 @@ def test_documented_upper_bounds_hold(backend, world, key, value):  # noqa: F811
     assert send(backend, "POST", f"/v1/collection/{world.collection}/experiment/e{tag()}", json.dumps(ok)).status_code == 201
 
 
-def test_frame_extents_are_bounded_by_what_the_database_holds(backend):  # noqa: F811
-    refused(send(backend, "POST", f"/v1/coord/cf-{tag()}", json.dumps({**FRAME, "z_stop": INT32_MAX + 1})))
-    r = send(backend, "POST", f"/v1/coord/cf-{tag()}", json.dumps({**FRAME, "z_stop": INT32_MAX}))
-    assert r.status_code == 201 and r.json()["z_stop"] == INT32_MAX
+@pytest.mark.parametrize(("key", "edge"), [("z_stop", MAX_EXTENT), ("x_start", -MAX_EXTENT)])
+def test_frame_extents_are_bounded_by_the_documented_maximum(backend, key, edge):  # noqa: F811
+    name = f"cf-{tag()}"
+    past = edge + (1 if edge > 0 else -1)
+    message = refused(send(backend, "POST", f"/v1/coord/{name}", json.dumps({**FRAME, key: past})))
+    assert key in message and str(MAX_EXTENT) in message
+    refused(send(backend, "GET", f"/v1/coord/{name}"), 404)
+    r = send(backend, "POST", f"/v1/coord/{name}", json.dumps({**FRAME, key: edge}))  # past 32 bits: BIGINT
+    assert r.status_code == 201 and r.json()[key] == edge, r.text
+    assert send(backend, "GET", f"/v1/coord/{name}").json()[key] == edge
 
 
 def test_the_limits_in_security_md_are_the_codes():
     text = (Path(__file__).resolve().parents[2] / "SECURITY.md").read_text()
-    for value in (fields.MAX_LEVELS, f"{fields.MAX_TIME_SAMPLES:,}", f"{INT32_MAX:,}"):
+    for value in (fields.MAX_LEVELS, f"{fields.MAX_TIME_SAMPLES:,}", f"{INT32_MAX:,}", f"{MAX_EXTENT:,}",
+                  f"{MAX_ID:,}"):
         assert str(value) in text
 
 
@@ -172,11 +179,20 @@ def test_integers_in_paths_are_ascii_digits_in_range(backend, labels, number):  
     refused(send(backend, "GET", f"/v1/image/{path}/xy/0/0:8/0:8/{number}"), 400)
 
 
-def test_reserving_past_the_id_column_is_refused(backend, labels):  # noqa: F811
-    refused(send(backend, "GET", f"/v1/reserve/{labels.path}/{INT32_MAX + 1}"))
-    assert send(backend, "GET", f"/v1/reserve/{labels.path}/{INT32_MAX - 10}").status_code == 200
-    refused(send(backend, "GET", f"/v1/reserve/{labels.path}/100"))
-    assert send(backend, "GET", f"/v1/reserve/{labels.path}/5").status_code == 200
+def test_reserving_runs_past_32_bits_up_to_the_id_column(backend, labels):  # noqa: F811
+    def reserve(count: int) -> int:
+        r = send(backend, "GET", f"/v1/reserve/{labels.path}/{count}")
+        assert r.status_code == 200, r.text
+        return r.json()["start_id"]
+
+    refused(send(backend, "GET", f"/v1/reserve/{labels.path}/{MAX_ID + 1}"))
+    first = reserve(2**31)
+    after = reserve(5)
+    assert after == first + 2**31 > INT32_MAX  # exact: no wrap, and SQLite's counter did not become a float
+    last = reserve(MAX_ID - after - 5)  # every id the 64-bit counter still holds
+    assert last == after + 5
+    refused(send(backend, "GET", f"/v1/reserve/{labels.path}/1"))  # the counter sits at MAX_ID: nothing saved
+    assert "reserve fewer" in refused(send(backend, "GET", f"/v1/reserve/{labels.path}/100"))
 
 
 @pytest.mark.parametrize("key", ["group", "collection", "experiment", "channel"])

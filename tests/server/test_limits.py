@@ -21,7 +21,7 @@ from fixtures_server import make_channel, ndex_cli, wait_for_ping
 
 from ndex import codecs
 from ndex.cli.local_server import free_port
-from ndex.server.values import INT32_MAX
+from ndex.server.values import MAX_EXTENT
 
 
 @pytest.fixture
@@ -67,12 +67,14 @@ class Counted:
 # --- bounded work -------------------------------------------------------------------------------------
 
 
-def test_scans_of_a_deep_frame_read_only_the_stored_chunk(served, monkeypatch):
-    server, app = served()
-    deep = make_channel(server, kind="annotation", datatype="uint64", extent=(1024, 1024, INT32_MAX))
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_scans_of_a_frame_2_40_deep_read_only_the_stored_chunk(served, monkeypatch, request, db):
+    db_url = request.getfixturevalue("fresh_postgres_url") if db == "postgresql" else ""
+    server, app = served(db_url=db_url)
+    deep = make_channel(server, kind="annotation", datatype="uint64", extent=(1024, 1024, MAX_EXTENT))
     block = np.zeros((16, 512, 512), np.uint64)
     block[3:5, 10:20, 30:40] = 7
-    z0 = 2**30  # 2**26 chunk rows deep: a scan that walked the frame would not finish
+    z0 = MAX_EXTENT - 2**10  # 2**36 chunk rows deep (13-digit coordinates): a scan that walked the frame would not finish
     assert post_blosc(server, f"/v1/cutout/{deep.path}/0/512:1024/0:512/{z0}:{z0 + 16}", block).status_code == 201
     store = app.state.services.store
     reads, listings = Counted(monkeypatch, store, "read"), Counted(monkeypatch, store, "_chunk_rows")
@@ -84,6 +86,8 @@ def test_scans_of_a_deep_frame_read_only_the_stored_chunk(served, monkeypatch):
     ids = get(server, f"/v1/ids/{deep.path}/0/0:1024/0:1024/{z0 - 64}:{z0 + 128}").json()  # 48 cuboids
     assert ids == {"ids": ["7"]}
     assert reads.calls == 3
+    back = blosc.decompress(get(server, f"/v1/cutout/{deep.path}/0/512:1024/0:512/{z0}:{z0 + 16}").content)
+    assert np.array_equal(np.frombuffer(back, np.uint64).reshape(block.shape), block)
 
 
 def test_a_scan_past_the_request_deadline_stops_with_413(served):

@@ -193,6 +193,9 @@ def check_served(url: str, old: OldData) -> None:
             got = admin.call("GET", f"meta/{'/'.join(path)}/", params={"key": key}).json()
             assert got["value"] == value
     assert admin.call("GET", f"downsample/{CHANNEL}/").json()["status"] == "DOWNSAMPLED"
+    frame = {k: v for k, v in admin.call("GET", "coord/frame1/").json().items() if k not in ("name", "creator")}
+    assert (frame["x_stop"], frame["y_stop"], frame["z_stop"]) == EXTENT  # the widened columns kept their values
+    admin.call("POST", "coord/deep/", {**frame, "z_stop": 2**40})  # BIGINT extents since revision 0002
     # still writable, and a new token works
     patch = np.full((1, 16, 16), 7, np.uint16)
     assert admin.post_cutout(0, (0, 16), (0, 16), (0, 1), patch).status_code == 201

@@ -20,6 +20,7 @@ from ndex.client.models import PYRAMID_KEY
 from ndex.errors import OutOfBounds
 from ndex.geometry import Box, clamp_to_start, plan_blocks
 from ndex.transfer.download import PullSpec, make_plan
+from ndex.transfer.options import TransferOptions
 
 REF = ChannelRef("lab2019", "em", "image")
 
@@ -146,15 +147,15 @@ def register_channel(rsps, status: str, keys: list[str]) -> None:
 
 def test_a_pull_plan_warns_of_a_stale_level_and_refuses_one_never_built(client, rsps):
     register_channel(rsps, "NOT_DOWNSAMPLED", [PYRAMID_KEY])
-    plan = make_plan(client, PullSpec(REF, res=1, output="numpy"))
+    plan = make_plan(client, PullSpec(REF, res=1, output="numpy"), TransferOptions())
     assert plan.box == Box((1000, 600, 5), (2500, 900, 45))
     assert len(plan.warnings) == 1 and "data was written after the last downsample" in plan.warnings[0]
     rsps.replace("GET", f"{BASE}/v1/meta/lab2019/em/image", json={"keys": ["other"]})
     with pytest.raises(OutOfBounds, match="never been built"):
-        make_plan(client, PullSpec(REF, res=1, output="numpy"))
+        make_plan(client, PullSpec(REF, res=1, output="numpy"), TransferOptions())
 
 
 def test_a_current_pyramid_needs_no_metadata_lookup(client, rsps):
     register_channel(rsps, "DOWNSAMPLED", [])
-    assert make_plan(client, PullSpec(REF, res=1, output="numpy")).warnings == ()
+    assert make_plan(client, PullSpec(REF, res=1, output="numpy"), TransferOptions()).warnings == ()
     assert not any("/v1/meta/" in c.request.url for c in rsps.calls)

@@ -12,13 +12,13 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, insert, or_, select, update
 
 from ndex.server.auth import Authorizer, Identity, perms_for
-from ndex.server.channels import ChannelInfo
+from ndex.server.channels import ChannelInfo, new_store_key
 from ndex.server.db import Database
 from ndex.server.fields import check_name, clean_post, clean_put
 from ndex.server.http_errors import INTEGRITY_ERROR, MISSING_PERMISSION, BossError, invalid, not_found
 from ndex.server.schema import channel_links, channels, collections, experiments, frames, meta, permissions
 from ndex.server.ttlcache import TTLCache
-from ndex.server.users import ADMIN_GROUP, group_id, primary_group
+from ndex.server.users import ADMIN_GROUP, group_id, personal_group_id
 from ndex.server.values import MAX_ID
 
 TABLES: dict[str, Table] = {"collection": collections, "experiment": experiments, "channel": channels,
@@ -53,7 +53,8 @@ class Resolved:
 
 class Catalog:
     def __init__(self, db: Database, auth: Authorizer, *, allow_sourceless_annotations: bool = False,
-                 cache_seconds: float = 2.0, on_channel_deleted: Callable[[int], None] | None = None) -> None:
+                 cache_seconds: float = 2.0,
+                 on_channel_deleted: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.db = db
         self.auth = auth
         self.allow_sourceless = allow_sourceless_annotations
@@ -175,8 +176,7 @@ class Catalog:
             raise invalid(f"{what} {name!r} already exists: pick another name or update the existing one")
 
     def _grant_all(self, conn, ident: Identity, kind: str, obj_id: int) -> None:
-        for gname in (primary_group(ident.username), ADMIN_GROUP):
-            gid = group_id(conn, gname)
+        for gid in (personal_group_id(conn, ident.user_id), group_id(conn, ADMIN_GROUP)):
             if gid is not None:
                 conn.execute(insert(permissions), [{"group_id": gid, "kind": kind, "obj_id": obj_id, "perm": p}
                                                    for p in perms_for(kind)])
@@ -233,7 +233,8 @@ class Catalog:
             if values["type"] == "annotation" and not links["source"] and not self.allow_sourceless:
                 raise invalid("annotation channels need a source: list the image channel(s) they annotate in "
                               "'sources' (or start the server with allow_sourceless_annotations)")
-            chan = self._insert(conn, ident, "channel", {"name": ch, "experiment_id": exp["id"], **values})
+            chan = self._insert(conn, ident, "channel", {"name": ch, "experiment_id": exp["id"],
+                                                         "store_key": new_store_key(), **values})
             self._write_links(conn, chan["id"], links)
             self.changed()
             return self.channel_json(conn, exp, chan)
@@ -341,7 +342,7 @@ class Catalog:
             self._drop(conn, kind, row["id"])
         self.changed()
         if kind == "channel":
-            self.on_channel_deleted(row["id"])
+            self.on_channel_deleted(row)
 
     def delete_frame(self, ident: Identity, name: str) -> None:
         self.auth.require_role(ident, *MANAGER)
@@ -410,6 +411,12 @@ class Catalog:
             changed = conn.execute(query.values(downsample_status=status)).rowcount > 0
         self.changed()
         return changed
+
+    def live(self, channel: dict[str, Any]) -> bool:
+        """Does the channel still exist? (By its store key: a new channel of the same name is another one.)"""
+        with self.db.begin() as conn:
+            return conn.execute(select(channels.c.id).where(channels.c.store_key == channel["store_key"])).first() \
+                is not None
 
     def status(self, chan_id: int) -> str | None:
         with self.db.begin() as conn:

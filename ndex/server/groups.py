@@ -29,7 +29,7 @@ from ndex.server.schema import (
     permissions,
     users,
 )
-from ndex.server.users import ADMIN_GROUP, PUBLIC_GROUP, known_user_id
+from ndex.server.users import ADMIN_GROUP, PERSONAL_SUFFIX, PUBLIC_GROUP, known_user_id, reserved_name
 from ndex.server.values import check_text
 
 BUILTIN = (ADMIN_GROUP, PUBLIC_GROUP)
@@ -65,6 +65,9 @@ class GroupService:
     def _require_maintainer(self, conn, ident: Identity, group: dict) -> None:
         if group["name"] in BUILTIN:
             raise BossError(BAD_REQUEST, f"the membership of group {group['name']!r} cannot be changed here")
+        if reserved_name(group["name"]):
+            raise BossError(BAD_REQUEST, f"group {group['name']!r} is a user's own group: nobody joins it or "
+                                         "maintains it; share with a group of your own instead")
         if not (ident.admin or self._in(conn, "maintainers", group["id"], ident.user_id)):
             raise BossError(MISSING_PERMISSION, f"{ident.username} does not maintain group {group['name']}")
 
@@ -93,6 +96,9 @@ class GroupService:
     def create_group(self, ident: Identity, name: str) -> None:
         self.auth.require_role(ident, *MANAGER)
         check_name(name, "group name")
+        if reserved_name(name):
+            raise BossError(BAD_REQUEST, f"group names ending in {PERSONAL_SUFFIX!r} are reserved for users' own "
+                                         "groups, which are made with the user: pick another name")
         with self.db.begin() as conn:
             if conn.execute(select(groups.c.id).where(groups.c.name == name)).first() is not None:
                 raise BossError(GROUP_EXISTS, f"group {name!r} already exists")
@@ -108,6 +114,9 @@ class GroupService:
             group = self._group(conn, name)
             if name in BUILTIN:
                 raise BossError(BAD_REQUEST, f"group {name!r} is built in and cannot be deleted")
+            if group["personal_of"] is not None:
+                raise BossError(BAD_REQUEST, f"group {name!r} is a user's own group: it goes when the user is "
+                                             "deleted")
             if not (ident.admin or group["owner"] == ident.username):
                 raise BossError(MISSING_ROLE, f"only the creator of group {name} or an admin may delete it")
             for table in (group_members, group_maintainers, permissions):
@@ -118,10 +127,12 @@ class GroupService:
     # --- members and maintainers -------------------------------------------------------------------
 
     def roster(self, ident: Identity, name: str, roster: str) -> list[str]:
+        """BOSS's rule: a resource-manager who is a member or maintainer of the group, or an admin."""
         self.auth.require_role(ident, *MANAGER)
         table = ROSTERS[roster]
         with self.db.begin() as conn:
             group = self._group(conn, name)
+            self._require_insider(conn, ident, group)
             rows = conn.execute(select(users.c.username).join(table, table.c.user_id == users.c.id)
                                 .where(table.c.group_id == group["id"]).order_by(users.c.username))
             return [r[0] for r in rows]
@@ -130,6 +141,7 @@ class GroupService:
         self.auth.require_role(ident, *MANAGER)
         with self.db.begin() as conn:
             group = self._group(conn, name)
+            self._require_insider(conn, ident, group)
             return self._in(conn, roster, group["id"], known_user_id(conn, username))
 
     def add_to(self, ident: Identity, name: str, roster: str, username: str) -> None:

@@ -1,4 +1,11 @@
-"""Users, roles, API tokens (stored only as sha256 hashes) and group membership."""
+"""Users, roles, API tokens (stored only as sha256 hashes) and group membership.
+
+Every user has a personal group, `<user>-primary` (BOSS's name), that holds the permissions on what
+the user creates. It is created with the user, bound to the user's id (`groups.personal_of`), and
+deleted with the user; names of that form are reserved, so nobody can create one in advance, join
+one, or manage one. Deleting a user deletes everything bound to it, so a new user of the same name
+starts with nothing.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -6,15 +13,24 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from ndex.errors import UsageError
 from ndex.server.http_errors import USER_NOT_FOUND, BossError
-from ndex.server.schema import group_maintainers, group_members, groups, tokens, user_roles, users
+from ndex.server.schema import (
+    group_maintainers,
+    group_members,
+    groups,
+    permissions,
+    tokens,
+    user_roles,
+    users,
+)
 
 ROLES = ("admin", "user-manager", "resource-manager")
 CLI_ROLES = ("admin", "resource-manager", "user")  # "user" = no special role
 ADMIN_GROUP, PUBLIC_GROUP = "admin", "public"
+PERSONAL_SUFFIX = "-primary"
 
 
 def hash_token(token: str) -> str:
@@ -26,7 +42,19 @@ def new_token() -> str:
 
 
 def primary_group(username: str) -> str:
-    return f"{username}-primary"
+    return f"{username}{PERSONAL_SUFFIX}"
+
+
+def reserved_name(name: str) -> bool:
+    """Is this a personal group's name form? (Case-blind: no look-alike of someone's group either.)"""
+    return name.lower().endswith(PERSONAL_SUFFIX)
+
+
+def personal_group_id(conn: Connection, uid: int | None) -> int | None:
+    """The id of the user's own group, found by the user's id (never by name)."""
+    if uid is None:
+        return None
+    return conn.execute(select(groups.c.id).where(groups.c.personal_of == uid)).scalar()
 
 
 @dataclass(frozen=True)
@@ -71,11 +99,16 @@ def ensure_builtin_groups(conn: Connection) -> None:
 
 def create_user(conn: Connection, username: str, *, roles: tuple[str, ...] = (), first_name: str = "",
                 last_name: str = "", email: str = "") -> int:
-    """A user with a primary group (member and maintainer) and membership of `public`."""
+    """A user with a personal group (member and maintainer) and membership of `public`."""
     ensure_builtin_groups(conn)
+    name = primary_group(username)
+    if group_id(conn, name) is not None:
+        raise UsageError(f"a group named {name!r} already exists but is not {username}'s own (it predates the "
+                         f"reservation of such names): an admin must delete it (DELETE /v1/groups/{name}) "
+                         f"before user {username!r} can be created")
     uid = conn.execute(insert(users).values(username=username, first_name=first_name, last_name=last_name,
                                             email=email, created=time.time())).inserted_primary_key[0]
-    gid = ensure_group(conn, primary_group(username), owner=username)
+    gid = conn.execute(insert(groups).values(name=name, owner=username, personal_of=uid)).inserted_primary_key[0]
     conn.execute(insert(group_members).values(group_id=gid, user_id=uid))
     conn.execute(insert(group_maintainers).values(group_id=gid, user_id=uid))
     conn.execute(insert(group_members).values(group_id=group_id(conn, PUBLIC_GROUP), user_id=uid))
@@ -99,8 +132,17 @@ def roles_of(conn: Connection, uid: int) -> tuple[str, ...]:
 
 
 def delete_user(conn: Connection, uid: int) -> None:
+    """The user, its tokens, roles, memberships and personal group (with every permission granted to
+    it); groups it created lose their owner, so that only an admin may delete them from now on."""
+    gid = personal_group_id(conn, uid)
+    if gid is not None:
+        for table in (group_members, group_maintainers, permissions):
+            conn.execute(delete(table).where(table.c.group_id == gid))
+        conn.execute(delete(groups).where(groups.c.id == gid))
     for table in (tokens, user_roles, group_members, group_maintainers):
         conn.execute(delete(table).where(table.c.user_id == uid))
+    username = conn.execute(select(users.c.username).where(users.c.id == uid)).scalar()
+    conn.execute(update(groups).where(groups.c.owner == username).values(owner=""))
     conn.execute(delete(users).where(users.c.id == uid))
 
 

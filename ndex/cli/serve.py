@@ -93,12 +93,10 @@ def check_store(settings: ServerSettings) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from contextlib import ExitStack
 
-    from ndex.server.app import SETTINGS_ENV, create_app
-    from ndex.server.db import Database, DataDirLock
-    from ndex.server.jobs import recover_interrupted
-    from ndex.server.users import ensure_first_admin
+    from ndex.server.db import Database, lock_server_dirs, private_files
+    from ndex.server.volumes import local_root
 
     settings = settings_from(args)
     tls = tls_options(args)
@@ -108,8 +106,19 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers > 1 and settings.sqlite:
         raise UsageError(f"--workers {args.workers} needs a server database: SQLite allows one server process; "
                          "pass --db postgresql://... or drop --workers")
-    lock = DataDirLock(settings.data_dir).acquire() if settings.sqlite else None
-    db = Database(settings.database_url, upgrade_hint=settings.upgrade_hint)
+    locks = lock_server_dirs(settings.data_dir, local_root(settings.volume_url)) if settings.sqlite else ExitStack()
+    with locks:
+        private_files()  # after the locks: a refused start leaves the caller's umask alone
+        return _serve(args, settings, Database(settings.database_url, upgrade_hint=settings.upgrade_hint))
+
+
+def _serve(args: argparse.Namespace, settings: ServerSettings, db) -> int:
+    import uvicorn
+
+    from ndex.server.app import SETTINGS_ENV, create_app
+    from ndex.server.jobs import recover_interrupted
+    from ndex.server.users import ensure_first_admin
+
     try:
         check_store(settings)  # before the banner: a refused store must not look like a started server
         with db.begin() as conn:
@@ -131,7 +140,5 @@ def serve(args: argparse.Namespace) -> int:
             uvicorn.run(create_app(settings, db=db), **common)
     finally:
         db.close()
-        if lock is not None:
-            lock.release()
     logging.getLogger(__name__).info("ndex serve stopped")
     return 0

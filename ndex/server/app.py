@@ -33,7 +33,7 @@ from ndex.server import (
 )
 from ndex.server.auth import Authorizer
 from ndex.server.catalog import Catalog
-from ndex.server.channels import store_key
+from ndex.server.channels import drop_data
 from ndex.server.db import Database
 from ndex.server.groups import GroupService
 from ndex.server.http_errors import (
@@ -106,13 +106,12 @@ def create_app(settings: ServerSettings, store: VolumeStore | None = None, db: D
 def build_services(settings: ServerSettings, db: Database, store: VolumeStore) -> Services:
     auth = Authorizer(db, settings.cache_seconds)
 
-    def drop_data(chan_id: int) -> None:
-        jobs.abandon(chan_id)  # a pyramid build must not re-create arrays of a deleted channel
-        for iso in (False, True):
-            store.delete(store_key(chan_id, iso))
+    def channel_deleted(channel: dict) -> None:
+        jobs.abandon(channel["id"])  # a pyramid build must not re-create arrays of a deleted channel
+        drop_data(store, channel)
 
     catalog = Catalog(db, auth, allow_sourceless_annotations=settings.allow_sourceless_annotations,
-                      cache_seconds=settings.cache_seconds, on_channel_deleted=drop_data)
+                      cache_seconds=settings.cache_seconds, on_channel_deleted=channel_deleted)
     jobs = DownsampleJobs(catalog, store, settings.downsample_workers, settings.downsample_max_voxels)
     return Services(settings, db, auth, catalog, MetadataService(catalog), store, jobs, GroupService(catalog, auth),
                     quota=DailyQuota(settings.quota_per_day))

@@ -1,10 +1,13 @@
 """A channel resolved with its experiment and frame: what the data routes need, as one frozen value.
 
 It knows the channel's resolution levels, its extent per level and the `ChannelLayout` the volume
-store takes. Names never reach the store: data lives under the channel's immutable id.
+store takes. Names never reach the store: data lives under the channel's `store_key`, drawn at random
+when the channel is created and never handed out again, so a channel created after a DELETE (under any
+name, in any collection, even in a database recreated beside the old store) reads zeros.
 """
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +15,21 @@ from ndex.geometry import Box, iso_level
 from ndex.server.volumes import ChannelLayout
 
 
-def store_key(chan_id: int, iso: bool = False) -> str:
-    """Where a channel's arrays live in the volume store: under its immutable id, never its name; the
+def new_store_key() -> str:
+    """A fresh key for a new channel: 128 random bits (the column is UNIQUE as well)."""
+    return "ch-" + secrets.token_hex(16)
+
+
+def store_key(channel: dict[str, Any], iso: bool = False) -> str:
+    """Where a channel's arrays live in the volume store: under its own key, never its name or id; the
     isotropic pyramid of an anisotropic experiment beside them."""
-    return f"ch{chan_id}" + ("-iso" if iso else "")
+    return channel["store_key"] + ("-iso" if iso else "")
+
+
+def drop_data(store, channel: dict[str, Any]) -> None:
+    """Delete every array a channel may have written (both pyramids) from the volume store."""
+    for key in (store_key(channel), store_key(channel, iso=True)):
+        store.delete(key)
 
 
 @dataclass(frozen=True)
@@ -31,7 +45,7 @@ class ChannelInfo:
 
     @property
     def key(self) -> str:
-        return store_key(self.id)
+        return store_key(self.channel)
 
     @property
     def annotation(self) -> bool:
@@ -83,7 +97,7 @@ class ChannelInfo:
     def layout(self, iso: bool = False) -> ChannelLayout:
         f = self.frame
         return ChannelLayout(
-            key=store_key(self.id, iso), dtype=self.datatype,
+            key=store_key(self.channel, iso), dtype=self.datatype,
             extent=(f["x_stop"], f["y_stop"], f["z_stop"]),
             time_samples=self.experiment["num_time_samples"], levels=self.store_levels(iso),
             z_scaled=self.z_scaled(iso), voxel_size=(f["x_voxel_size"], f["y_voxel_size"], f["z_voxel_size"]),

@@ -1,11 +1,12 @@
-"""The resource database: engine set-up (SQLite by default, any SQLAlchemy URL) and the data-dir lock."""
+"""The resource database: engine set-up (SQLite by default, any SQLAlchemy URL), the locks that keep a
+second server off a data directory or a local store, and the private file modes of what a server writes."""
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import sqlalchemy
@@ -15,6 +16,35 @@ from ndex.errors import UsageError
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "ndex.lock"
+PRIVATE_UMASK = 0o077  # files 0600, directories 0700: a data directory holds other people's data and tokens
+PRIVATE_FILE, PRIVATE_DIR = 0o600, 0o700
+
+
+def private_files() -> None:
+    """Make everything this process creates from now on readable by its own user only (the store's
+    chunk files are created by tensorstore, which follows the umask). For `ndex serve`, whose process
+    writes nothing meant for other users."""
+    os.umask(PRIVATE_UMASK)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` (and missing parents) as a directory only its owner may enter."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+
+
+def open_private(path: Path, flags: int = os.O_RDWR) -> int:
+    """Open (creating if needed) a file that only its owner may read: the mode does not depend on the umask."""
+    return os.open(path, flags | os.O_CREAT, PRIVATE_FILE)
+
+
+def create_private(path: Path) -> None:
+    """Create an empty file only its owner may read, unless it exists. An existing database file is never
+    opened here: closing any descriptor of a file drops every POSIX lock this process holds on it, which
+    would undo the locks of SQLite connections already open in the process."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    except FileExistsError:
+        pass
 
 
 DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "pymysql": "pymysql"}
@@ -61,7 +91,8 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(Path(path).parent)
+        create_private(Path(path))  # SQLite gives its -wal and -shm files the database file's mode
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -75,25 +106,24 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-class DataDirLock:
-    """An exclusive flock on <data>/ndex.lock: two servers on one SQLite directory would corrupt it."""
+class DirLock:
+    """An exclusive flock on <directory>/ndex.lock; the file holds the holder's pid for the refusal."""
 
-    def __init__(self, data_dir: str | os.PathLike) -> None:
-        self.path = Path(data_dir) / LOCK_NAME
+    REFUSAL = "another ndex serve (pid {pid}) is using {dir}"
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.path = Path(directory) / LOCK_NAME
         self.fh = None
 
-    def acquire(self) -> DataDirLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")
+    def acquire(self) -> DirLock:
+        make_private_dir(self.path.parent)
+        fh = os.fdopen(open_private(self.path), "r+", encoding="utf-8")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
             pid = fh.read().strip() or "unknown"
             fh.close()
-            raise UsageError(f"another ndex serve (pid {pid}) is using {self.path.parent}: stop it first, or pass a "
-                             "different --data directory (several servers may share data only through "
-                             "--db postgresql://...)") from None
+            raise UsageError(self.REFUSAL.format(pid=pid, dir=self.path.parent)) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"{os.getpid()}\n")
@@ -106,3 +136,31 @@ class DataDirLock:
             fcntl.flock(self.fh, fcntl.LOCK_UN)
             self.fh.close()
             self.fh = None
+
+
+class DataDirLock(DirLock):
+    """Two servers on one SQLite directory would corrupt it."""
+
+    REFUSAL = ("another ndex serve (pid {pid}) is using {dir}: stop it first, or pass a different --data "
+               "directory (several servers may share data only through --db postgresql://...)")
+
+
+class StoreLock(DirLock):
+    """A local store belongs to one database: a second server with a database of its own on the same
+    store would delete and overwrite arrays it does not know about."""
+
+    REFUSAL = ("another ndex serve (pid {pid}) is using the store {dir}: stop it first, or pass a different "
+               "--store (servers share a store only through one --db postgresql://...)")
+
+
+def lock_server_dirs(data_dir: str | os.PathLike, store_dir: str | None) -> ExitStack:
+    """The locks of a SQLite server: its data directory and its local store (None: not local), held until
+    the returned stack is closed. A second server on either is refused, whatever its other flags."""
+    stack = ExitStack()
+    with ExitStack() as undo:
+        undo.callback(stack.close)  # a refused second lock releases the first
+        stack.callback(DataDirLock(data_dir).acquire().release)
+        if store_dir is not None:
+            stack.callback(StoreLock(store_dir).acquire().release)
+        undo.pop_all()
+    return stack

@@ -20,7 +20,7 @@ from sqlalchemy import update
 from ndex.geometry import Box, plan_blocks
 from ndex.server.auth import Identity
 from ndex.server.catalog import Catalog
-from ndex.server.channels import ChannelInfo
+from ndex.server.channels import ChannelInfo, drop_data
 from ndex.server.db import Database
 from ndex.server.http_errors import BAD_REQUEST, BOSS_SYSTEM_ERROR, INVALID_STATE, BossError
 from ndex.server.schema import channels
@@ -140,10 +140,20 @@ class DownsampleJobs:
             log.exception("downsample of channel %s failed", info.key)
             self.catalog.set_status(info.id, "FAILED", only_if=("IN_PROGRESS",))
         finally:
+            self._drop_if_deleted(info)
             with self.lock:
                 if self.jobs.get(info.id) is job:
                     del self.jobs[info.id]
             job.finished.set()
+
+    def _drop_if_deleted(self, info: ChannelInfo) -> None:
+        """A channel deleted by another server process while this build ran: the levels it wrote after
+        that process cleared the store would stay behind under the dead key; clear them."""
+        try:
+            if not self.catalog.live(info.channel):
+                drop_data(self.store, info.channel)
+        except Exception:  # noqa: BLE001 - leftovers under a dead key are unreachable: log, never fail
+            log.exception("clearing the arrays of deleted channel %s failed", info.key)
 
     def _build(self, info: ChannelInfo, job: Job) -> None:
         def progress(done: int, total: int) -> None:

@@ -34,7 +34,7 @@ from ndex.server.http_errors import (
     BossError,
 )
 from ndex.server.quota import EGRESS, INGRESS
-from ndex.server.services import Services, identify, read_limited, services
+from ndex.server.services import Services, identify, racing_delete, read_limited, services
 from ndex.server.values import MAX_ID, ascii_int
 from ndex.server.web import encodings
 
@@ -82,7 +82,8 @@ def to_black(request: Request):
     region = region_of(info, request)
     check_writable(region, BAD_REQUEST)
     if region.stored_box is not None:  # past the level's data everything is zero already
-        svc.store.to_black(region.layout, region.res, region.stored_box, region.t_range)
+        with racing_delete(svc, info):
+            svc.store.to_black(region.layout, region.res, region.stored_box, region.t_range)
     mark_stale(svc, info)
     return Response(status_code=200)
 
@@ -222,7 +223,8 @@ def _write(svc: Services, request: Request, region: Region, body: bytes, media: 
     data = decode_body(region, body, media)
     charge(svc, request, INGRESS, region.nbytes)  # after the body is decoded, as BOSS counts it
     frame = body if media in BLOSC_TYPES else None  # only a raw blosc frame can become a stored chunk
-    svc.store.write(region.layout, region.res, region.box, region.t_range[0], data, frame=frame)
+    with racing_delete(svc, region.info):
+        svc.store.write(region.layout, region.res, region.box, region.t_range[0], data, frame=frame)
     mark_stale(svc, region.info)
 
 

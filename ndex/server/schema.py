@@ -1,7 +1,10 @@
 """The server's SQL schema (SQLAlchemy Core): resources, users, tokens, groups, permissions, metadata.
 
 Deletes are hard (boss-api.md 2.8 allows it); `ON DELETE CASCADE` is not relied on because SQLite
-only honours it with a pragma, so the catalog removes dependants itself.
+only honours it with a pragma, so the catalog removes dependants itself. Ids are never handed out twice
+(`sqlite_autoincrement`; PostgreSQL sequences never go back), so nothing keyed by a deleted row's id can
+reach a new row; a channel's voxels live under its own random `store_key`, which outlives even a
+database that is recreated beside an old store.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from sqlalchemy import (
 
 metadata = MetaData()
 NAME = 255
+FRESH_IDS = {"sqlite_autoincrement": True}  # SQLite would reuse the id of a deleted last row
 
 users = Table(
     "users", metadata,
@@ -30,6 +34,7 @@ users = Table(
     Column("last_name", String(NAME), nullable=False, default=""),
     Column("email", String(NAME), nullable=False, default=""),
     Column("created", Float, nullable=False),
+    **FRESH_IDS,
 )
 
 user_roles = Table(
@@ -44,6 +49,7 @@ tokens = Table(
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex; the token itself is never stored
     Column("created", Float, nullable=False),
+    **FRESH_IDS,
 )
 
 groups = Table(
@@ -51,6 +57,9 @@ groups = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(NAME), nullable=False, unique=True),
     Column("owner", String(NAME), nullable=False, default=""),
+    # set on a user's personal group (`<user>-primary`): the group is bound to that user's id, not its name
+    Column("personal_of", Integer, ForeignKey("users.id"), nullable=True, unique=True),
+    **FRESH_IDS,
 )
 
 group_members = Table(
@@ -72,6 +81,7 @@ collections = Table(
     Column("description", Text, nullable=False, default=""),
     Column("public", Boolean, nullable=False, default=False),
     Column("creator", String(NAME), nullable=False),
+    **FRESH_IDS,
 )
 
 frames = Table(
@@ -84,6 +94,7 @@ frames = Table(
     *(Column(f"{a}_voxel_size", Float, nullable=False) for a in "xyz"),
     Column("voxel_unit", String(32), nullable=False),
     Column("creator", String(NAME), nullable=False),
+    **FRESH_IDS,
 )
 
 experiments = Table(
@@ -101,6 +112,7 @@ experiments = Table(
     Column("time_step_unit", String(32), nullable=True),
     Column("creator", String(NAME), nullable=False),
     UniqueConstraint("collection_id", "name"),
+    **FRESH_IDS,
 )
 
 channels = Table(
@@ -120,7 +132,9 @@ channels = Table(
     Column("cv_path", String(NAME), nullable=True),
     Column("creator", String(NAME), nullable=False),
     Column("next_id", BigInteger, nullable=False, default=1),  # reserve-ids counter (1..2**63-1)
+    Column("store_key", String(64), nullable=False, unique=True),  # where its voxels live; never reused
     UniqueConstraint("experiment_id", "name"),
+    **FRESH_IDS,
 )
 
 channel_links = Table(

@@ -1,7 +1,8 @@
 """The collaborators every route uses, bundled once per app, and the small request helpers routes share."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,9 +10,10 @@ from starlette.requests import Request
 
 from ndex.server.auth import Authorizer, Identity
 from ndex.server.catalog import Catalog
+from ndex.server.channels import ChannelInfo, drop_data
 from ndex.server.db import Database
 from ndex.server.groups import GroupService
-from ndex.server.http_errors import invalid
+from ndex.server.http_errors import invalid, not_found
 from ndex.server.jobs import DownsampleJobs
 from ndex.server.metadata import MetadataService
 from ndex.server.quota import DailyQuota
@@ -45,6 +47,33 @@ def identify(request: Request) -> Identity:
     home page's login cookie."""
     authorization = request.headers.get("authorization") or cookie_authorization(request)
     return services(request).auth.identify(request.method, authorization)
+
+
+@contextmanager
+def racing_delete(svc: Services, info: ChannelInfo) -> Iterator[None]:
+    """Wrap a write into a channel's arrays so that a write racing a DELETE of the channel either lands
+    before the delete (which then removes it) or fails, and never outlives the channel in the store.
+
+    The DELETE commits the row first and clears the store after. Once the write is done, the row is
+    looked up again: found, the write finished before that commit, so the clearing sees it; gone, the
+    write may have landed after the clearing, so it removes the channel's arrays itself and answers 404.
+    A write that failed because the arrays vanished under it is answered the same way.
+    """
+    try:
+        yield
+    except Exception:
+        if svc.catalog.live(info.channel):
+            raise
+        _gone(svc, info)
+    if not svc.catalog.live(info.channel):
+        _gone(svc, info)
+
+
+def _gone(svc: Services, info: ChannelInfo) -> None:
+    drop_data(svc.store, info.channel)
+    svc.catalog.changed()
+    raise not_found(f"channel {info.collection['name']}/{info.experiment['name']}/{info.channel['name']} "
+                    "(deleted while this write ran)")
 
 
 async def read_limited(request: Request, limit: int, refuse: Callable[[str], Exception]) -> bytes:

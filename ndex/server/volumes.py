@@ -110,11 +110,19 @@ def _kvstore_base(url: str, fsync: bool) -> tuple[dict, dict]:
         # keys in the environment win; otherwise the default chain (profile files, instance metadata)
         cred = "environment" if os.environ.get("AWS_ACCESS_KEY_ID") else "default"
         return spec, {"aws_credentials": {"type": cred}}
-    if parsed.scheme in ("", "file"):
-        path = os.path.abspath(parsed.path if parsed.scheme else url)
+    path = local_root(url)
+    if path is not None:
         # fsync per chunk halves write throughput; a crashed process loses nothing without it
         return {"driver": "file", "path": _dir(path), "file_io_sync": fsync}, {}
     raise UsageError(f"store URL {url!r} is not supported: use a directory, file:///DIR or s3://BUCKET/PREFIX")
+
+
+def local_root(url: str) -> str | None:
+    """The absolute directory of a local store URL (a path or file:///DIR); None for other schemes."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("", "file"):
+        return None
+    return os.path.abspath(parsed.path if parsed.scheme else url)
 
 
 def _dir(path: str) -> str:

@@ -1,0 +1,97 @@
+"""What `ndex serve` writes is readable by the server's user only, and a local store has one server."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import blosc
+import numpy as np
+import pytest
+import requests
+from fixtures_server import ServerHandle, make_channel, ndex_cli, wait_for_ping
+
+from ndex.cli.local_server import free_port
+from ndex.cli.main import main
+from ndex.server.db import DataDirLock, StoreLock
+
+
+def serve(data: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(data), "--host",
+                             "127.0.0.1", "--port", str(port), "--quiet", *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_for_ping(url, proc)
+    return proc, url
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+    proc.stderr.close()
+
+
+def loose(root: Path) -> list[str]:
+    """Everything under root (root included) that a group or other user could read, write or enter."""
+    found = []
+    for path in [root, *root.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if mode & 0o077:
+            found.append(f"{path.relative_to(root.parent)} {oct(mode)}")
+    return found
+
+
+def test_data_and_store_are_private_to_the_servers_user(tmp_path):
+    old = os.umask(0o022)  # what most shells have: ndex must not depend on a strict one
+    try:
+        data, store = tmp_path / "data", tmp_path / "elsewhere" / "store"
+        token = ndex_cli("token", "create", "--data", str(data), "--user", "admin", "--role", "admin").stdout.strip()
+        proc, url = serve(data, "--store", str(store))
+        try:
+            server = ServerHandle(url, token, data)
+            tc = make_channel(server, extent=(512, 512, 16), levels=2)
+            r = requests.post(f"{url}/v1/cutout/{tc.path}/0/0:512/0:512/0:16/", headers=server.headers, timeout=60,
+                              data=blosc.compress(np.arange(512 * 512 * 16, dtype=np.uint8).tobytes(), typesize=1))
+            assert r.status_code == 201
+            assert requests.post(f"{url}/v1/downsample/{tc.path}/", headers=server.headers,
+                                 timeout=30).status_code == 201
+            files = [p for p in store.rglob("*") if p.is_file()]
+            assert len(files) > 3 and (data / "ndex.sqlite").is_file()
+            assert loose(data) == [] and loose(store) == []
+        finally:
+            stop(proc)
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("spelling", ["path", "file-url", "default"])
+def test_a_second_server_on_the_same_store_with_another_data_dir_is_refused(tmp_path, spelling, capsys):
+    first_data = tmp_path / "one"
+    store = first_data / "store" if spelling == "default" else tmp_path / "store"
+    given = {"path": str(store), "file-url": f"file://{store}", "default": str(store)}[spelling]
+    lock = StoreLock(store).acquire()  # what the first server holds
+    try:
+        assert main(["serve", "--data", str(tmp_path / "two"), "--store", given, "--port", "1"]) == 2
+        err = capsys.readouterr().err
+        assert f"pid {os.getpid()}" in err and str(store) in err and "--store" in err
+        assert DataDirLock(tmp_path / "two").acquire().release() is None  # the refused server let go of --data
+    finally:
+        lock.release()
+
+
+def test_a_real_second_server_on_a_running_servers_store_is_refused_and_may_start_after_it(tmp_path):
+    store = tmp_path / "store"
+    proc, _ = serve(tmp_path / "one", "--store", str(store))
+    try:
+        second = subprocess.run([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(tmp_path / "two"),
+                                 "--store", str(store), "--port", str(free_port())],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert f"pid {proc.pid}" in second.stderr and "--store" in second.stderr
+    finally:
+        stop(proc)
+    proc, _ = serve(tmp_path / "two", "--store", str(store))  # the lock went with the first server
+    stop(proc)

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,8 @@ import requests
 from ndex.cli.local_server import free_port
 from ndex.config import Remote
 
-__all__ = ["ServerHandle", "TestChannel", "make_channel", "ndex_server", "server_app", "start_uvicorn",
-           "serve_in_process", "stop_process", "tls_server"]
+__all__ = ["ServerHandle", "TestChannel", "app_server", "cli_token", "each_db_server", "make_channel", "ndex_server",
+           "server_app", "start_uvicorn", "serve_in_process", "stop_process", "tls_server"]
 
 STARTUP_SECONDS = 60
 
@@ -38,6 +39,15 @@ class ServerHandle:
     url: str
     token: str = field(repr=False)
     data_dir: Path
+    db_url: str = ""  # the server's --db; empty: SQLite in data_dir
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.data_dir / 'ndex.sqlite'}"
+
+    def as_user(self, token: str) -> ServerHandle:
+        """The same server, called with another token."""
+        return ServerHandle(self.url, token, self.data_dir, self.db_url)
 
     @property
     def remote(self) -> Remote:
@@ -84,6 +94,13 @@ def wait_for_ping(url: str, proc: subprocess.Popen | None = None) -> None:
 def ndex_cli(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ndex.cli.main", *args], capture_output=True, text=True,
                           check=True, timeout=120, **kw)
+
+
+def cli_token(server: ServerHandle, user: str, role: str | None = None) -> ServerHandle:
+    """The server called with a new token from `ndex token create` (which creates the user, with `role`,
+    if it is new)."""
+    args = ["token", "create", "--data", str(server.data_dir), "--db", server.db_url, "--user", user]
+    return server.as_user(ndex_cli(*args, *(["--role", role] if role else [])).stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session")
@@ -190,7 +207,7 @@ def serve_in_process(data: Path, **settings) -> tuple[ServerHandle, object, call
     with app.state.services.db.begin() as conn:
         token = issue_token(conn, "admin", "admin")
     url, stop = start_uvicorn(app)
-    return ServerHandle(url, token, data), app, stop
+    return ServerHandle(url, token, data, settings.get("db_url", "")), app, stop
 
 
 @pytest.fixture(scope="session")
@@ -200,6 +217,28 @@ def server_app(tmp_path_factory):
         yield handle
     finally:
         stop()
+
+
+@contextmanager
+def app_server(data: Path, db_url: str = "", cache_seconds: float = 0.5) -> Iterator[ServerHandle]:
+    """`serve_in_process` as a context manager, on SQLite in `data` or on the database `db_url`."""
+    handle, _app, stop = serve_in_process(data, db_url=db_url, cache_seconds=cache_seconds)
+    try:
+        yield ServerHandle(handle.url, handle.token, data, db_url)
+    finally:
+        stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def each_db_server(request, server_app, tmp_path_factory):
+    """The tests of a module that use this run once on SQLite (the session's `server_app`) and once on a
+    fresh PostgreSQL database of their own (which, unlike SQLite, enforces foreign keys)."""
+    if request.param == "sqlite":
+        yield server_app
+        return
+    url = request.getfixturevalue("postgres_server").create_database("each")
+    with app_server(tmp_path_factory.mktemp("ndex-app-pg"), url) as server:
+        yield server
 
 
 def make_channel(server: ServerHandle, *, datatype: str = "uint8", kind: str = "image",

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 import requests
-from fixtures_server import ServerHandle, ndex_cli
+from fixtures_server import ServerHandle, cli_token, ndex_cli
 from sqlalchemy import insert
 
 from ndex.server.db import Database
@@ -18,12 +18,6 @@ from ndex.server.users import create_user, user_id
 
 def name(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-def token_for(server: ServerHandle, user: str, role: str | None = None) -> ServerHandle:
-    """A token from `ndex token create` (creating the user with `role` if it is new)."""
-    args = ["token", "create", "--data", str(server.data_dir), "--user", user] + (["--role", role] if role else [])
-    return ServerHandle(server.url, ndex_cli(*args).stdout.strip().splitlines()[-1], server.data_dir)
 
 
 def call(server: ServerHandle, method: str, path: str, who: ServerHandle | None, **kw) -> requests.Response:
@@ -37,8 +31,8 @@ def answer(r: requests.Response) -> tuple[int, int | None]:
 
 
 @pytest.fixture(scope="module")
-def srv(server_app):
-    return server_app
+def srv(each_db_server):
+    return each_db_server
 
 
 def collection(server, who, coll):
@@ -54,7 +48,7 @@ def visible(server, who, coll) -> bool:
 
 
 def test_nobody_creates_a_group_in_the_personal_name_form(srv):
-    mallory = token_for(srv, name("mal"), "resource-manager")
+    mallory = cli_token(srv, name("mal"), "resource-manager")
     victim = name("vic")
     for who in (mallory, srv):  # not even an admin: the group comes with its user
         for group in (f"{victim}-primary", f"{victim}-PRIMARY", "x-primary"):
@@ -64,9 +58,9 @@ def test_nobody_creates_a_group_in_the_personal_name_form(srv):
 
 def test_a_new_users_group_is_theirs_alone(srv):
     mal_name, victim = name("mal"), name("vic")
-    mallory = token_for(srv, mal_name, "resource-manager")
+    mallory = cli_token(srv, mal_name, "resource-manager")
     assert call(srv, "POST", f"sso/user/{victim}", srv, json={}).status_code == 201
-    vic = token_for(srv, victim, "resource-manager")
+    vic = cli_token(srv, victim, "resource-manager")
     own = f"{victim}-primary"
     assert set(call(srv, "GET", "groups", vic).json()["groups"]) == {own, "public"}
     coll = name("vc")
@@ -91,7 +85,7 @@ def test_a_group_squatted_before_names_were_reserved_blocks_the_user_until_an_ad
     """A database from before the reservation may hold `<name>-primary` made by someone else: creating
     the user then fails with a message naming the group, instead of making the user join it."""
     victim, squatter = name("zed"), name("sq")
-    db = Database(f"sqlite:///{srv.data_dir / 'ndex.sqlite'}")
+    db = Database(srv.database_url)
     try:
         with db.begin() as conn:
             create_user(conn, squatter, roles=("resource-manager",))
@@ -104,7 +98,7 @@ def test_a_group_squatted_before_names_were_reserved_blocks_the_user_until_an_ad
     assert call(srv, "GET", f"sso/user/{victim}", srv).status_code == 404
     assert call(srv, "DELETE", f"groups/{victim}-primary", srv).status_code == 204
     assert call(srv, "POST", f"sso/user/{victim}", srv, json={}).status_code == 201
-    vic = token_for(srv, victim)
+    vic = cli_token(srv, victim)
     assert call(srv, "GET", f"groups/{victim}-primary/members", srv).json() == {"members": [victim]}
     assert set(call(srv, "GET", "groups", vic).json()["groups"]) == {f"{victim}-primary", "public"}
 
@@ -114,7 +108,7 @@ def test_a_group_squatted_before_names_were_reserved_blocks_the_user_until_an_ad
 
 def test_a_recreated_user_name_inherits_nothing(srv):
     olga = name("olga")
-    first = token_for(srv, olga, "resource-manager")
+    first = cli_token(srv, olga, "resource-manager")
     mine, shared, granted = name("mine"), name("shared"), name("granted")
     collection(srv, first, mine)                                   # through the personal group
     collection(srv, srv, shared)
@@ -134,9 +128,9 @@ def test_a_recreated_user_name_inherits_nothing(srv):
 
     assert call(srv, "DELETE", f"sso/user/{olga}", srv).status_code == 204
     assert call(srv, "GET", "collection", first).status_code == 401  # its tokens are gone
-    assert olga not in ndex_cli("token", "list", "--data", str(srv.data_dir)).stdout
+    assert olga not in ndex_cli("token", "list", "--data", str(srv.data_dir), "--db", srv.db_url).stdout
 
-    second = token_for(srv, olga)  # a plain user of the same name
+    second = cli_token(srv, olga)  # a plain user of the same name
     assert set(call(srv, "GET", "groups", second).json()["groups"]) == {f"{olga}-primary", "public"}
     assert call(srv, "GET", f"sso/user-role/{olga}", second).json() == []
     assert not any(visible(srv, second, c) for c in (mine, shared, granted))
@@ -155,7 +149,7 @@ def test_a_recreated_user_name_inherits_nothing(srv):
 
 def test_a_deleted_users_personal_group_goes_with_it(srv):
     ivan = name("ivan")
-    token_for(srv, ivan, "resource-manager")
+    cli_token(srv, ivan, "resource-manager")
     assert call(srv, "GET", f"groups/{ivan}-primary", srv).status_code == 200
     assert call(srv, "DELETE", f"sso/user/{ivan}", srv).status_code == 204
     assert answer(call(srv, "GET", f"groups/{ivan}-primary", srv)) == (404, 4001)
@@ -166,12 +160,12 @@ def test_a_deleted_users_personal_group_goes_with_it(srv):
 
 
 def test_group_rosters_are_for_insiders_and_admins(srv):
-    owner = token_for(srv, name("own"), "resource-manager")
+    owner = cli_token(srv, name("own"), "resource-manager")
     member_name, maint_name = name("mem"), name("mnt")
-    member, maint = token_for(srv, member_name, "resource-manager"), token_for(srv, maint_name, "resource-manager")
-    outsider, plain = token_for(srv, name("out"), "resource-manager"), token_for(srv, name("pln"))
+    member, maint = cli_token(srv, member_name, "resource-manager"), cli_token(srv, maint_name, "resource-manager")
+    outsider, plain = cli_token(srv, name("out"), "resource-manager"), cli_token(srv, name("pln"))
     um_name = name("um")
-    um = token_for(srv, um_name)
+    um = cli_token(srv, um_name)
     assert call(srv, "POST", f"sso/user-role/{um_name}/user-manager", srv).status_code == 201
     team = name("team")
     assert call(srv, "POST", f"groups/{team}", owner).status_code == 201
@@ -185,5 +179,5 @@ def test_group_rosters_are_for_insiders_and_admins(srv):
             for who in (plain, um):
                 assert answer(call(srv, "GET", path, who)) == (403, 3000)
             assert answer(call(srv, "GET", path, None)) == (403, 3000)
-            assert answer(call(srv, "GET", path, ServerHandle(srv.url, "public", srv.data_dir))) == (403, 3000)
+            assert answer(call(srv, "GET", path, srv.as_user("public"))) == (403, 3000)
 

@@ -9,18 +9,13 @@ import uuid
 
 import pytest
 import requests
-from fixtures_server import ServerHandle, ndex_cli
+from fixtures_server import ServerHandle, cli_token
 
 ROLES = ("user-manager", "resource-manager", "user")
 
 
 def tag(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-def token_for(server: ServerHandle, user: str, role: str | None = None) -> ServerHandle:
-    args = ["token", "create", "--data", str(server.data_dir), "--user", user] + (["--role", role] if role else [])
-    return ServerHandle(server.url, ndex_cli(*args).stdout.strip().splitlines()[-1], server.data_dir)
 
 
 def send(server: ServerHandle, headers: dict, method: str, path: str, **kw) -> requests.Response:
@@ -71,13 +66,13 @@ def snapshot(server: ServerHandle, victim: str, team: str, coll: str, victim_tok
 def test_no_role_reaches_another_users_group_data_or_grants(server_app, role):
     srv = server_app
     victim, attacker, future = tag("vic"), tag("atk"), tag("fut")
-    vic = token_for(srv, victim, "resource-manager")
+    vic = cli_token(srv, victim, "resource-manager")
     coll, team = tag("vcoll"), tag("vteam")
     assert send(srv, vic.headers, "POST", f"collection/{coll}", json={}).status_code == 201
     assert send(srv, vic.headers, "POST", f"groups/{team}").status_code == 201
     before = snapshot(srv, victim, team, coll, vic)
     if role in ROLES:
-        headers = token_for(srv, attacker, role if role == "resource-manager" else None).headers
+        headers = cli_token(srv, attacker, role if role == "resource-manager" else None).headers
         if role == "user-manager":
             assert send(srv, srv.headers, "POST", f"sso/user-role/{attacker}/user-manager").status_code == 201
     elif role == "public":
@@ -85,7 +80,7 @@ def test_no_role_reaches_another_users_group_data_or_grants(server_app, role):
     elif role == "anonymous":
         headers = {}
     else:
-        headers = token_for(srv, attacker, "resource-manager").headers
+        headers = cli_token(srv, attacker, "resource-manager").headers
         assert send(srv, srv.headers, "DELETE", f"sso/user/{attacker}").status_code == 204
     statuses, leaks = [], []
     for method, path, kw in probes(victim, team, coll, attacker, future):
@@ -106,7 +101,7 @@ def test_no_role_reaches_another_users_group_data_or_grants(server_app, role):
 def test_admins_cannot_break_the_reservation_either(server_app):
     srv = server_app
     victim, future = tag("vic"), tag("fut")
-    token_for(srv, victim)
+    cli_token(srv, victim)
     own = f"{victim}-primary"
     for method, path in (("POST", f"groups/{future}-primary"), ("POST", f"groups/{own.upper()}"),
                          ("POST", f"groups/{own}/members/admin"), ("POST", f"groups/{own}/maintainers/admin"),

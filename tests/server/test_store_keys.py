@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from pathlib import Path
 
 import blosc
 import numpy as np
@@ -54,8 +53,8 @@ def write(server: ServerHandle, path: str, data: bytes, session=requests) -> req
                         headers={**server.headers, "Content-Type": "application/blosc"})
 
 
-def live_keys(data_dir: Path) -> set[str]:
-    db = Database(f"sqlite:///{data_dir / 'ndex.sqlite'}")
+def live_keys(server: ServerHandle) -> set[str]:
+    db = Database(server.database_url)
     try:
         with db.begin() as conn:
             keys = {r[0] for r in conn.execute(select(channels.c.store_key))}
@@ -64,14 +63,15 @@ def live_keys(data_dir: Path) -> set[str]:
     return keys | {k + "-iso" for k in keys}
 
 
-def test_a_channel_made_after_a_delete_reads_zeros_whoever_makes_it_wherever(server_app):
-    tc = make_channel(server_app, extent=(512, 512, 16))
-    assert write(server_app, tc.path, body(7)).status_code == 201
-    delete(server_app, tc.collection, tc.experiment, tc.channel)
-    create(server_app, tc.collection, tc.experiment, tc.channel)  # same name, same place: a new channel
-    assert not read(server_app, tc.path).any()
-    elsewhere = make_channel(server_app, extent=(512, 512, 16))    # anywhere else
-    assert not read(server_app, elsewhere.path).any()
+def test_a_channel_made_after_a_delete_reads_zeros_whoever_makes_it_wherever(each_db_server):
+    server = each_db_server
+    tc = make_channel(server, extent=(512, 512, 16))
+    assert write(server, tc.path, body(7)).status_code == 201
+    delete(server, tc.collection, tc.experiment, tc.channel)
+    create(server, tc.collection, tc.experiment, tc.channel)  # same name, same place: a new channel
+    assert not read(server, tc.path).any()
+    elsewhere = make_channel(server, extent=(512, 512, 16))    # anywhere else
+    assert not read(server, elsewhere.path).any()
 
 
 def test_a_new_database_beside_an_old_store_reads_zeros(tmp_path):
@@ -93,10 +93,11 @@ def test_a_new_database_beside_an_old_store_reads_zeros(tmp_path):
 
 
 @pytest.mark.parametrize("shape", [(16, 512, 512), (16, 100, 100)], ids=["whole-cuboid", "merge"])
-def test_writes_racing_a_delete_never_reach_a_later_channel(server_app, shape):
+def test_writes_racing_a_delete_never_reach_a_later_channel(each_db_server, shape):
     """Rounds of: writer threads hammer a channel, it is deleted under them, a channel of the same name is
     made again: the new one must read zeros, every write is 201 or 404, and no array outlives its channel."""
-    tc = make_channel(server_app, extent=(512, 512, 16))
+    server = each_db_server
+    tc = make_channel(server, extent=(512, 512, 16))
     coll, exp, name = tc.collection, tc.experiment, "race"
     path = f"{coll}/{exp}/{name}"
     y, x = shape[1], shape[2]
@@ -104,14 +105,14 @@ def test_writes_racing_a_delete_never_reach_a_later_channel(server_app, shape):
     seen: Counter = Counter()
     rng = random.Random(1)
     for _ in range(ROUNDS):
-        create(server_app, coll, exp, name)
+        create(server, coll, exp, name)
         landed = threading.Event()
 
         def writer(value: int, landed: threading.Event) -> None:
             with requests.Session() as session:
                 while True:
-                    r = session.post(f"{server_app.url}/v1/cutout/{path}/{url_box}/", data=body(value, shape),
-                                     headers={**server_app.headers, "Content-Type": "application/blosc"},
+                    r = session.post(f"{server.url}/v1/cutout/{path}/{url_box}/", data=body(value, shape),
+                                     headers={**server.headers, "Content-Type": "application/blosc"},
                                      timeout=60)
                     gone = "deleted while this write ran" in r.text
                     seen[(r.status_code, gone)] += 1
@@ -124,14 +125,14 @@ def test_writes_racing_a_delete_never_reach_a_later_channel(server_app, shape):
             t.start()
         assert landed.wait(30)
         threading.Event().wait(rng.uniform(0, 0.05))  # delete at a different point of the writes each round
-        delete(server_app, coll, exp, name)
+        delete(server, coll, exp, name)
         for t in threads:
             t.join(60)
-        create(server_app, coll, exp, name)
-        assert not read(server_app, path).any(), f"data of a deleted channel reached a new one ({seen})"
-        delete(server_app, coll, exp, name)
+        create(server, coll, exp, name)
+        assert not read(server, path).any(), f"data of a deleted channel reached a new one ({seen})"
+        delete(server, coll, exp, name)
     assert set(seen) <= {(201, False), (404, False), (404, True)}, seen
     assert seen[(201, False)] >= ROUNDS
-    store = server_app.data_dir / "store"
-    orphans = {p.name for p in store.iterdir() if p.is_dir()} - live_keys(server_app.data_dir)
+    store = server.data_dir / "store"
+    orphans = {p.name for p in store.iterdir() if p.is_dir()} - live_keys(server)
     assert not orphans

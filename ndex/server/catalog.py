@@ -414,9 +414,9 @@ class Catalog:
 
     def live(self, channel: dict[str, Any]) -> bool:
         """Does the channel still exist? (By its store key: a new channel of the same name is another one.)"""
+        query = select(channels.c.id).where(channels.c.store_key == channel["store_key"])
         with self.db.begin() as conn:
-            return conn.execute(select(channels.c.id).where(channels.c.store_key == channel["store_key"])).first() \
-                is not None
+            return conn.execute(query).first() is not None
 
     def status(self, chan_id: int) -> str | None:
         with self.db.begin() as conn:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ndex.geometry import Box, iso_level
-from ndex.server.volumes import ChannelLayout
+from ndex.server.volumes import ChannelLayout, VolumeStore
 
 
 def new_store_key() -> str:
@@ -26,7 +26,7 @@ def store_key(channel: dict[str, Any], iso: bool = False) -> str:
     return channel["store_key"] + ("-iso" if iso else "")
 
 
-def drop_data(store, channel: dict[str, Any]) -> None:
+def drop_data(store: VolumeStore, channel: dict[str, Any]) -> None:
     """Delete every array a channel may have written (both pyramids) from the volume store."""
     for key in (store_key(channel), store_key(channel, iso=True)):
         store.delete(key)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -40,6 +41,7 @@ class ServerHandle:
     token: str = field(repr=False)
     data_dir: Path
     db_url: str = ""  # the server's --db; empty: SQLite in data_dir
+    app: Any = field(default=None, repr=False, compare=False)  # the ASGI app, for servers run in-process
 
     @property
     def database_url(self) -> str:
@@ -47,7 +49,7 @@ class ServerHandle:
 
     def as_user(self, token: str) -> ServerHandle:
         """The same server, called with another token."""
-        return ServerHandle(self.url, token, self.data_dir, self.db_url)
+        return ServerHandle(self.url, token, self.data_dir, self.db_url, self.app)
 
     @property
     def remote(self) -> Remote:
@@ -207,7 +209,7 @@ def serve_in_process(data: Path, **settings) -> tuple[ServerHandle, object, call
     with app.state.services.db.begin() as conn:
         token = issue_token(conn, "admin", "admin")
     url, stop = start_uvicorn(app)
-    return ServerHandle(url, token, data, settings.get("db_url", "")), app, stop
+    return ServerHandle(url, token, data, settings.get("db_url", ""), app), app, stop
 
 
 @pytest.fixture(scope="session")
@@ -222,9 +224,9 @@ def server_app(tmp_path_factory):
 @contextmanager
 def app_server(data: Path, db_url: str = "", cache_seconds: float = 0.5) -> Iterator[ServerHandle]:
     """`serve_in_process` as a context manager, on SQLite in `data` or on the database `db_url`."""
-    handle, _app, stop = serve_in_process(data, db_url=db_url, cache_seconds=cache_seconds)
+    handle, _, stop = serve_in_process(data, db_url=db_url, cache_seconds=cache_seconds)
     try:
-        yield ServerHandle(handle.url, handle.token, data, db_url)
+        yield handle
     finally:
         stop()
 

@@ -2,15 +2,17 @@
 write racing a DELETE of its channel either lands before the delete (and goes with it) or fails."""
 from __future__ import annotations
 
+import itertools
 import random
 import threading
+import time
 from collections import Counter
 
 import blosc
 import numpy as np
 import pytest
 import requests
-from fixtures_server import ServerHandle, make_channel, start_uvicorn
+from fixtures_server import ServerHandle, app_server, make_channel, start_uvicorn
 from sqlalchemy import select
 
 from ndex.server.app import create_app
@@ -136,3 +138,29 @@ def test_writes_racing_a_delete_never_reach_a_later_channel(each_db_server, shap
     store = server.data_dir / "store"
     orphans = {p.name for p in store.iterdir() if p.is_dir()} - live_keys(server)
     assert not orphans
+
+
+def test_a_pyramid_build_in_one_server_leaves_nothing_of_a_channel_another_server_deleted(tmp_path, postgres_server):
+    """Two servers on one PostgreSQL database and one store (the multi-process set-up): B deletes a channel
+    while A builds its pyramid. A's build stops at its next check of the database; what it wrote after B
+    cleared the store must not stay behind under the dead key."""
+    url = postgres_server.create_database("twoservers")
+    with app_server(tmp_path, url) as a, app_server(tmp_path, url) as b:
+        tc = make_channel(a, extent=(2048, 2048, 64), levels=5)
+        data = np.random.default_rng(5).integers(1, 255, (16, 512, 512), dtype=np.uint8)
+        with requests.Session() as session:
+            for z, y, x in itertools.product(range(0, 64, 16), range(0, 2048, 512), range(0, 2048, 512)):
+                r = session.post(f"{a.url}/v1/cutout/{tc.path}/0/{x}:{x + 512}/{y}:{y + 512}/{z}:{z + 16}/",
+                                 data=blosc.compress(data.tobytes(), typesize=1), headers=a.headers, timeout=60)
+                assert r.status_code == 201
+        assert requests.post(f"{a.url}/v1/downsample/{tc.path}/", headers=a.headers, timeout=30).status_code == 201
+        deadline = time.monotonic() + 60
+        while "progress" not in requests.get(f"{a.url}/v1/downsample/{tc.path}/", headers=a.headers,
+                                             timeout=30).json() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        delete(b, tc.collection, tc.experiment, tc.channel)
+        jobs = a.app.state.services.jobs
+        while jobs.jobs and time.monotonic() < deadline + 60:
+            time.sleep(0.1)
+        assert not jobs.jobs
+        assert sorted(p.name for p in (tmp_path / "store").iterdir() if p.is_dir()) == []

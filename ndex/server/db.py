@@ -27,6 +27,16 @@ def private_files() -> None:
     os.umask(PRIVATE_UMASK)
 
 
+def shared_modes(*paths: str | os.PathLike) -> list[tuple[Path, int]]:
+    """(path, mode) of each existing path that users other than its owner may read or enter: a data
+    directory made before ndex kept its files private, or by hand."""
+    found = []
+    for path in map(Path, paths):
+        if path.exists() and path.stat().st_mode & 0o077:
+            found.append((path, path.stat().st_mode & 0o777))
+    return found
+
+
 def make_private_dir(path: Path) -> None:
     """Create `path` (and missing parents) as a directory only its owner may enter."""
     path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
@@ -86,13 +96,19 @@ class Database:
         self.engine.dispose()
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory SQLite."""
+    path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
 def make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
-    path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
-        make_private_dir(Path(path).parent)
-        create_private(Path(path))  # SQLite gives its -wal and -shm files the database file's mode
+    path = sqlite_path(url)
+    if path is not None:
+        make_private_dir(path.parent)
+        create_private(path)  # SQLite gives its -wal and -shm files the database file's mode
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -67,6 +67,18 @@ def test_data_and_store_are_private_to_the_servers_user(tmp_path):
         os.umask(old)
 
 
+def test_a_data_directory_open_to_other_users_is_named_at_start(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)  # as an older ndex, or a mkdir by hand, left it
+    proc, _ = serve(data)
+    try:
+        line = proc.stderr.readline()
+    finally:
+        stop(proc)
+    assert f"{data} is open to other users (mode 755): chmod go= {data}" in line
+
+
 @pytest.mark.parametrize("spelling", ["path", "file-url", "default"])
 def test_a_second_server_on_the_same_store_with_another_data_dir_is_refused(tmp_path, spelling, capsys):
     first_data = tmp_path / "one"

@@ -95,7 +95,7 @@ def check_store(settings: ServerSettings) -> None:
 def serve(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from ndex.server.db import Database, lock_server_dirs, private_files, shared_modes, sqlite_path
+    from ndex.server.db import Database, lock_server_dirs, private_files
     from ndex.server.volumes import local_root
 
     settings = settings_from(args)
@@ -109,12 +109,18 @@ def serve(args: argparse.Namespace) -> int:
     locks = lock_server_dirs(settings.data_dir, local_root(settings.volume_url)) if settings.sqlite else ExitStack()
     with locks:
         private_files()  # after the locks: a refused start leaves the caller's umask alone
-        db = Database(settings.database_url, upgrade_hint=settings.upgrade_hint)
-        private = [settings.data_dir, local_root(settings.volume_url) or ""]
-        for path, mode in shared_modes(*private, sqlite_path(settings.database_url) or ""):
-            print(f"ndex serve: warning: {path} is open to other users (mode {mode:o}): chmod go= {path}",
-                  file=sys.stderr)
-        return _serve(args, settings, db)
+        return _serve(args, settings, Database(settings.database_url, upgrade_hint=settings.upgrade_hint))
+
+
+def warn_shared(settings: ServerSettings) -> None:
+    """Name what other users may read: a data directory made by an older ndex or by hand."""
+    from ndex.server.db import shared_modes, sqlite_path
+    from ndex.server.volumes import local_root
+
+    private = (settings.data_dir, local_root(settings.volume_url) or "", sqlite_path(settings.database_url) or "")
+    for path, mode in shared_modes(*private):
+        print(f"ndex serve: warning: {path} is open to other users (mode {mode:o}): chmod go= {path}",
+              file=sys.stderr)
 
 
 def _serve(args: argparse.Namespace, settings: ServerSettings, db) -> int:
@@ -126,6 +132,7 @@ def _serve(args: argparse.Namespace, settings: ServerSettings, db) -> int:
 
     try:
         check_store(settings)  # before the banner: a refused store must not look like a started server
+        warn_shared(settings)  # once the data is known to be servable
         with db.begin() as conn:
             first = ensure_first_admin(conn)
         if first:

@@ -109,7 +109,7 @@ def serve(args: argparse.Namespace) -> int:
     locks = lock_server_dirs(settings.data_dir, local_root(settings.volume_url)) if settings.sqlite else ExitStack()
     with locks:
         private_files()  # after the locks: a refused start leaves the caller's umask alone
-        return _serve(args, settings, Database(settings.database_url, upgrade_hint=settings.upgrade_hint))
+        return _serve(args, settings, tls, Database(settings.database_url, upgrade_hint=settings.upgrade_hint))
 
 
 def warn_shared(settings: ServerSettings) -> None:
@@ -123,7 +123,7 @@ def warn_shared(settings: ServerSettings) -> None:
               file=sys.stderr)
 
 
-def _serve(args: argparse.Namespace, settings: ServerSettings, db) -> int:
+def _serve(args: argparse.Namespace, settings: ServerSettings, tls: dict, db) -> int:
     import uvicorn
 
     from ndex.server.app import SETTINGS_ENV, create_app

@@ -8,15 +8,15 @@
 * SQLite tables with ids get AUTOINCREMENT (rebuilt in batch mode), so a deleted last row's id is not handed
   out again; PostgreSQL sequences never go back.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-30
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 ndex_quick = True  # catalog tables are small: a few thousand rows at most

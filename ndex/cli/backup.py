@@ -36,7 +36,7 @@ def backup(args: argparse.Namespace) -> int:
     args.db = ""  # only a data directory's own SQLite catalog and store: a server database has its own tools
     settings, lock = open_data(args)
     try:
-        dest.mkdir(parents=True, exist_ok=True)
+        dest.mkdir(mode=0o700, parents=True, exist_ok=True)  # the copy holds token hashes: owner only
         backup_sqlite(sqlite_path(settings.database_url), dest / "ndex.sqlite")
         store = Path(urlparse(settings.volume_url).path)
         if store.exists():

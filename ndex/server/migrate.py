@@ -245,6 +245,8 @@ def sqlite_path(url: str) -> Path | None:
 def backup_sqlite(source: Path, dest: Path) -> None:
     """A consistent copy of a SQLite database (sqlite's online backup), written whole or not at all."""
     partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # a copy of tokens: owner only
     src = sqlite3.connect(source)
     try:
         out = sqlite3.connect(partial)

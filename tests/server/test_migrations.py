@@ -188,6 +188,7 @@ def test_a_long_revision_stops_serve_with_the_command_then_ndex_upgrade_runs_it(
     assert done.returncode == 0, done.stderr
     backup = next(data.glob("ndex.sqlite.before-upgrade-*"))
     assert str(backup) in done.stdout
+    assert backup.stat().st_mode & 0o077 == 0  # a copy of the token hashes is the owner's only
     revision, users, tokens = state(sqlite_url(data))
     assert revision == "test9" and "nickname" in users and "label" in tokens
     assert state(f"sqlite:///{backup}")[0] == migrate.head()  # the copy is the catalog as it was

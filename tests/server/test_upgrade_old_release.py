@@ -267,6 +267,7 @@ def test_old_sqlite_directory_backed_up_then_ndex_upgrade_then_serve(old_sqlite_
     done = ndex("backup", "--data", str(data), "--to", str(copy))
     assert done.returncode == 0, done.stderr
     assert dump(copy / "ndex.sqlite") == dump(data / "ndex.sqlite")
+    assert (copy.stat().st_mode | (copy / "ndex.sqlite").stat().st_mode) & 0o077 == 0  # token hashes: owner only
     assert files(copy / "store") == files(data / "store") and len(files(copy / "store")) > 10
     refused = ndex("backup", "--data", str(data), "--to", str(copy))
     assert refused.returncode == 2 and "not empty" in refused.stderr

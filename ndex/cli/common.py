@@ -56,6 +56,14 @@ class _ConsoleHandler(logging.StreamHandler):
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.name.startswith("ndex.cli") and super().filter(record)
 
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:  # through tqdm: a line written under a progress bar would be torn by its next redraw
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:
+            self.handleError(record)
+
 
 def standalone_main(prog: str, description: str, configure: Callable[[argparse.ArgumentParser], None],
                     run: Callable[[argparse.Namespace], int], argv: list[str] | None) -> int:
@@ -174,7 +182,7 @@ class TqdmProgress:
                 self.bar.update(blocks)
 
     def retry(self, what: str, error: BaseException) -> None:
-        logging.getLogger("ndex").info("retrying %s after: %s", what, error)
+        pass  # the client logs every retry at WARNING, which the console handler draws above the bar
 
     def note(self, message: str) -> None:
         if self.bar is not None and self.enabled:

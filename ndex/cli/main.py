@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from ndex import __version__
+from ndex.cli.common import ArgumentParser, pipe_closed
 
 SUBCOMMANDS = {
     "pull": ("ndex.cli.pull", "download a region of a channel (same as ndpull)"),
@@ -19,7 +20,7 @@ SUBCOMMANDS = {
     "upgrade": ("ndex.cli.upgrade", "upgrade an `ndex serve` data directory written by an older release"),
     "backup": ("ndex.cli.backup", "copy an `ndex serve` data directory (SQLite catalog and store) consistently"),
     "demo": ("ndex.cli.demo", "start a local server, push a volume, pull a region back and verify it"),
-    "verify": ("ndex.cli.verify", "compare local images with what the server holds"),
+    "verify": ("ndex.cli.verify", "verify an ingest: compare local images with what the server holds"),
     "info": ("ndex.cli.info", "show a server's collections, experiments, channels and extents"),
     "view": ("ndex.cli.view", "open neuroglancer on a channel of any BOSS server (prints the viewer URL)"),
 }
@@ -27,7 +28,7 @@ SUBCOMMANDS = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only `command`'s module is imported (a server or Dask stays unloaded for a pull)."""
-    parser = argparse.ArgumentParser(prog="ndex", description="Move image volumes in and out of BOSS spatial databases.")
+    parser = ArgumentParser(prog="ndex", description="Move image volumes in and out of BOSS spatial databases.")
     parser.add_argument("--version", action="version", version=f"ndex {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
@@ -45,12 +46,15 @@ def chosen_command(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(chosen_command(argv))
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return 2
-    return args._run(args)
+    try:
+        parser = build_parser(chosen_command(argv))
+        args = parser.parse_args(argv)
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 2
+        return args._run(args)
+    except BrokenPipeError:
+        return pipe_closed()
 
 
 if __name__ == "__main__":

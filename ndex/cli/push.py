@@ -22,9 +22,9 @@ from ndex.cli.common import (
     add_channel_flags,
     add_connection_flags,
     add_logging_flags,
+    ended_early,
     one_line,
     parse_size,
-    quota_ended,
     run_guarded,
     setup_logging,
     standalone_main,
@@ -63,11 +63,11 @@ MALLOC_ARENAS = 2
 EPILOG = """\
 examples:
   ndpush --collection c --experiment e --channel em --datatype uint8 --voxel_size 4 4 40 --voxel_unit nanometers \\
-         --x_extent 0 2048 --y_extent 0 2048 --z_extent 0 500 --base_path /data --base_filename img_<p:4> \\
+         --x_extent 0 2048 --y_extent 0 2048 --z_extent 0 500 --base_path /data --base_filename 'img_<p:4>' \\
          --extension tif --create_resources          (create or check the resources, then exit)
   ndpush ...same flags without --create_resources... (ingest; re-run the same command to resume)
   ndpush ... --z_range 0 64 --dry_run                 (print blocks, bytes and the memory estimate)
-  ndpush ... --channels_list_file chans.txt --base_path /data/<ch>   (one job per channel)
+  ndpush ... --channels_list_file chans.txt --base_path '/data/<ch>' (one job per channel)
 Offsets: BOSS coordinates = file coordinates + offsets; --offset_extents shifts negative extents to 0
 (stored as experiment metadata "offsets"), --forced_offsets X Y Z gives them explicitly.
 """
@@ -82,9 +82,10 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("images")
     src.add_argument("--datasource", choices=DATASOURCES, default="local",
                      help="local files, s3 objects, a TIFF stack, CATMAID tiles or a render-ws stack (default local)")
-    src.add_argument("--base_path", default="", help="directory of the slices (or the stack file); <ch> allowed")
+    src.add_argument("--base_path", default="", help="directory of the slices (or the stack file); <ch> is the channel name (quote it: '/data/<ch>')")
     src.add_argument("--base_filename", default="",
-                     help="file name template: <p:4> zero-padded z, <> unpadded z, <ch> channel name")
+                     help="file name template, quoted for the shell: 'img_<p:4>' (<p:4> zero-padded z, <> unpadded z, "
+                          "<ch> channel name)")
     src.add_argument("--extension", default="tif", help="file extension: tif, tiff, ome.tif or png")
     src.add_argument("--z_step", type=int, default=1, help="file number step between slices (z's file = z * step)")
     src.add_argument("--warn_missing_files", action="store_true",
@@ -120,10 +121,8 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    add_connection_flags(parser)
-    parser.add_argument("--boss_config_file", help="ndex 1.x name of --config_file")
+    add_connection_flags(parser).add_argument("--boss_config_file", help="ndex 1.x name of --config_file")
     what = add_channel_flags(parser, "where to")
     what.add_argument("--channels_list_file", help="file with one channel name per line (one job per channel)")
     add_source_flags(parser)
@@ -348,7 +347,7 @@ def finish(args, client: BossClient, ref: ChannelRef, report, notifier, path: Pa
     for line in report.failure_lines() + report.notes:
         log.warning("%s", line)
     print(summary)
-    if (code := quota_ended(report)) is not None:
+    if (code := ended_early(report)) is not None:
         notifier.send(f"ndpush {ref} stopped: {one_line(report.ended_by)}")
         return code
     for line in report.failure_lines() + report.notes:

@@ -76,6 +76,16 @@ def did_you_mean(unknown: list[str], known: list[str]) -> str:
     return ""
 
 
+def until_pipe_closed(body: Callable[[], int]) -> int:
+    """`body()`'s exit code, or EXIT_PIPE_CLOSED without a traceback if stdout's reader went away."""
+    try:
+        code = body()
+        sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe prints a traceback
+        return code
+    except BrokenPipeError:
+        return pipe_closed()
+
+
 def pipe_closed() -> int:
     """stdout's reader went away (`ndex ... | head`): end quietly, no traceback, no second error when
     the interpreter flushes stdout on exit."""
@@ -130,15 +140,16 @@ class _ConsoleHandler(logging.StreamHandler):
 def standalone_main(prog: str, description: str, configure: Callable[[argparse.ArgumentParser], None],
                     run: Callable[[argparse.Namespace], int], argv: list[str] | None) -> int:
     """`ndpull`/`ndpush`/...: the subcommand's own parser as a program of its own."""
-    try:
+
+    def body() -> int:
         parser = ArgumentParser(prog=prog, description=description)
         configure(parser)
         args = parser.parse_args(argv)
         if getattr(args, "threads", 1) < 1:
             parser.error("--threads must be at least 1")
         return run(args)
-    except BrokenPipeError:
-        return pipe_closed()
+
+    return until_pipe_closed(body)
 
 
 def parse_size(text: str) -> int:

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from ndex import __version__
-from ndex.cli.common import ArgumentParser, pipe_closed
+from ndex.cli.common import ArgumentParser, until_pipe_closed
 
 SUBCOMMANDS = {
     "pull": ("ndex.cli.pull", "download a region of a channel (same as ndpull)"),
@@ -46,15 +46,16 @@ def chosen_command(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:
+
+    def body() -> int:
         parser = build_parser(chosen_command(argv))
         args = parser.parse_args(argv)
         if not getattr(args, "_run", None):
             parser.print_help()
             return 2
         return args._run(args)
-    except BrokenPipeError:
-        return pipe_closed()
+
+    return until_pipe_closed(body)
 
 
 if __name__ == "__main__":

@@ -82,10 +82,10 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("images")
     src.add_argument("--datasource", choices=DATASOURCES, default="local",
                      help="local files, s3 objects, a TIFF stack, CATMAID tiles or a render-ws stack (default local)")
-    src.add_argument("--base_path", default="", help="directory of the slices (or the stack file); <ch> is the channel name (quote it: '/data/<ch>')")
+    src.add_argument("--base_path", default="", help="directory of the slices (or the stack file); '<ch>' is the channel name: '/data/<ch>'")
     src.add_argument("--base_filename", default="",
-                     help="file name template, quoted for the shell: 'img_<p:4>' (<p:4> zero-padded z, <> unpadded z, "
-                          "<ch> channel name)")
+                     help="file name template, quoted for the shell: 'img_<p:4>' ('<p:4>' zero-padded z, '<>' unpadded "
+                          "z, '<ch>' channel name)")
     src.add_argument("--extension", default="tif", help="file extension: tif, tiff, ome.tif or png")
     src.add_argument("--z_step", type=int, default=1, help="file number step between slices (z's file = z * step)")
     src.add_argument("--warn_missing_files", action="store_true",

@@ -129,9 +129,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     res = parser.add_argument_group("creating resources")
     res.add_argument("--create_resources", action="store_true",
                      help="create (or check) collection, frame, experiment and channel, then exit")
-    res.add_argument("--voxel_size", type=float, nargs=3, metavar=("X", "Y", "Z"), help="voxel size")
-    res.add_argument("--voxel_unit", default="nanometers",
-                     choices=tuple(VOXEL_UNITS), help="voxel unit")
+    res.add_argument("--voxel_size", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                     help="voxel size of a new coordinate frame (default: an existing experiment's, else 1 1 1)")
+    res.add_argument("--voxel_unit", choices=tuple(VOXEL_UNITS),
+                     help="voxel unit (default: an existing experiment's, else nanometers)")
     res.add_argument("--source_channel", help="source channel of an annotation (uint64) channel")
     res.add_argument("--metadata", help="JSON object file of key/value metadata attached to the channel")
     res.add_argument("--metadata_schema", help="JSON Schema the --metadata file must satisfy")
@@ -243,7 +244,8 @@ def create_spec(args: argparse.Namespace, ref: ChannelRef, source, extents: Box,
     """What --create_resources creates, from the flags and (when the flags leave it open) the images."""
     datatype = "uint64" if args.source_channel else (args.datatype or source.dtype.name)
     resources = ResourceSpec(ref=ref, frame=frame_box(args, extents, offsets),
-                             voxel_size=tuple(args.voxel_size or (1.0, 1.0, 1.0)), voxel_unit=args.voxel_unit,
+                             voxel_size=tuple(args.voxel_size) if args.voxel_size else None,
+                             voxel_unit=args.voxel_unit,
                              datatype=datatype, source_channel=args.source_channel, base_resolution=args.res)
     return CreateSpec(resources, tuple(offsets), metadata)
 
@@ -378,13 +380,13 @@ def viewer_link(client: BossClient, ref: ChannelRef) -> str:
 def create_resources(args, client: BossClient, ref: ChannelRef, source, extents: Box, offsets, metadata) -> int:
     spec = create_spec(args, ref, source, extents, offsets, metadata)
     r = spec.resources
-    blocker = downsample_blocker(r.method, r.voxel_size)
+    blocker = downsample_blocker(r.method, r.new_voxel_size)
     if blocker:  # said before anything is created: the frame cannot be changed afterwards
         say(args, f"note: {blocker}: this channel's pyramid cannot be built there (--downsample will be refused); "
                   "give equal x and y voxel sizes if you need one")
     if args.dry_run:
         print(f"would create or check {ref} ({r.channel_type}, {r.datatype}) in frame {r.coord_frame} "
-              f"({r.frame}), voxel {r.voxel_size} {r.voxel_unit}")
+              f"({r.frame}), voxel {r.new_voxel_size} {r.new_voxel_unit}")
         return EXIT_OK
     for line in create(client, spec):
         log.info("%s", line)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from ndex import __version__
-from ndex.cli.common import ArgumentParser, until_pipe_closed
+from ndex.cli.common import EXIT_USAGE, ArgumentParser, until_pipe_closed
 
 SUBCOMMANDS = {
     "pull": ("ndex.cli.pull", "download a region of a channel (same as ndpull)"),
@@ -24,6 +25,22 @@ SUBCOMMANDS = {
     "info": ("ndex.cli.info", "show a server's collections, experiments, channels and extents"),
     "view": ("ndex.cli.view", "open neuroglancer on a channel of any BOSS server (prints the viewer URL)"),
 }
+
+
+# commands that run or open a server, and the modules of setup.py's `server` extra they import
+NEEDS_SERVER = frozenset({"serve", "token", "demo"})
+SERVER_MODULES = ("fastapi", "uvicorn", "sqlalchemy")
+
+
+def missing_extra(command: str | None) -> str | None:
+    """The one-line error for a command whose optional packages are not installed; None if all are."""
+    if command not in NEEDS_SERVER:
+        return None
+    missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return (f"error: `ndex {command}` needs the server's packages ({', '.join(missing)} missing): "
+            "pip install 'ndex[server]'")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -48,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
 
     def body() -> int:
+        if (missing := missing_extra(chosen_command(argv))) is not None:
+            print(missing, file=sys.stderr)
+            return EXIT_USAGE
         parser = build_parser(chosen_command(argv))
         args = parser.parse_args(argv)
         if not getattr(args, "_run", None):

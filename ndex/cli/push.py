@@ -307,7 +307,18 @@ def described_without_images(args: argparse.Namespace) -> bool:
                 and (args.datatype or args.source_channel) and not args.base_filename)
 
 
+def missing_for_resources(args: argparse.Namespace) -> list[str]:
+    """The flags --create_resources lacks when no images are named to read the rest from."""
+    if not args.create_resources or args.base_filename or described_without_images(args):
+        return []
+    missing = [f"--{axis}_extent" for axis in "xyz" if not getattr(args, f"{axis}_extent")]
+    return missing + ([] if args.datatype or args.source_channel else ["--datatype"])
+
+
 def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, path: Path) -> int:
+    if missing := missing_for_resources(args):
+        raise UsageError(f"--create_resources needs {', '.join(missing)} (or the images to read them from: "
+                         "--base_path and --base_filename)")
     if described_without_images(args):
         extents = Box.from_ranges(tuple(args.x_extent), tuple(args.y_extent), tuple(args.z_extent))
         offsets = offsets_for(args, extents)

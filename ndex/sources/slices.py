@@ -41,7 +41,7 @@ class SliceSource(SliceBySlice):
 
     def __init__(self, spec: SourceSpec, store: FileStore) -> None:
         if spec.z_range is None:
-            raise UsageError("no z range for the slice files: give --z_range (or --z_extent) START STOP")
+            raise UsageError("no z range for the slice files: give --z_extent START STOP (or --z_range)")
         self.spec = spec
         self.store = store
         self.names = SliceNames(spec)

@@ -84,3 +84,19 @@ def test_ndpush_adds_a_channel_without_restating_the_frame(tmp_path, server_app,
     assert ndpush(server_app, tmp_path, *where, "--channel", "more", "--z_range", "0", "20",
                   "--create_resources") == 0, capsys.readouterr().err
     assert ndpush(server_app, tmp_path, *where, "--channel", "more", "--z_range", "0", "20") == 0
+
+
+@pytest.mark.parametrize("given, missing", [
+    ([], "--x_extent, --y_extent, --z_extent, --datatype"),
+    (["--x_extent", "0", "64", "--y_extent", "0", "64", "--z_extent", "0", "8"], "--datatype"),
+    (["--z_extent", "0", "8", "--datatype", "uint8"], "--x_extent, --y_extent"),
+])
+def test_create_resources_without_images_names_the_flags_it_lacks(tmp_path, server_app, capsys, given, missing):
+    coll = f"miss-{uuid.uuid4().hex[:8]}"
+    code = push_cli.main(["--url", server_app.url, "--token", server_app.token, "-q", "--collection", coll,
+                          "--experiment", "e", "--channel", "ch", "--log_dir", str(tmp_path), *given,
+                          "--create_resources"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (f"error: --create_resources needs {missing} (or the images to read "
+                                               "them from: --base_path and --base_filename)")
+    assert coll not in collections(server_app)

@@ -237,7 +237,9 @@ def say_error(line: str) -> None:
     """The command's one error line: on stderr, and logged (not on the console again) so that a job log
     file, and `ndex run`'s record of the job (shown by `ndex status`), hold it too."""
     print(line, file=sys.stderr)
-    logging.getLogger("ndex.cli").error("%s", line)
+    logger = logging.getLogger("ndex.cli")
+    if logger.hasHandlers():  # else logging's last resort would print the line a second time
+        logger.error("%s", line)
 
 
 class TqdmProgress:

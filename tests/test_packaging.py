@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 IMPORT_NAME = {"Pillow": "PIL", "SQLAlchemy": "sqlalchemy", "psycopg": None, "imagecodecs": None,
                "httptools": None, "uvloop": None}
 # modules that arrive with a requirement rather than being one
-COMES_WITH = {"urllib3": "requests", "starlette": "fastapi", "botocore": "boto3"}
-SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "httptools", "uvloop")
+COMES_WITH = {"urllib3": "requests", "starlette": "fastapi", "anyio": "fastapi", "botocore": "boto3"}
+SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "httptools", "uvloop")
 
 
 def requirements() -> dict[str, list[str]]:
@@ -118,13 +118,14 @@ def test_a_client_install_runs_the_client_commands(argv):
     assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
 
 
-@pytest.mark.parametrize("argv", [["serve"], ["serve", "--help"], ["token", "list"], ["demo"]])
+@pytest.mark.parametrize("argv", [["serve"], ["serve", "--help"], ["token", "list"], ["upgrade"],
+                                  ["backup", "--to", "x"], ["demo"]])
 def test_server_commands_name_the_extra_to_install(argv, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     done = client_only("from ndex.cli.main import main\nsys.exit(main())", *argv)
     assert done.returncode == 2
     assert done.stderr.strip() == (f"error: `ndex {argv[0]}` needs the server's packages (fastapi, uvicorn, "
-                                   "sqlalchemy missing): pip install 'ndex[server]'")
+                                   "sqlalchemy, alembic missing): pip install 'ndex[server]'")
     assert not list(tmp_path.iterdir())  # nothing created: the check comes first
 
 

@@ -28,8 +28,8 @@ SUBCOMMANDS = {
 
 
 # commands that run or open a server, and the modules of setup.py's `server` extra they import
-NEEDS_SERVER = frozenset({"serve", "token", "demo"})
-SERVER_MODULES = ("fastapi", "uvicorn", "sqlalchemy")
+NEEDS_SERVER = frozenset({"serve", "token", "upgrade", "backup", "demo"})
+SERVER_MODULES = ("fastapi", "uvicorn", "sqlalchemy", "alembic")
 
 
 def missing_extra(command: str | None) -> str | None:

@@ -308,8 +308,9 @@ def described_without_images(args: argparse.Namespace) -> bool:
 
 
 def missing_for_resources(args: argparse.Namespace) -> list[str]:
-    """The flags --create_resources lacks when no images are named to read the rest from."""
-    if not args.create_resources or args.base_filename or described_without_images(args):
+    """The flags --create_resources lacks when no slice files are named to read the rest from."""
+    names_files = args.base_filename or args.datasource not in ("local", "s3")  # stacks, render, tiles: others
+    if not args.create_resources or names_files or described_without_images(args):
         return []
     missing = [f"--{axis}_extent" for axis in "xyz" if not getattr(args, f"{axis}_extent")]
     return missing + ([] if args.datatype or args.source_channel else ["--datatype"])

@@ -14,9 +14,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # distribution -> the module ndex imports it as (None: used through another package, never imported)
 IMPORT_NAME = {"Pillow": "PIL", "SQLAlchemy": "sqlalchemy", "psycopg": None, "imagecodecs": None,
-               "httptools": None, "uvloop": None}
+               "httptools": None, "uvloop": None, "fastapi-offline": "fastapi_offline"}
 # modules that arrive with a requirement rather than being one
-COMES_WITH = {"urllib3": "requests", "starlette": "fastapi", "anyio": "fastapi", "botocore": "boto3"}
+COMES_WITH = {"urllib3": "requests", "starlette": "fastapi", "anyio": "fastapi", "botocore": "boto3",
+              "tornado": "neuroglancer"}
+# ndex.testing: the conformance suites a backend's own tests reuse, so it may import the test tools
+TESTING = "testing"
 SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "httptools", "uvloop")
 
 
@@ -64,8 +67,8 @@ def test_the_base_install_holds_no_server_package():
 
 
 def test_what_ndex_imports_outside_the_server_is_in_the_base_install_or_an_extra():
-    client = third_party_imports(*(p for p in (ROOT / "ndex").iterdir() if p.name != "server"))
-    allowed = provided("base", "s3", "dask", "server")
+    client = third_party_imports(*(p for p in (ROOT / "ndex").iterdir() if p.name not in ("server", TESTING)))
+    allowed = provided("base", "s3", "dask", "viewer", "server")
     assert client <= allowed, client - allowed
     assert client & set(SERVER_ONLY) == {"uvicorn"}  # only `ndex serve` imports it, when it runs
 
@@ -77,7 +80,7 @@ def test_the_server_needs_only_the_base_install_and_the_server_extra():
 
 def test_every_installed_package_is_imported_by_ndex_else_it_is_a_test_dependency():
     imported = third_party_imports(ROOT / "ndex")
-    for extra in ("base", "server", "s3", "dask"):
+    for extra in ("base", "server", "s3", "dask", "viewer"):
         for requirement in requirements()[extra]:
             module = module_of(requirement)
             assert module is None or module in imported, f"{extra}: {requirement} is never imported by ndex/"

@@ -243,10 +243,11 @@ def create_spec(args: argparse.Namespace, ref: ChannelRef, source, extents: Box,
                 metadata) -> CreateSpec:
     """What --create_resources creates, from the flags and (when the flags leave it open) the images."""
     datatype = "uint64" if args.source_channel else (args.datatype or source.dtype.name)
-    resources = ResourceSpec(ref=ref, frame=frame_box(args, extents, offsets),
-                             voxel_size=tuple(args.voxel_size) if args.voxel_size else None,
-                             voxel_unit=args.voxel_unit,
-                             datatype=datatype, source_channel=args.source_channel, base_resolution=args.res)
+    frame = frame_box(args, extents, offsets)
+    with flag_names(base_resolution="--res"):
+        resources = ResourceSpec(ref=ref, frame=frame, voxel_size=tuple(args.voxel_size) if args.voxel_size else None,
+                                 voxel_unit=args.voxel_unit, datatype=datatype, source_channel=args.source_channel,
+                                 base_resolution=args.res)
     return CreateSpec(resources, tuple(offsets), metadata)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from ndex.client import ChannelRef, CoordFrame
 from ndex.client.boss import VOXEL_UNITS
 from ndex.client.models import BUILDING, DOWNSAMPLED
-from ndex.errors import BadRequest, Conflict, RemoteError, ResourceNotFound, UsageError
+from ndex.errors import BadRequest, Conflict, FieldError, RemoteError, ResourceNotFound, UsageError
 from ndex.geometry import Box
 from ndex.progress import NullProgress, Progress
 
@@ -63,9 +63,9 @@ class ResourceSpec:
                              "--source_channel to create a uint64 annotation channel")
         check_voxel_size(self.voxel_size)
         if self.voxel_unit is not None and self.voxel_unit not in VOXEL_UNITS:
-            raise UsageError(f"--voxel_unit {self.voxel_unit!r} is not one of {', '.join(VOXEL_UNITS)}")
+            raise FieldError("voxel_unit", f"{{field}} {self.voxel_unit!r} is not one of {', '.join(VOXEL_UNITS)}")
         if self.base_resolution < 0:
-            raise UsageError(f"--res {self.base_resolution} must not be negative")
+            raise FieldError("base_resolution", f"{{field}} {self.base_resolution} must not be negative")
 
     @property
     def new_voxel_size(self) -> tuple[float, float, float]:
@@ -97,12 +97,12 @@ class ResourceSpec:
 
 
 def check_voxel_size(voxel_size: tuple[float, ...] | None) -> None:
-    """UsageError unless three finite positive numbers (or None: not given)."""
+    """FieldError unless three finite positive numbers (or None: not given)."""
     if voxel_size is None:
         return
     shown = " ".join(f"{v:g}" for v in voxel_size)
     if len(voxel_size) != 3 or not all(math.isfinite(v) and v > 0 for v in voxel_size):
-        raise UsageError(f"--voxel_size {shown}: give three positive numbers, x y z")
+        raise FieldError("voxel_size", f"{{field}} {shown}: give three positive numbers, x y z")
 
 
 def _exists(get: Callable[[], Any]) -> Any:

@@ -19,12 +19,12 @@ FRAME = Box((0, 0, 0), (2000, 1500, 100))
 
 @pytest.mark.parametrize("voxel_size", [(-4, 4, 40), (4, 0, 40), (4, 4, float("nan")), (4, 4, float("inf"))])
 def test_an_impossible_voxel_size_is_refused_before_anything_exists(voxel_size):
-    with pytest.raises(UsageError, match=r"^--voxel_size .*: give three positive numbers, x y z$"):
+    with pytest.raises(UsageError, match=r"^voxel_size .*: give three positive numbers, x y z$"):
         ResourceSpec(REF, FRAME, voxel_size=voxel_size)
 
 
 def test_an_unknown_voxel_unit_is_refused():
-    with pytest.raises(UsageError, match="--voxel_unit 'parsecs' is not one of nanometers"):
+    with pytest.raises(UsageError, match="voxel_unit 'parsecs' is not one of nanometers"):
         ResourceSpec(REF, FRAME, voxel_unit="parsecs")
 
 

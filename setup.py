@@ -5,6 +5,54 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
+# What `pip install ndex` brings: the client, ndpull/ndpush, sources and sinks -- never a server.
+BASE = [
+    "numpy>=1.24",
+    "blosc>=1.10,<2",  # BOSS wire codec: Blosc-1 frames only (python-blosc 1.x)
+    "requests>=2.28",
+    "tifffile>=2023.1",
+    "imagecodecs>=2024.1",  # zstd and lzw TIFF compression (tifffile imports it)
+    "Pillow>=9",
+    "tqdm>=4.60",
+    "tensorstore>=0.1.60",  # the OME-Zarr output (ndex/sinks) writes through it, as the server does
+    "slack_sdk>=3.20",
+    "jsonschema>=4",  # --metadata_schema
+]
+# `pip install 'ndex[server]'`: what `ndex serve|token|upgrade|backup|demo` need (ndex.cli.main names it)
+SERVER = [
+    "fastapi>=0.100",
+    "uvicorn>=0.23",
+    "httptools>=0.6",  # uvicorn's C HTTP parser: ~2x the cutout throughput of pure-Python h11
+    "uvloop>=0.19; sys_platform != 'win32'",
+    "SQLAlchemy>=2.0",
+    "alembic>=1.13",  # schema migrations of the catalog (ndex/server/migrations)
+    "fastapi-offline>=1.7",  # Swagger UI and ReDoc assets, so /docs and /redoc work offline
+]
+EXTRAS = {
+    "server": SERVER,
+    "s3": ["boto3>=1.26"],
+    "postgres": [*SERVER, "psycopg[binary]>=3.1"],  # ndex serve --db postgresql://... (several --workers)
+    "dask": ["distributed>=2023.1"],
+    "viewer": ["neuroglancer>=2.40"],  # /view/ in ndex serve, and ndex view
+    # ndex/ imports none of these: the suite's tools, and intern as the reference client
+    "test": [
+        "pytest>=7.4",
+        "pytest-timeout>=2.1",
+        "responses>=0.23",
+        "hypothesis>=6.80",
+        "moto[server]>=5",
+        "boto3>=1.26",
+        "httpx>=0.24",
+        "distributed>=2023.1",
+        "intern>=1.4",
+        "ruff>=0.4",
+        "neuroglancer>=2.40",
+        "playwright>=1.40",  # drives Debian's chromium (never downloads a browser)
+        "zarr>=3",  # reads /zarr/ over HTTP in tests
+        "fsspec[http]>=2024.1",  # zarr-python's HTTP store
+    ],
+}
+
 setup(
     name="ndex",
     version="2.0.0.dev0",
@@ -15,47 +63,8 @@ setup(
     packages=find_packages(include=["ndex", "ndex.*"]),
     include_package_data=True,
     package_data={"ndex.server.migrations": ["script.py.mako", "README.md"]},
-    install_requires=[
-        "numpy>=1.24",
-        "blosc>=1.10,<2",  # BOSS wire codec: Blosc-1 frames only (python-blosc 1.x)
-        "requests>=2.28",
-        "tifffile>=2023.1",
-        "imagecodecs>=2024.1",  # zstd and lzw TIFF compression
-        "Pillow>=9",
-        "tqdm>=4.60",
-        "intern>=1.4",
-        "fastapi>=0.100",
-        "uvicorn>=0.23",
-        "httptools>=0.6",  # uvicorn's C HTTP parser: ~2x the cutout throughput of pure-Python h11
-        "uvloop>=0.19; sys_platform != 'win32'",
-        "tensorstore>=0.1.60",
-        "SQLAlchemy>=2.0",
-        "alembic>=1.13",  # schema migrations of the catalog (ndex/server/migrations)
-        "slack_sdk>=3.20",
-        "jsonschema>=4",
-        "fastapi-offline>=1.7",  # Swagger UI and ReDoc assets, so /docs and /redoc work offline
-    ],
-    extras_require={
-        "s3": ["boto3>=1.26"],
-        "postgres": ["psycopg[binary]>=3.1"],  # ndex serve --db postgresql://... (several --workers)
-        "dask": ["distributed>=2023.1"],
-        "viewer": ["neuroglancer>=2.40"],  # /view/ in ndex serve, and ndex view
-        "test": [
-            "pytest>=7.4",
-            "pytest-timeout>=2.1",
-            "responses>=0.23",
-            "hypothesis>=6.80",
-            "moto[server]>=5",
-            "boto3>=1.26",
-            "httpx>=0.24",
-            "distributed>=2023.1",
-            "ruff>=0.4",
-            "neuroglancer>=2.40",
-            "playwright>=1.40",  # drives Debian's chromium (never downloads a browser)
-            "zarr>=3",  # reads /zarr/ over HTTP in tests
-            "fsspec[http]>=2024.1",  # zarr-python's HTTP store
-        ],
-    },
+    install_requires=BASE,
+    extras_require=EXTRAS,
     entry_points={
         "console_scripts": [
             "ndex=ndex.cli.main:main",

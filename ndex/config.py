@@ -41,12 +41,21 @@ class Remote:
 
 
 def split_url(url: str) -> tuple[str, str]:
-    """'http://localhost:8080/' -> ('http', 'localhost:8080'); a bare host means https."""
+    """'http://localhost:8080/' -> ('http', 'localhost:8080'); ConfigError for anything else.
+
+    A bare host is refused rather than guessed: https to a local http server fails as a TLS error
+    that names neither, and http to BossDB would send the token in clear text.
+    """
     text = url.strip().rstrip("/")
     if "://" not in text:
-        text = f"https://{text}"
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"server URL {url!r} has no scheme: write http://{text} (a local ndex serve) "
+                          f"or https://{text}")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- parses the port: 'host:99999' or 'host:x' raise here, not mid-run
+    except ValueError as exc:
+        raise ConfigError(f"server URL {url!r} is malformed ({exc}): write http(s)://host[:port]") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"server URL {url!r} is not of the form http(s)://host[:port]")
     return parts.scheme, parts.netloc
 

@@ -21,7 +21,9 @@
     │   ├── RemoteTimeout
     │   └── CorruptBody                  truncated or undecodable body
     ├── SinkError (OSError)              writing local output failed (disk full, permissions)
-    ├── SourceError (OSError)            reading input images failed (missing, truncated, wrong size)
+    ├── SourceError (OSError)            reading input images failed (missing, unreadable)
+    │   └── BadInput                     a file is not what the run needs (not an image, truncated,
+    │                                    wrong size or dtype, RGB): ends the run, exit code 2
     └── TransferFailed                   some blocks failed after retries; carries the failed blocks
 
 `is_retryable(exc)` is the single rule the client and the schedulers use for retries;
@@ -156,6 +158,11 @@ class SourceError(NdexError, OSError):
     """Reading the input images failed."""
 
 
+class BadInput(SourceError):
+    """An input file is not what the run needs: not an image, truncated, the wrong size or datatype,
+    RGB. Every retry reads the same bytes, so the run ends with it; the fix is the file or the flags."""
+
+
 class TransferFailed(NdexError):
     """Some blocks failed after every retry; `failures` maps each block to its error."""
 
@@ -173,5 +180,5 @@ def ends_transfer(exc: BaseException) -> bool:
     """True when a block's final error would be every other block's too, so the run should stop now
     (and be re-run later) instead of spending every block's retries: a wrong token or name, bad input,
     or a server that cannot be reached or stopped answering."""
-    return isinstance(exc, (AuthError, ResourceNotFound, UsageError, QuotaExceeded, RemoteUnreachable,
+    return isinstance(exc, (AuthError, ResourceNotFound, UsageError, BadInput, QuotaExceeded, RemoteUnreachable,
                             RemoteTimeout))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up a virtualenv for ndex and run its main job or its test suite.
 
-    python3 scripts/dev.py demo     # venv + install, then `ndex demo`
+    python3 scripts/dev.py demo     # venv + install with the server extra, then `ndex demo`
     python3 scripts/dev.py test     # venv + install with test extras, then the whole pytest suite
 
 Only the standard library is used here: this runs on a machine that has nothing but Python 3.10+
@@ -92,7 +92,8 @@ def main(argv: list[str]) -> int:
         print("usage: python3 scripts/dev.py demo|test|setup [extra arguments]", file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
-    ensure_venv("test,s3,dask,postgres" if command in {"test", "setup"} else "")
+    # demo starts an `ndex serve`; the tests start servers, S3 (moto), Dask and PostgreSQL
+    ensure_venv("server,test,s3,dask,postgres" if command in {"test", "setup"} else "server")
     if command in {"test", "setup"}:
         ensure_system_packages()
     if command == "setup":

@@ -48,7 +48,7 @@ SETTINGS = {
     "workers": 4,  # jobs at once, and the number of jobs unless "jobs" is set
     "memory_per_worker": "8GB",
     "jobs": None,
-    "format": "shell",  # shell, cmd (Windows quoting), json (a plan directory) or slurm
+    "format": None,  # None: shell lines (a json plan directory with --run); or shell, cmd, json, slurm
     "plan_dir": None,
     "throughput": None,  # e.g. "200MB/s" for a time estimate
 }

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
+import os
 import sys
 import threading
 import time
@@ -11,6 +13,7 @@ from typing import Any
 
 from ndex.errors import (
     AuthError,
+    BadInput,
     NdexError,
     QuotaExceeded,
     RemoteError,
@@ -23,14 +26,83 @@ from ndex.errors import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REMOTE, EXIT_LOCAL_IO, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what `yes | head` reports for the writer
 
 
-def add_connection_flags(parser: argparse.ArgumentParser) -> None:
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every flag's default in its help (unless the help speaks of it, or there is none); descriptions and
+    epilogs (examples) as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        nothing = default is None or default is False or default is argparse.SUPPRESS or default == ""
+        if not action.option_strings or nothing or "default" in text.lower():
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with defaults in the help and "did you mean --x?" for a mistyped flag."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        kw.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kw)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            message += did_you_mean(message[len(prefix):].split(), self.known_flags())
+        super().error(message)
+
+    def known_flags(self) -> list[str]:
+        """This parser's flags and those of its subcommands (only the chosen one is configured)."""
+        flags = [f for a in self._actions for f in a.option_strings]
+        for action in self._actions:
+            for child in getattr(action, "choices", None) or ():
+                if isinstance(action, argparse._SubParsersAction):
+                    flags += action.choices[child].known_flags()
+        return flags
+
+
+def did_you_mean(unknown: list[str], known: list[str]) -> str:
+    """' (did you mean --x_extent?)' for the first unknown flag that is close to a known one, else ''."""
+    for word in unknown:
+        if word.startswith("-"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
+            if close:
+                return f" (did you mean {close[0]}?)"
+    return ""
+
+
+def until_pipe_closed(body: Callable[[], int]) -> int:
+    """`body()`'s exit code, or EXIT_PIPE_CLOSED without a traceback if stdout's reader went away."""
+    try:
+        code = body()
+        sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe prints a traceback
+        return code
+    except BrokenPipeError:
+        return pipe_closed()
+
+
+def pipe_closed() -> int:
+    """stdout's reader went away (`ndex ... | head`): end quietly, no traceback, no second error when
+    the interpreter flushes stdout on exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE_CLOSED
+
+
+def add_connection_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--config_file/--token/--url; the group is returned for a command's own connection flags."""
     group = parser.add_argument_group("connection")
     group.add_argument("--config_file", help="intern-style INI file with [Default] protocol, host, token "
                        "(default: ./neurodata.cfg, then ~/.intern/intern.cfg)")
     group.add_argument("--token", help="API token (overrides NDEX_TOKEN, INTERN_TOKEN, BOSS_TOKEN and config files)")
     group.add_argument("--url", help="server URL, e.g. http://127.0.0.1:8080 (overrides NDEX_URL and config files)")
+    return group
 
 
 def add_channel_flags(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
@@ -43,7 +115,7 @@ def add_channel_flags(parser: argparse.ArgumentParser, title: str) -> argparse._
 
 
 def add_logging_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("output")
+    group = parser.add_argument_group("logging")
     group.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only warnings and errors")
 
@@ -56,16 +128,28 @@ class _ConsoleHandler(logging.StreamHandler):
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.name.startswith("ndex.cli") and super().filter(record)
 
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:  # through tqdm: a line written under a progress bar would be torn by its next redraw
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:
+            self.handleError(record)
+
 
 def standalone_main(prog: str, description: str, configure: Callable[[argparse.ArgumentParser], None],
                     run: Callable[[argparse.Namespace], int], argv: list[str] | None) -> int:
     """`ndpull`/`ndpush`/...: the subcommand's own parser as a program of its own."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    configure(parser)
-    args = parser.parse_args(argv)
-    if getattr(args, "threads", 1) < 1:
-        parser.error("--threads must be at least 1")
-    return run(args)
+
+    def body() -> int:
+        parser = ArgumentParser(prog=prog, description=description)
+        configure(parser)
+        args = parser.parse_args(argv)
+        if getattr(args, "threads", 1) < 1:
+            parser.error("--threads must be at least 1")
+        return run(args)
+
+    return until_pipe_closed(body)
 
 
 def parse_size(text: str) -> int:
@@ -94,7 +178,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
 
 
 def exit_code_for(exc: BaseException) -> int:
-    if isinstance(exc, UsageError):
+    if isinstance(exc, (UsageError, BadInput)):
         return EXIT_USAGE
     if isinstance(exc, (RemoteError, TransportError)):
         return EXIT_REMOTE
@@ -124,13 +208,14 @@ def one_line(exc: BaseException) -> str:
     return f"error: {text}" + (f" ({hint})" if hint and "check" not in text.lower() else "")
 
 
-def quota_ended(report: Any) -> int | None:
-    """Exit code 3 after one line if the server's usage quota ended the run (each block that was in
-    flight failed with the same words, so they are not listed); None otherwise."""
-    if not isinstance(report.ended_by, QuotaExceeded):
+def ended_early(report: Any) -> int | None:
+    """The exit code after one line if the run was ended by an error that a re-run as is would meet
+    again, the spent usage quota (3) or a bad input file (2): each block in flight or in the slab
+    failed with the same words, so they are not listed. None otherwise."""
+    if not isinstance(report.ended_by, (QuotaExceeded, BadInput)):
         return None
-    print(one_line(report.ended_by), file=sys.stderr)
-    return EXIT_REMOTE
+    say_error(one_line(report.ended_by))
+    return exit_code_for(report.ended_by)
 
 
 def run_guarded(body: Callable[[], int]) -> int:
@@ -140,10 +225,21 @@ def run_guarded(body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to continue where it stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return pipe_closed()
     except (NdexError, OSError) as exc:
         logging.getLogger("ndex").debug("command failed", exc_info=True)
-        print(one_line(exc), file=sys.stderr)
+        say_error(one_line(exc))
         return exit_code_for(exc)
+
+
+def say_error(line: str) -> None:
+    """The command's one error line: on stderr, and logged (not on the console again) so that a job log
+    file, and `ndex run`'s record of the job (shown by `ndex status`), hold it too."""
+    print(line, file=sys.stderr)
+    logger = logging.getLogger("ndex.cli")
+    if logger.hasHandlers():  # else logging's last resort would print the line a second time
+        logger.error("%s", line)
 
 
 class TqdmProgress:
@@ -174,7 +270,7 @@ class TqdmProgress:
                 self.bar.update(blocks)
 
     def retry(self, what: str, error: BaseException) -> None:
-        logging.getLogger("ndex").info("retrying %s after: %s", what, error)
+        pass  # the client logs every retry at WARNING, which the console handler draws above the bar
 
     def note(self, message: str) -> None:
         if self.bar is not None and self.enabled:

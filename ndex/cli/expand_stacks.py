@@ -14,9 +14,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, help="the multipage TIFF (or OME-TIFF / ImageJ) stack to split")
     parser.add_argument("--outdir", required=True, help="directory for the slice files (created if needed)")
     parser.add_argument("--base_filename", default=None,
-                        help="file name template without extension, ndex 1.x syntax: <p:4> zero-padded z, "
-                             "<> unpadded z, <ch> the RGB channel (r, g, b); default <p:4> "
-                             "(<ch>/<p:4> with --split_rgb)")
+                        help="file name template without extension, quoted for the shell: '<p:4>' zero-padded "
+                             "z, '<>' unpadded z, '<ch>' the RGB channel (r, g, b); default '<p:4>' "
+                             "('<ch>/<p:4>' with --split_rgb)")
     parser.add_argument("--split_rgb", action="store_true",
                         help="write the red, green and blue channels of an RGB stack as three file sets")
     add_logging_flags(parser)

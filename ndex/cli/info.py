@@ -18,7 +18,6 @@ from ndex.errors import UsageError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__.split("\n\n", 1)[1]
     parser.add_argument("names", nargs="*", metavar="NAME", help="collection [experiment [channel]]")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")

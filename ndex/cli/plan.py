@@ -41,7 +41,7 @@ TOOLS = {"push": ("ndex.cli.push", "plan an ingest (the arguments of ndpush)"),
          "pull": ("ndex.cli.pull", "plan a download (the arguments of ndpull)")}
 EPILOG = """\
 examples:
-  ndex plan push --collection c --experiment e --channel ch --base_path /data --base_filename img_<p:4> \\
+  ndex plan push --collection c --experiment e --channel ch --base_path /data --base_filename 'img_<p:4>' \\
       --extension tif --x_extent 0 4096 --y_extent 0 4096 --z_extent 0 2000 --voxel_size 4 4 40 \\
       --voxel_unit nanometers --datatype uint16 --workers 8 --memory_per_worker 8GB
                                            (ndex 1.x-style commands, one per line)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ndex.cli.common import EXIT_FAILED, EXIT_OK, one_line, quota_ended, run_guarded
+from ndex.cli.common import EXIT_FAILED, EXIT_OK, ended_early, one_line, run_guarded
 from ndex.cli.flags import flag_names
 from ndex.client import BossClient
 from ndex.config import discover
@@ -97,7 +97,7 @@ def open_log(job: JobSpec, spec: Any, token: str | None) -> logging.Handler | No
 
 def finish(report) -> int:
     print(report.summary())
-    if (code := quota_ended(report)) is not None:
+    if (code := ended_early(report)) is not None:
         return code
     for line in report.failure_lines() + report.notes:
         print(line, file=sys.stderr)

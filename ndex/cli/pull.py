@@ -17,8 +17,8 @@ from ndex.cli.common import (
     add_channel_flags,
     add_connection_flags,
     add_logging_flags,
+    ended_early,
     parse_size,
-    quota_ended,
     run_guarded,
     setup_logging,
     standalone_main,
@@ -44,7 +44,6 @@ Re-running an interrupted pull with the same arguments continues where it stoppe
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     add_connection_flags(parser)
     what = add_channel_flags(parser, "what to download")
@@ -150,7 +149,7 @@ def execute(args: argparse.Namespace) -> int:
                   f"~{plan.memory_estimate / 1e6:,.0f} MB memory", file=sys.stderr)
         report = pull(spec, options, client=client, progress=progress, plan=plan)
     print(report.summary())
-    if (code := quota_ended(report)) is not None:
+    if (code := ended_early(report)) is not None:
         return code
     for line in report.failure_lines() + report.notes:
         print(line, file=sys.stderr)

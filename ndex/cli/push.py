@@ -22,9 +22,9 @@ from ndex.cli.common import (
     add_channel_flags,
     add_connection_flags,
     add_logging_flags,
+    ended_early,
     one_line,
     parse_size,
-    quota_ended,
     run_guarded,
     setup_logging,
     standalone_main,
@@ -63,11 +63,11 @@ MALLOC_ARENAS = 2
 EPILOG = """\
 examples:
   ndpush --collection c --experiment e --channel em --datatype uint8 --voxel_size 4 4 40 --voxel_unit nanometers \\
-         --x_extent 0 2048 --y_extent 0 2048 --z_extent 0 500 --base_path /data --base_filename img_<p:4> \\
+         --x_extent 0 2048 --y_extent 0 2048 --z_extent 0 500 --base_path /data --base_filename 'img_<p:4>' \\
          --extension tif --create_resources          (create or check the resources, then exit)
   ndpush ...same flags without --create_resources... (ingest; re-run the same command to resume)
   ndpush ... --z_range 0 64 --dry_run                 (print blocks, bytes and the memory estimate)
-  ndpush ... --channels_list_file chans.txt --base_path /data/<ch>   (one job per channel)
+  ndpush ... --channels_list_file chans.txt --base_path '/data/<ch>' (one job per channel)
 Offsets: BOSS coordinates = file coordinates + offsets; --offset_extents shifts negative extents to 0
 (stored as experiment metadata "offsets"), --forced_offsets X Y Z gives them explicitly.
 """
@@ -82,9 +82,10 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("images")
     src.add_argument("--datasource", choices=DATASOURCES, default="local",
                      help="local files, s3 objects, a TIFF stack, CATMAID tiles or a render-ws stack (default local)")
-    src.add_argument("--base_path", default="", help="directory of the slices (or the stack file); <ch> allowed")
+    src.add_argument("--base_path", default="", help="directory of the slices (or the stack file); '<ch>' is the channel name: '/data/<ch>'")
     src.add_argument("--base_filename", default="",
-                     help="file name template: <p:4> zero-padded z, <> unpadded z, <ch> channel name")
+                     help="file name template, quoted for the shell: 'img_<p:4>' ('<p:4>' zero-padded z, '<>' unpadded "
+                          "z, '<ch>' channel name)")
     src.add_argument("--extension", default="tif", help="file extension: tif, tiff, ome.tif or png")
     src.add_argument("--z_step", type=int, default=1, help="file number step between slices (z's file = z * step)")
     src.add_argument("--warn_missing_files", action="store_true",
@@ -120,19 +121,18 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    add_connection_flags(parser)
-    parser.add_argument("--boss_config_file", help="ndex 1.x name of --config_file")
+    add_connection_flags(parser).add_argument("--boss_config_file", help="ndex 1.x name of --config_file")
     what = add_channel_flags(parser, "where to")
     what.add_argument("--channels_list_file", help="file with one channel name per line (one job per channel)")
     add_source_flags(parser)
     res = parser.add_argument_group("creating resources")
     res.add_argument("--create_resources", action="store_true",
                      help="create (or check) collection, frame, experiment and channel, then exit")
-    res.add_argument("--voxel_size", type=float, nargs=3, metavar=("X", "Y", "Z"), help="voxel size")
-    res.add_argument("--voxel_unit", default="nanometers",
-                     choices=tuple(VOXEL_UNITS), help="voxel unit")
+    res.add_argument("--voxel_size", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                     help="voxel size of a new coordinate frame (default: an existing experiment's, else 1 1 1)")
+    res.add_argument("--voxel_unit", choices=tuple(VOXEL_UNITS),
+                     help="voxel unit (default: an existing experiment's, else nanometers)")
     res.add_argument("--source_channel", help="source channel of an annotation (uint64) channel")
     res.add_argument("--metadata", help="JSON object file of key/value metadata attached to the channel")
     res.add_argument("--metadata_schema", help="JSON Schema the --metadata file must satisfy")
@@ -243,9 +243,11 @@ def create_spec(args: argparse.Namespace, ref: ChannelRef, source, extents: Box,
                 metadata) -> CreateSpec:
     """What --create_resources creates, from the flags and (when the flags leave it open) the images."""
     datatype = "uint64" if args.source_channel else (args.datatype or source.dtype.name)
-    resources = ResourceSpec(ref=ref, frame=frame_box(args, extents, offsets),
-                             voxel_size=tuple(args.voxel_size or (1.0, 1.0, 1.0)), voxel_unit=args.voxel_unit,
-                             datatype=datatype, source_channel=args.source_channel, base_resolution=args.res)
+    frame = frame_box(args, extents, offsets)
+    with flag_names(base_resolution="--res"):
+        resources = ResourceSpec(ref=ref, frame=frame, voxel_size=tuple(args.voxel_size) if args.voxel_size else None,
+                                 voxel_unit=args.voxel_unit, datatype=datatype, source_channel=args.source_channel,
+                                 base_resolution=args.res)
     return CreateSpec(resources, tuple(offsets), metadata)
 
 
@@ -306,7 +308,19 @@ def described_without_images(args: argparse.Namespace) -> bool:
                 and (args.datatype or args.source_channel) and not args.base_filename)
 
 
+def missing_for_resources(args: argparse.Namespace) -> list[str]:
+    """The flags --create_resources lacks when no slice files are named to read the rest from."""
+    names_files = args.base_filename or args.datasource not in ("local", "s3")  # stacks, render, tiles: others
+    if not args.create_resources or names_files or described_without_images(args):
+        return []
+    missing = [f"--{axis}_extent" for axis in "xyz" if not getattr(args, f"{axis}_extent")]
+    return missing + ([] if args.datatype or args.source_channel else ["--datatype"])
+
+
 def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, path: Path) -> int:
+    if missing := missing_for_resources(args):
+        raise UsageError(f"--create_resources needs {', '.join(missing)} (or the images to read them from: "
+                         "--base_path and --base_filename)")
     if described_without_images(args):
         extents = Box.from_ranges(tuple(args.x_extent), tuple(args.y_extent), tuple(args.z_extent))
         offsets = offsets_for(args, extents)
@@ -348,7 +362,7 @@ def finish(args, client: BossClient, ref: ChannelRef, report, notifier, path: Pa
     for line in report.failure_lines() + report.notes:
         log.warning("%s", line)
     print(summary)
-    if (code := quota_ended(report)) is not None:
+    if (code := ended_early(report)) is not None:
         notifier.send(f"ndpush {ref} stopped: {one_line(report.ended_by)}")
         return code
     for line in report.failure_lines() + report.notes:
@@ -379,13 +393,13 @@ def viewer_link(client: BossClient, ref: ChannelRef) -> str:
 def create_resources(args, client: BossClient, ref: ChannelRef, source, extents: Box, offsets, metadata) -> int:
     spec = create_spec(args, ref, source, extents, offsets, metadata)
     r = spec.resources
-    blocker = downsample_blocker(r.method, r.voxel_size)
+    blocker = downsample_blocker(r.method, r.new_voxel_size)
     if blocker:  # said before anything is created: the frame cannot be changed afterwards
         say(args, f"note: {blocker}: this channel's pyramid cannot be built there (--downsample will be refused); "
                   "give equal x and y voxel sizes if you need one")
     if args.dry_run:
         print(f"would create or check {ref} ({r.channel_type}, {r.datatype}) in frame {r.coord_frame} "
-              f"({r.frame}), voxel {r.voxel_size} {r.voxel_unit}")
+              f"({r.frame}), voxel {r.new_voxel_size} {r.new_voxel_unit}")
         return EXIT_OK
     for line in create(client, spec):
         log.info("%s", line)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 import sys
 
 from ndex.cli.common import add_logging_flags, run_guarded, setup_logging
@@ -17,7 +19,7 @@ SHUTDOWN_SECONDS = 5  # after SIGTERM, requests still running are cancelled afte
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=DEFAULTS.data_dir, help=help_of("data_dir"))
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 = every interface)")
-    parser.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
+    parser.add_argument("--port", type=port_number, default=8080, help="TCP port to listen on, 1-65535")
     parser.add_argument("--db", default="", help=help_of("db_url"))
     parser.add_argument("--store", default="", help=help_of("store_url"))
     parser.add_argument("--workers", type=int, default=1,
@@ -45,6 +47,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--access_log", action="store_true",
                         help="log every request (off by default: a multi-day ingest makes millions of them)")
     add_logging_flags(parser)
+
+
+def port_number(text: str) -> int:
+    """argparse type of --port: a TCP port a server can listen on."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port: give a number from 1 to 65535")
+    return port
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """UsageError now if host:port cannot be listened on (in use, not ours), before --data is touched.
+    SO_REUSEADDR as uvicorn sets it, so a port whose last connections linger in TIME_WAIT passes."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        why = "it is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise UsageError(f"cannot listen on {host}:{port} ({why}): pass another --port "
+                         "(or stop what is listening there)") from None
 
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
@@ -106,6 +134,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers > 1 and settings.sqlite:
         raise UsageError(f"--workers {args.workers} needs a server database: SQLite allows one server process; "
                          "pass --db postgresql://... or drop --workers")
+    check_can_listen(args.host, args.port)  # before anything is created in --data
     locks = lock_server_dirs(settings.data_dir, local_root(settings.volume_url)) if settings.sqlite else ExitStack()
     with locks:
         private_files()  # after the locks: a refused start leaves the caller's umask alone

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
+from pathlib import Path
 
 from ndex.cli.common import run_guarded
+from ndex.errors import UsageError
 from ndex.server.settings import ServerSettings, help_of
 from ndex.server.users import CLI_ROLES
 
@@ -34,24 +37,45 @@ def run(args: argparse.Namespace) -> int:
     return run_guarded(lambda: ACTIONS[args.token_command](args))
 
 
-def _database(args: argparse.Namespace):
+def _database(args: argparse.Namespace, *, create: bool = False):
+    """The server's database; unless `create`, a --data directory without one is an error, not a new one."""
     from ndex.server.db import Database
 
     settings = ServerSettings(data_dir=args.data, db_url=args.db)
+    path = Path(settings.database_url.split("///", 1)[-1]) if settings.sqlite else None
+    if not create and path is not None and not path.is_file():
+        raise UsageError(f"--data {args.data} holds no ndex server (no {path.name} in it): check --data, "
+                         "or create the first token with `ndex token create`")
     return Database(settings.database_url, upgrade_hint=settings.upgrade_hint)
 
 
 def create(args: argparse.Namespace) -> int:
     from ndex.server.users import issue_token
 
-    db = _database(args)
+    db = _database(args, create=True)
     try:
         with db.begin() as conn:
+            before = cli_role(conn, args.user)
             token = issue_token(conn, args.user, args.role)
+            after = cli_role(conn, args.user)
     finally:
         db.close()
+    if before is not None and before != after:
+        print(f"user {args.user!r}: role changed from {before} to {after}", file=sys.stderr)
+    elif before is not None and args.role is not None:
+        print(f"user {args.user!r} already has role {after}: unchanged", file=sys.stderr)
     print(token)
     return 0
+
+
+def cli_role(conn, username: str) -> str | None:
+    """The user's role as `--role` names it ("user" for none); None for no such user."""
+    from ndex.server.users import CLI_ROLES, roles_of, user_id
+
+    uid = user_id(conn, username)
+    if uid is None:
+        return None
+    return next((r for r in CLI_ROLES if r in roles_of(conn, uid)), "user")
 
 
 def list_tokens(args: argparse.Namespace) -> int:
@@ -75,7 +99,6 @@ def list_tokens(args: argparse.Namespace) -> int:
 
 
 def revoke(args: argparse.Namespace) -> int:
-    from ndex.errors import UsageError
     from ndex.server.users import revoke_tokens
 
     db = _database(args)

@@ -28,13 +28,23 @@ from ndex.sources import open_source
 from ndex.transfer.upload import PushSpec, TransferOptions, make_plan
 from ndex.transfer.verify import verify_volume
 
+# add_source_flags speaks of ingesting; here the same flags choose what is verified
+VERIFY_HELP = {
+    "warn_missing_files": "verify a missing file's slice as zeros (with a warning) instead of stopping",
+    "z_range": "slices to verify (file numbering before offsets; default: --z_extent)",
+    "res": "resolution level to verify, as ndpush wrote it (default: 0, the channel's base resolution)",
+}
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_connection_flags(parser)
-    parser.add_argument("--boss_config_file", help="ndex 1.x name of --config_file")
-    add_channel_flags(parser, "channel")
+    parser.description = ("Verify an ingest: read back the blocks that ndpush posted from these images and\n"
+                          "compare them voxel by voxel; exit 1 and list the blocks that differ.")
+    add_connection_flags(parser).add_argument("--boss_config_file", help="ndex 1.x name of --config_file")
+    add_channel_flags(parser, "channel to verify")
     add_source_flags(parser)
-    how = parser.add_argument_group("how")
+    for action in parser._actions:
+        action.help = VERIFY_HELP.get(action.dest, action.help)
+    how = parser.add_argument_group("how to compare")
     how.add_argument("--exact", action="store_true",
                      help="every voxel must be equal (default: only voxels non-zero in the images, BOSS's merge rule)")
     how.add_argument("--include_zero_blocks", action="store_true",

@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__.split("\n\n", 2)[2]
     parser.add_argument("channel", metavar="COLLECTION/EXPERIMENT/CHANNEL[,CHANNEL...]",
                         help="the channel to view (a comma list of channels of the experiment for several)")

@@ -6,6 +6,7 @@ Every answer that is not the expected success status becomes an exception of `nd
     429 with Retry-After, 503 Throttled(retry_after) · 429 without Retry-After or with BOSS code 3004
     QuotaExceeded (BossDB's usage quota: never retried) · other 5xx ServerError · other unexpected status RemoteError
     connection failure RemoteUnreachable · timeout RemoteTimeout · cut-off/undecodable body CorruptBody
+    a host name that does not resolve, a failed TLS handshake, an unusable URL: ConfigError (never retried)
 
 Retryable errors (`ndex.errors.is_retryable`) are retried with jittered exponential backoff, or after
 the server's Retry-After; a 4xx never is. The token travels only in the Authorization header: it is
@@ -19,6 +20,8 @@ import logging
 import os
 import random
 import re
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +32,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from ndex.config import split_url
 from ndex.errors import (
     AuthError,
     BadRequest,
@@ -187,6 +191,33 @@ def innermost_reason(exc: BaseException) -> str:
     return excerpt(text) or type(exc).__name__
 
 
+def causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and what it wraps: requests and urllib3 nest the real cause in `reason`, `args[0]`, `__cause__`."""
+    found: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo and len(found) < 16:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is f for f in found):
+            continue
+        found.append(item)
+        todo += [getattr(item, "reason", None), item.args[0] if item.args else None, item.__cause__, item.__context__]
+    return found
+
+
+def lasting_failure(exc: BaseException, what: str, host: str) -> ConfigError | None:
+    """A ConfigError (not retried) for a failure that a retry cannot cure: the name does not resolve,
+    or the TLS handshake failed (a certificate, or https to a plain-http server); None otherwise."""
+    for cause in causes(exc):
+        if isinstance(cause, socket.gaierror) and cause.errno != socket.EAI_AGAIN:  # EAI_AGAIN: DNS is down
+            return ConfigError(f"{what}: the host name in {host} does not resolve ({cause.strerror}): "
+                               "fix --url or the config file's host")
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return ConfigError(f"{what}: the TLS handshake with {host} failed ({innermost_reason(exc)}): a plain "
+                               "HTTP server (a local ndex serve) needs an http:// URL; a private certificate "
+                               "needs REQUESTS_CA_BUNDLE=its CA file")
+    return None
+
+
 def translate(exc: requests.RequestException, what: str, host: str) -> NdexError:
     """The ndex exception for a requests failure that produced no usable answer."""
     reason = innermost_reason(exc)
@@ -199,7 +230,7 @@ def translate(exc: requests.RequestException, what: str, host: str) -> NdexError
         return ConfigError(f"{what}: the server URL is not usable ({reason}): fix --url or the config file")
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return RemoteError(f"{what}: {host} redirects in a loop ({reason})")
-    return RemoteUnreachable(f"{what}: cannot reach {host} ({reason})")
+    return lasting_failure(exc, what, host) or RemoteUnreachable(f"{what}: cannot reach {host} ({reason})")
 
 
 def check_length(response: requests.Response, body: bytes, what: str) -> None:
@@ -263,9 +294,9 @@ RetryListener = Callable[[str, BaseException], None]  # hears (what, error) befo
 class Http:
     """Pooled, retrying, counting HTTP against one server; answers are `Reply`, failures `NdexError`.
 
-    Every retry is logged and told to the retry listeners: `on_retry`, the caller's own report of
-    retries (then they are logged at DEBUG only, not twice at INFO), and any listener added for a
-    while, e.g. by a push that slows down when the server throttles.
+    Every retry is logged at WARNING ("retrying (2/7) in 4 s: ...") and told to the retry listeners:
+    `on_retry`, the caller's own count of retries, and any listener added for a while, e.g. by a
+    push that slows down when the server throttles.
     """
 
     def __init__(self, base_url: str, token: str, *, threads: int = 8,
@@ -277,12 +308,12 @@ class Http:
         if threads < 1 or retries < 0 or backoff < 0:
             raise UsageError(f"threads ({threads}) must be at least 1, retries ({retries}) and backoff "
                              f"({backoff}) at least 0")
+        split_url(base_url)  # ConfigError now for a URL that every request would fail on
         self.base_url = base_url.rstrip("/")
         self.host = self.base_url.split("://", 1)[-1]
         self.timeout = tuple(timeout)
         self.retries, self.backoff = retries, backoff
         self.sleep, self.jitter = sleep, jitter
-        self.reports_retries = on_retry is not None
         self._listeners: tuple[RetryListener, ...] = (on_retry,) if on_retry is not None else ()
         self._listeners_lock = threading.Lock()
         self._token = token
@@ -327,7 +358,7 @@ class Http:
             except NdexError as exc:
                 if not is_retryable(exc) or attempt >= retries:
                     raise
-                self._pause(call.what, exc, attempt)
+                self._pause(call.what, exc, attempt, retries)
                 attempt += 1
 
     def _attempt(self, call: Call, retry: bool) -> Reply:
@@ -352,10 +383,10 @@ class Http:
             raise CorruptBody(f"{call.what}: {exc}") from None
         return Reply(response.status_code, body, value)
 
-    def _pause(self, what: str, exc: NdexError, attempt: int) -> None:
+    def _pause(self, what: str, exc: NdexError, attempt: int, retries: int) -> None:
         delay = self.delay(exc, attempt)
-        log.log(logging.DEBUG if self.reports_retries else logging.INFO,
-                "retry %d/%d of %s in %.1f s after: %s", attempt + 1, self.retries, what, delay, exc)
+        # WARNING: shown at the default verbosity, so a run that stalls on retries says why
+        log.warning("retrying (%d/%d) in %.0f s: %s", attempt + 1, retries, delay, exc)
         for listener in self._listeners:  # a snapshot: listeners added or removed meanwhile hear the next one
             listener(what, exc)
         self.sleep(delay)

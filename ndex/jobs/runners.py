@@ -33,6 +33,7 @@ from ndex.jobs.spec import (
 )
 
 log = logging.getLogger(__name__)
+NOT_RETRIED = {2}  # the exit code of bad input (a usage error, a bad slice): the same job fails the same way
 
 TAIL_LINES = 5
 
@@ -84,14 +85,29 @@ def run_job(job_path: Path, execute: Callable[[JobSpec], int], *, force: bool = 
     check_created(job_path, job.kind)
     state = state.begin()
     write_state(job_path, state)
+    said = LastError()
+    logging.getLogger("ndex.cli").addHandler(said)
     try:
         code = execute(job)
     except BaseException as exc:
         write_state(job_path, state.end(1, f"interrupted: {type(exc).__name__} {exc}".strip()))
         raise
-    state = state.end(code, "" if code == 0 else f"{job.kind} exited with code {code}")
+    finally:
+        logging.getLogger("ndex.cli").removeHandler(said)
+    state = state.end(code, "" if code == 0 else said.line or f"{job.kind} exited with code {code}")
     write_state(job_path, state)
     return state, True
+
+
+class LastError(logging.Handler):
+    """The last error or warning a command logged: the failed job's message in `ndex status`."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.line = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.line = record.getMessage()
 
 
 def ndex_run_command(job_path: Path) -> list[str]:
@@ -194,7 +210,7 @@ def drive(pool: Pool, jobs: list[Path], *, workers: int, retries: int = 0,
                 outcome = future.result()
             except Exception as exc:  # the worker failed, not the job: still a failed attempt, reported
                 outcome = failed_outcome(path, attempt, exc)
-            retry = not outcome.ok and attempt <= retries
+            retry = not outcome.ok and attempt <= retries and outcome.state.exit_code not in NOT_RETRIED
             if on_finish:
                 on_finish(outcome, retry)
             if retry:

@@ -126,6 +126,15 @@ def remove_role(conn: Connection, uid: int, role: str) -> None:
     conn.execute(delete(user_roles).where(user_roles.c.user_id == uid, user_roles.c.role == role))
 
 
+def set_cli_role(conn: Connection, uid: int, role: str) -> None:
+    """Make `role` the user's one CLI role ("user": none of them); roles from elsewhere stay."""
+    for old in CLI_ROLES:
+        if old != role:
+            remove_role(conn, uid, old)
+    if role != "user":
+        add_role(conn, uid, role)
+
+
 def roles_of(conn: Connection, uid: int) -> tuple[str, ...]:
     rows = conn.execute(select(user_roles.c.role).where(user_roles.c.user_id == uid).order_by(user_roles.c.role))
     return tuple(r[0] for r in rows)
@@ -151,11 +160,10 @@ def issue_token(conn: Connection, username: str, role: str | None = None) -> str
     if role is not None and role not in CLI_ROLES:
         raise UsageError(f"unknown role {role!r}: use one of {', '.join(CLI_ROLES)}")
     uid = user_id(conn, username)
-    wanted = () if role in (None, "user") else (role,)
     if uid is None:
-        uid = create_user(conn, username, roles=wanted)
-    for r in wanted:
-        add_role(conn, uid, r)
+        uid = create_user(conn, username, roles=() if role in (None, "user") else (role,))
+    elif role is not None:
+        set_cli_role(conn, uid, role)
     token = new_token()
     conn.execute(insert(tokens).values(user_id=uid, token_hash=hash_token(token), created=time.time()))
     return token

@@ -6,12 +6,13 @@ threads. Every failure names the file: with thousands of slices, "which one?" is
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import tifffile
 from PIL import Image
 
-from ndex.errors import SourceError
+from ndex.errors import BadInput, SourceError
 
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -26,7 +27,8 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
     except SourceError:
         raise
     except Exception as exc:  # decoders raise many types (ValueError, struct.error, OSError...) on bad files
-        raise SourceError(f"cannot decode {name}: {_reason(exc)} (truncated or not an image?)") from exc
+        raise BadInput(f"{name} is not a readable image ({decoder_reason(exc)}): replace it, or delete it and "
+                       "pass --warn_missing_files to ingest zeros in its place") from None
 
 
 def _decode_tiff(data: bytes, name: str) -> np.ndarray:
@@ -36,8 +38,9 @@ def _decode_tiff(data: bytes, name: str) -> np.ndarray:
     # a slab's worth of raw slices (134 MB for 16 slices of 2048x2048 uint16) beside the slab itself.
     with io.BytesIO(data) as stream, tifffile.TiffFile(stream, is_ome=False) as tif:
         if len(tif.pages) > 1:
-            raise SourceError(f"{name} has {len(tif.pages)} pages but a slice file must have one: "
-                              "use --datasource stack for multipage TIFFs (or expand_stacks)")
+            raise BadInput(f"{name} has {len(tif.pages)} pages but a slice file must have one: use "
+                           "--datasource stack for multipage TIFFs (or split it with expand_stacks --input FILE "
+                           "--outdir DIR)")
         return page_array(tif.pages.first)
 
 
@@ -68,25 +71,25 @@ def to_grayscale(array: np.ndarray, name: str, rgb_channel: int | None) -> np.nd
         return array
     if array.ndim == 3 and array.shape[2] in (2, 3, 4):
         if rgb_channel is None:
-            raise SourceError(f"{name} is a {array.shape[2]}-channel (RGB/RGBA) image but ndex ingests one "
-                              "grayscale channel: pick one with --rgb_channel r|g|b, or split the files "
-                              "with expand_stacks --split_rgb")
+            raise BadInput(f"{name} is a {array.shape[2]}-channel (RGB/RGBA) image but ndex ingests one "
+                           "grayscale channel: pick one with --rgb_channel r|g|b, or split the files "
+                           "with expand_stacks --input FILE --outdir DIR --split_rgb")
         if rgb_channel >= array.shape[2]:
-            raise SourceError(f"{name} has {array.shape[2]} channels, so --rgb_channel {rgb_channel} does not exist")
+            raise BadInput(f"{name} has {array.shape[2]} channels, so --rgb_channel {rgb_channel} does not exist")
         return array[:, :, rgb_channel]
-    raise SourceError(f"{name} has shape {array.shape}; expected a 2D grayscale slice")
+    raise BadInput(f"{name} has shape {array.shape}; expected a 2D grayscale slice")
 
 
 def check_slice(array: np.ndarray, name: str, shape_xy: tuple[int, int], dtype: np.dtype) -> np.ndarray:
     """The slice as `dtype`, or a SourceError naming the file, what was found and what was expected."""
     y, x = array.shape
     if (x, y) != tuple(shape_xy):
-        raise SourceError(f"{name} is {x}x{y} (x by y) but the x/y extents say {shape_xy[0]}x{shape_xy[1]}: "
-                          "fix --x_extent/--y_extent or the file")
+        raise BadInput(f"{name} is {x}x{y} (x by y) but the x/y extents say {shape_xy[0]}x{shape_xy[1]}: "
+                       "fix --x_extent/--y_extent or the file")
     if array.dtype != dtype:
         if not _widening_allowed(array.dtype, dtype):
-            raise SourceError(f"{name} holds {array.dtype.name} voxels but the datatype is {dtype.name}: "
-                              "fix --datatype or convert the file")
+            raise BadInput(f"{name} holds {array.dtype.name} voxels but the datatype is {dtype.name}: "
+                           "fix --datatype or convert the file")
         array = array.astype(dtype)
     return array
 
@@ -99,6 +102,7 @@ def _widening_allowed(found: np.dtype, expected: np.dtype) -> bool:
     return expected == np.uint64 and found.kind == "u"
 
 
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def decoder_reason(exc: BaseException) -> str:
+    """The decoder's own words, without Python's: no class names, no '<_io.BytesIO object at 0x..>'."""
+    text = " ".join(re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "", str(exc)).split())
+    return text or "the decoder gave no reason"

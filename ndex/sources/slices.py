@@ -41,7 +41,7 @@ class SliceSource(SliceBySlice):
 
     def __init__(self, spec: SourceSpec, store: FileStore) -> None:
         if spec.z_range is None:
-            raise UsageError("no z range for the slice files: give --z_range (or --z_extent) START STOP")
+            raise UsageError("no z range for the slice files: give --z_extent START STOP (or --z_range)")
         self.spec = spec
         self.store = store
         self.names = SliceNames(spec)
@@ -65,6 +65,10 @@ class SliceSource(SliceBySlice):
         """Path or key of slice z's file."""
         return self.store.join(self.names.directory(z), self.names.filename(z))
 
+    def label(self, z: int) -> str:
+        """'slice z=20 (img/img_0020.tif)': how every message names a slice, z first, then its file."""
+        return f"slice z={z} ({self.location(z)})"
+
     def describe(self) -> str:
         x, y = self.shape_xy
         step = f" step {self.spec.z_step}" if self.spec.z_step != 1 else ""
@@ -81,7 +85,7 @@ class SliceSource(SliceBySlice):
         if slice_ is None:
             out[...] = 0
             return
-        out[...] = check_slice(slice_, self.location(z), self.shape_xy, self.dtype)
+        out[...] = check_slice(slice_, self.label(z), self.shape_xy, self.dtype)
 
     def _load(self, z: int) -> np.ndarray | None:
         """Slice z as a 2D array, unchecked; None for a missing file that warn_missing_files allows."""
@@ -96,7 +100,7 @@ class SliceSource(SliceBySlice):
             with self._lock:
                 self._missing.add(z)
             return None
-        return to_grayscale(decode_image(data, location), location, self.spec.rgb_channel)
+        return to_grayscale(decode_image(data, self.label(z)), self.label(z), self.spec.rgb_channel)
 
     def _geometry(self) -> tuple[tuple[int, int], np.dtype]:
         """Slice size and dtype from the spec, or from the first slice for what the spec leaves open."""

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import tifffile
 
-from ndex.errors import NdexError, OutOfBounds, SourceError, UsageError
+from ndex.errors import BadInput, NdexError, OutOfBounds, SourceError, UsageError
 from ndex.sources.base import SliceBySlice, SourceSpec
-from ndex.sources.images import check_slice, page_array, to_grayscale
+from ndex.sources.images import check_slice, decoder_reason, page_array, to_grayscale
 
 # the plane and its samples; the one other axis longer than 1 (Z, or Q/I/C/T as tifffile may label a
 # plain page sequence, e.g. an ImageJ stack without hyperstack metadata) is read as z
@@ -66,7 +66,7 @@ class StackSource(SliceBySlice):
         self._memmap = self._try_memmap(series)
         if self._memmap is None and len(series) != self.depth:
             raise SourceError(f"{self.path}: {self.depth} planes are stored in {len(series)} compressed pages, "
-                              "which ndex cannot read slice by slice; expand it with expand_stacks first")
+                              "which ndex cannot read slice by slice; split it first with expand_stacks --input FILE --outdir DIR")
         self._pages = series.pages
         first = self._slice(0)
         y, x = first.shape
@@ -111,7 +111,8 @@ class StackSource(SliceBySlice):
             try:
                 array = page_array(page)
             except Exception as exc:
-                raise SourceError(f"cannot decode page {z} of {self.path}: {exc} (truncated file?)") from exc
+                raise BadInput(f"page z={z} of {self.path} is not readable ({decoder_reason(exc)}): is the file "
+                               "truncated?") from None
         return array
 
     def _read_into(self, z: int, out: np.ndarray) -> None:

@@ -47,7 +47,7 @@ class SliceNames:
 
     def __init__(self, spec: SourceSpec) -> None:
         if not spec.base_filename:
-            raise UsageError("no --base_filename: give the slice file name template, e.g. img_<p:4>")
+            raise UsageError("no --base_filename: give the slice file name template, e.g. --base_filename 'img_<p:4>'")
         has_z = check_template(spec.base_filename, "base_filename") | check_template(spec.base_path, "base_path")
         if "<ch>" in spec.base_filename + spec.base_path and not spec.channel:
             raise UsageError("the file name template uses <ch> but no channel name was given")

@@ -175,6 +175,7 @@ def _execute(client: BossClient, plan: PullPlan, sink: Sink, progress: Progress)
     progress.start(plan.nblocks, total_bytes, done_blocks=report.blocks_skipped, done_bytes=total_bytes - todo_bytes)
     fetcher = _Fetcher(client, plan, report, progress)
     writer = block_sink(plan, sink, work)
+    # the final assembly (writer.finish) is part of the run's time, and so of its MB/s
     with report.measure(client, progress), client.retry_listener(fetcher.limit.retried):
         try:
             _run(fetcher, plan, writer, work)
@@ -182,14 +183,14 @@ def _execute(client: BossClient, plan: PullPlan, sink: Sink, progress: Progress)
             fetcher.stop.set()
             writer.abort()
             raise
+        if report.ok:
+            report.files = list(writer.finish())
     report.throttled = fetcher.limit.throttles
     if fetcher.stopped_by is not None:
         report.end(fetcher.stopped_by)
         report.notes.append(f"stopped early ({' '.join(str(fetcher.stopped_by).split())}); {report.unsent} blocks "
                             "were not fetched: re-run the same command to continue")
-    if report.ok:
-        report.files = list(writer.finish())
-    else:
+    if not report.ok:
         writer.abort()
     return report
 

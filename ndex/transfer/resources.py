@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ndex.client import ChannelRef, CoordFrame
+from ndex.client.boss import VOXEL_UNITS
 from ndex.client.models import BUILDING, DOWNSAMPLED
-from ndex.errors import BadRequest, Conflict, RemoteError, ResourceNotFound, UsageError
+from ndex.errors import BadRequest, Conflict, FieldError, RemoteError, ResourceNotFound, UsageError
 from ndex.geometry import Box
 from ndex.progress import NullProgress, Progress
 
@@ -35,12 +36,17 @@ class ResourceMismatch(UsageError):
 
 @dataclass(frozen=True)
 class ResourceSpec:
-    """What `--create_resources` creates or checks."""
+    """What `--create_resources` creates or checks.
+
+    Everything is checked before anything is created: a bad value or a mismatch leaves no new resource
+    behind. Voxel size and unit left None mean "the existing experiment's" (a new frame gets 1 1 1
+    nanometers), so a channel is added to an experiment without restating its frame.
+    """
 
     ref: ChannelRef
-    frame: Box  # the coordinate frame's extents, BOSS coordinates (after offsets)
-    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    voxel_unit: str = "nanometers"
+    frame: Box  # a new coordinate frame's extents, BOSS coordinates (after offsets); an existing one must contain it
+    voxel_size: tuple[float, float, float] | None = None
+    voxel_unit: str | None = None
     datatype: str = "uint8"
     source_channel: str | None = None  # set for annotation channels (then uint64)
     base_resolution: int = 0
@@ -55,6 +61,20 @@ class ResourceSpec:
         if not self.source_channel and self.datatype not in ("uint8", "uint16", "uint32"):
             raise UsageError(f"image channels hold uint8, uint16 or uint32, not {self.datatype}: give "
                              "--source_channel to create a uint64 annotation channel")
+        check_voxel_size(self.voxel_size)
+        if self.voxel_unit is not None and self.voxel_unit not in VOXEL_UNITS:
+            raise FieldError("voxel_unit", f"{{field}} {self.voxel_unit!r} is not one of {', '.join(VOXEL_UNITS)}")
+        if self.base_resolution < 0:
+            raise FieldError("base_resolution", f"{{field}} {self.base_resolution} must not be negative")
+
+    @property
+    def new_voxel_size(self) -> tuple[float, float, float]:
+        """The voxel size a new coordinate frame gets."""
+        return tuple(float(v) for v in self.voxel_size) if self.voxel_size else (1.0, 1.0, 1.0)
+
+    @property
+    def new_voxel_unit(self) -> str:
+        return self.voxel_unit or "nanometers"
 
     @property
     def coord_frame(self) -> str:
@@ -73,7 +93,16 @@ class ResourceSpec:
 
     @property
     def method(self) -> str:
-        return self.hierarchy_method or ("isotropic" if len(set(self.voxel_size)) == 1 else "anisotropic")
+        return self.hierarchy_method or ("isotropic" if len(set(self.new_voxel_size)) == 1 else "anisotropic")
+
+
+def check_voxel_size(voxel_size: tuple[float, ...] | None) -> None:
+    """FieldError unless three finite positive numbers (or None: not given)."""
+    if voxel_size is None:
+        return
+    shown = " ".join(f"{v:g}" for v in voxel_size)
+    if len(voxel_size) != 3 or not all(math.isfinite(v) and v > 0 for v in voxel_size):
+        raise FieldError("voxel_size", f"{{field}} {shown}: give three positive numbers, x y z")
 
 
 def _exists(get: Callable[[], Any]) -> Any:
@@ -84,16 +113,25 @@ def _exists(get: Callable[[], Any]) -> Any:
 
 
 def check_frame(frame: CoordFrame, spec: ResourceSpec) -> None:
-    want = {"x_start": spec.frame.x[0], "x_stop": spec.frame.x[1], "y_start": spec.frame.y[0],
-            "y_stop": spec.frame.y[1], "z_start": spec.frame.z[0], "z_stop": spec.frame.z[1],
-            "x_voxel_size": float(spec.voxel_size[0]), "y_voxel_size": float(spec.voxel_size[1]),
-            "z_voxel_size": float(spec.voxel_size[2]), "voxel_unit": spec.voxel_unit}
+    """An existing frame must contain the push's frame and have the voxel size and unit it gives."""
+    outside = [f"{axis}_{end} {want}" for axis, (lo, hi), (want_lo, want_hi) in
+               zip("xyz", zip(frame.box.start, frame.box.stop), zip(spec.frame.start, spec.frame.stop))
+               for end, want, ok in (("start", want_lo, want_lo >= lo), ("stop", want_hi, want_hi <= hi)) if not ok]
+    if outside:
+        raise ResourceMismatch(
+            f"coordinate frame {frame.name!r} ({frame.box}) does not reach this push's {', '.join(outside)}: fix "
+            "the --x/y/z_extent, --coord_frame_*_extent or offset flags (frames are never changed)")
+    want = {}
+    if spec.voxel_size is not None:
+        want.update({f"{a}_voxel_size": float(v) for a, v in zip("xyz", spec.voxel_size)})
+    if spec.voxel_unit is not None:
+        want["voxel_unit"] = spec.voxel_unit
     for name, value in want.items():
         have = getattr(frame, name)
         if (not math.isclose(have, value, rel_tol=1e-9)) if isinstance(value, float) else have != value:
             raise ResourceMismatch(
-                f"coordinate frame {frame.name!r} exists with {name} {have}, but this push needs {value}: fix the "
-                "--x/y/z_extent, --coord_frame_*_extent, --voxel_size or --voxel_unit flags (frames are never changed)")
+                f"coordinate frame {frame.name!r} exists with {name} {have}, but this push gives {value}: drop "
+                "--voxel_size/--voxel_unit to use the frame's, or fix them (frames are never changed)")
 
 
 def check_channel_matches(channel: Any, spec: ResourceSpec) -> None:
@@ -108,54 +146,78 @@ def check_channel_matches(channel: Any, spec: ResourceSpec) -> None:
                                f"{spec.source_channel!r}: fix --source_channel")
 
 
+@dataclass(frozen=True)
+class Existing:
+    """What the server already holds of a push's resources (None: missing)."""
+
+    collection: Any
+    experiment: Any
+    frame: Any
+    frame_name: str
+    channel: Any
+    source: Any
+
+
+def look_up(client: Any, spec: ResourceSpec) -> Existing:
+    ref = spec.ref
+    experiment = _exists(lambda: client.get_experiment(ref.collection, ref.experiment))
+    frame_name = experiment.coord_frame if experiment is not None else spec.coord_frame
+    source = None
+    if experiment is not None and spec.source_channel:
+        source_ref = ChannelRef(ref.collection, ref.experiment, spec.source_channel)
+        source = _exists(lambda: client.get_channel(source_ref))
+    return Existing(collection=_exists(lambda: client.get_collection(ref.collection)), experiment=experiment,
+                    frame=_exists(lambda: client.get_coord_frame(frame_name)), frame_name=frame_name,
+                    channel=_exists(lambda: client.get_channel(ref)) if experiment is not None else None,
+                    source=source)
+
+
 def ensure_resources(client: Any, spec: ResourceSpec) -> list[str]:
-    """Create what is missing, check what exists; one line per resource saying which it was."""
+    """Check everything that exists first, then create what is missing; one line per resource."""
+    found = look_up(client, spec)
+    if found.frame is not None:
+        check_frame(found.frame, spec)
+    if found.channel is not None:
+        check_channel_matches(found.channel, spec)
     ref, lines = spec.ref, []
-    if _exists(lambda: client.get_collection(ref.collection)) is None:
+    if found.collection is None:
         client.create_collection(ref.collection)
         lines.append(f"created collection {ref.collection}")
     else:
         lines.append(f"collection {ref.collection} exists")
-    lines.append(_ensure_experiment(client, spec))
-    lines.extend(_ensure_channel(client, spec))
+    lines.append(_ensure_experiment(client, spec, found))
+    lines.extend(_ensure_channel(client, spec, found))
     return lines
 
 
-def _ensure_experiment(client: Any, spec: ResourceSpec) -> str:
-    ref = spec.ref
-    experiment = _exists(lambda: client.get_experiment(ref.collection, ref.experiment))
-    frame_name = experiment.coord_frame if experiment is not None else spec.coord_frame
-    frame = _exists(lambda: client.get_coord_frame(frame_name))
-    if frame is None:
-        frame = client.create_coord_frame(frame_name, spec.frame.x, spec.frame.y, spec.frame.z,
-                                          voxel_size=spec.voxel_size, voxel_unit=spec.voxel_unit)
+def _ensure_experiment(client: Any, spec: ResourceSpec, found: Existing) -> str:
+    ref, frame_name = spec.ref, found.frame_name
+    if found.frame is None:
+        client.create_coord_frame(frame_name, spec.frame.x, spec.frame.y, spec.frame.z,
+                                  voxel_size=spec.new_voxel_size, voxel_unit=spec.new_voxel_unit)
         made = f"created coordinate frame {frame_name} ({spec.frame})"
     else:
-        check_frame(frame, spec)
         made = f"coordinate frame {frame_name} matches"
-    if experiment is None:
+    if found.experiment is None:
         client.create_experiment(ref.collection, ref.experiment, frame_name, num_hierarchy_levels=spec.levels,
                                  hierarchy_method=spec.method)
         return f"{made}; created experiment {ref.experiment} ({spec.levels} levels, {spec.method})"
     return f"{made}; experiment {ref.experiment} exists"
 
 
-def _ensure_channel(client: Any, spec: ResourceSpec) -> list[str]:
+def _ensure_channel(client: Any, spec: ResourceSpec, found: Existing) -> list[str]:
     ref, lines = spec.ref, []
-    if spec.source_channel:
-        source_ref = ChannelRef(ref.collection, ref.experiment, spec.source_channel)
-        if _exists(lambda: client.get_channel(source_ref)) is None:
-            # as ndex 1.x did: BOSS needs an annotation channel's source to exist
-            client.create_channel(source_ref, "image", "uint8", base_resolution=spec.base_resolution)
-            lines.append(f"created empty source channel {spec.source_channel} (uint8 image) for the annotations")
-    channel = _exists(lambda: client.get_channel(ref))
-    if channel is None:
+    if spec.source_channel and found.source is None:
+        # as ndex 1.x did: BOSS needs an annotation channel's source to exist
+        client.create_channel(ChannelRef(ref.collection, ref.experiment, spec.source_channel), "image", "uint8",
+                              base_resolution=spec.base_resolution)
+        lines.append(f"created empty source channel {spec.source_channel} (uint8 image) for the annotations")
+    if found.channel is None:
         client.create_channel(ref, spec.channel_type, spec.datatype, base_resolution=spec.base_resolution,
                               sources=[spec.source_channel] if spec.source_channel else [])
         lines.append(f"created channel {ref.channel} ({spec.channel_type}, {spec.datatype})")
     else:
-        check_channel_matches(channel, spec)
-        lines.append(f"channel {ref.channel} exists ({channel.type}, {channel.datatype})")
+        lines.append(f"channel {ref.channel} exists ({found.channel.type}, {found.channel.datatype})")
     return lines
 
 
@@ -226,14 +288,14 @@ class CreateSpec:
         r = self.resources
         resources = {f: getattr(r, f) for f in r.__dataclass_fields__}
         resources.update(ref=r.ref.path, frame=[list(r.frame.start), list(r.frame.stop)],
-                         voxel_size=list(r.voxel_size))
+                         voxel_size=list(r.voxel_size) if r.voxel_size else None)
         return {"resources": resources, "offsets": list(self.offsets), "metadata": self.metadata}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CreateSpec:
         r = dict(data["resources"])
         r.update(ref=ChannelRef.parse(r["ref"]), frame=Box(tuple(r["frame"][0]), tuple(r["frame"][1])),
-                 voxel_size=tuple(r["voxel_size"]))
+                 voxel_size=tuple(r["voxel_size"]) if r.get("voxel_size") else None)
         return cls(ResourceSpec(**r), tuple(data.get("offsets", (0, 0, 0))), data.get("metadata"))
 
 

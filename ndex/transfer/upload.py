@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ndex.errors import QuotaExceeded, ends_transfer
+from ndex.errors import BadInput, QuotaExceeded, ends_transfer
 from ndex.geometry import Box
 from ndex.progress import NullProgress, Progress, mb
 from ndex.sources import open_source
@@ -185,6 +185,9 @@ class _Pusher:
     def _slab_failed(self, blocks: list[Box], exc: BaseException) -> None:
         for block in blocks:
             self._fail(block, exc)
+        if ends_transfer(exc):  # a bad slice fails every re-read alike: the run ends with it, said once
+            self.report.end(exc)
+            self.stop.set()
         self.slab_slots.release()
 
     # --- one block ------------------------------------------------------------------------------------
@@ -259,7 +262,7 @@ class _Pusher:
         self.report.block_failed(block, exc)
         error = self.report.failures.get(block, str(exc))
         self.manifest.mark(block, FAILED, error=error, attempt=True)
-        quota = isinstance(exc, QuotaExceeded)  # the run's own end, said once by the caller: not per block
+        quota = isinstance(exc, (QuotaExceeded, BadInput))  # the run's own end, said once by the caller
         log.log(logging.INFO if quota else logging.ERROR, "block %s failed: %s", block, error)
         if self.notifier is not None and not quota and len(self.report.failures) <= NOTIFY_FAILURES:
             self.notifier.send(f"ndpush {self.spec.ref}: block {block} failed: {error}")

@@ -237,13 +237,13 @@ def test_retry_listeners_come_and_go_in_any_order_besides_on_retry(remote, rsps)
 
 
 def test_a_retry_listener_does_not_hide_retries_from_the_log(remote, rsps, caplog):
-    caplog.set_level(logging.INFO, logger="ndex.client")
+    caplog.set_level(logging.WARNING, logger="ndex.client")
     rsps.get(URL, status=500, json=envelope(500, 9002, "x"))
     rsps.get(URL, json={"name": "c1"})
     with BossClient(remote, retries=1, backoff=0, sleep=lambda s: None) as boss:
         with boss.retry_listener(lambda what, exc: None):
             boss.get_collection("c1")
-    assert [r.levelno for r in caplog.records if r.getMessage().startswith("retry 1/1")] == [logging.INFO]
+    assert [r.levelno for r in caplog.records if r.getMessage().startswith("retrying (1/1) in 0 s: GET /v1/")] == [logging.WARNING]
 
 
 def test_zero_retries_means_one_attempt(remote, rsps):

@@ -11,6 +11,7 @@ import requests
 from fixtures_server import ndex_cli
 from intern.remote.boss import BossRemote
 
+from ndex.cli.local_server import free_port
 from ndex.cli.main import main
 from ndex.server.db import DataDirLock
 
@@ -39,7 +40,7 @@ def test_token_create_list_revoke(tmp_path, capsys):
 def test_second_server_on_the_same_directory_is_refused(tmp_path, capsys):
     lock = DataDirLock(tmp_path).acquire()
     try:
-        assert main(["serve", "--data", str(tmp_path), "--port", "1"]) == 2
+        assert main(["serve", "--data", str(tmp_path), "--port", str(free_port())]) == 2
         err = capsys.readouterr().err
         assert f"pid {__import__('os').getpid()}" in err and "--data" in err
     finally:
@@ -60,7 +61,8 @@ def test_real_server_subprocess_serves_intern(ndex_server):
 
 
 def test_first_serve_creates_admin_and_says_how_to_get_a_token(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(tmp_path), "--port", "0"],
+    port = str(free_port())
+    proc = subprocess.Popen([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(tmp_path), "--port", port],
                             stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()

@@ -1,2 +1,2 @@
-"""Conformance suites a backend subclasses in its own tests (like `zarr.testing`): `sinks.SinkTests`,
+"""Conformance suites a backend subclasses in its own tests (like `zarr.testing`): `sinks.SinkTests` (and `FileSinkTests`),
 `sources.SourceTests`. Needs pytest; nothing in ndex imports this package."""

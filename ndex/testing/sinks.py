@@ -1,9 +1,11 @@
-"""The suite every sink passes: round trip, time series, resume, atomic final names, abort, bad directory.
+"""The suites every sink passes: `SinkTests` (round trip, time series, whole-slab writes) for any sink,
+and `FileSinkTests`, which adds resume, atomic final names, abort and a bad directory for sinks that write
+files.
 
-Subclass `SinkTests` in a test module: say how to open the sink (`make`), how to read its finished
-output back into one array (`read_back`) and what it can hold (`dtypes`, `persistent`).
+Subclass one in a test module: say how to open the sink (`make`), how to read its finished output back
+into one array (`read_back`) and what it can hold (`dtypes`).
 
-    class TestMySink(SinkTests):
+    class TestMySink(FileSinkTests):
         def make(self, spec):
             return MySink(spec)
 
@@ -62,10 +64,9 @@ def feed(sink: Sink, spec: OutputSpec, vol: np.ndarray, slabs: list[Box] | None 
 
 
 class SinkTests:
-    """What every sink does; `persistent` sinks (files) also resume, publish atomically and abort cleanly."""
+    """What every sink does: round trips (3D and time series), whole-slab writes, a fresh output's state."""
 
     dtypes: tuple[str, ...] = ("uint8", "uint16", "uint64")
-    persistent = True
     final_suffixes: tuple[str, ...] = (".tif", ".ome.zarr", ".npy")
     final_per_slice = False  # each slice is final on its own (TIFF slices); else one final output at finish
     resume_keeps_files = True  # a resumed run leaves finished slabs' files alone (zarr chunks shared by two
@@ -76,13 +77,6 @@ class SinkTests:
 
     def read_back(self, sink: Sink, spec: OutputSpec, paths: list[Path]) -> np.ndarray:
         raise NotImplementedError("a SinkTests subclass reads its finished output back ((t,) z, y, x)")
-
-    def finals(self, root: Path) -> list[Path]:
-        return [p for p in root.iterdir() if p.name.endswith(self.final_suffixes)]
-
-    def needs_persistence(self) -> None:
-        if not self.persistent:
-            pytest.skip("an in-memory sink has no files to resume or publish")
 
     def test_round_trip_of_an_unaligned_region(self, tmp_path: Path) -> None:
         for dtype in self.dtypes:
@@ -111,9 +105,19 @@ class SinkTests:
         with pytest.raises(ValueError, match="writes whole z-slabs"):
             sink.write(block, part_of(spec, volume(spec), block, None), None)
 
+    def test_completed_is_empty_for_a_fresh_output(self, tmp_path: Path) -> None:
+        spec = make_spec(tmp_path)
+        assert self.make(spec).completed(z_slabs(spec.box)) == set()
+
+
+class FileSinkTests(SinkTests):
+    """What a sink that writes files also does: resume, publish atomically, abort cleanly, name a bad directory."""
+
+    def finals(self, root: Path) -> list[Path]:
+        return [p for p in root.iterdir() if p.name.endswith(self.final_suffixes)]
+
     @pytest.mark.parametrize("times", [None, (0, 1)])
     def test_resume_continues_without_rewriting(self, tmp_path: Path, times: Any) -> None:
-        self.needs_persistence()
         spec = make_spec(tmp_path, "uint16", times=times)
         vol = volume(spec)
         slabs = z_slabs(spec.box)
@@ -129,12 +133,7 @@ class SinkTests:
             assert before and {p: p.stat().st_mtime_ns for p in before if p.exists()} == before
         np.testing.assert_array_equal(self.read_back(again, spec, again.finish()), vol)
 
-    def test_completed_is_empty_for_a_fresh_output(self, tmp_path: Path) -> None:
-        spec = make_spec(tmp_path)
-        assert self.make(spec).completed(z_slabs(spec.box)) == set()
-
     def test_no_incomplete_file_under_a_final_name_before_finish(self, tmp_path: Path) -> None:
-        self.needs_persistence()
         spec = make_spec(tmp_path, "uint8")
         sink = self.make(spec)
         feed(sink, spec, volume(spec))
@@ -145,7 +144,6 @@ class SinkTests:
         assert sink.finish() and not list(tmp_path.glob("*.partial"))
 
     def test_abort_leaves_resumable_state_and_no_final_output(self, tmp_path: Path) -> None:
-        self.needs_persistence()
         spec = make_spec(tmp_path, "uint16")
         slabs = z_slabs(spec.box)
         sink = self.make(spec)
@@ -155,7 +153,6 @@ class SinkTests:
         assert self.make(spec).completed(slabs) == {slabs[0]}
 
     def test_finish_refuses_an_output_with_missing_slabs(self, tmp_path: Path) -> None:
-        self.needs_persistence()
         spec = make_spec(tmp_path)
         sink = self.make(spec)
         feed(sink, spec, volume(spec), z_slabs(spec.box)[:1])
@@ -165,7 +162,6 @@ class SinkTests:
         assert last == []
 
     def test_unusable_output_directory_is_a_sink_error(self, tmp_path: Path) -> None:
-        self.needs_persistence()
         blocker = tmp_path / "out"
         blocker.write_text("a file where the output directory should be")
         with pytest.raises(SinkError, match=r"cannot write .*out"):

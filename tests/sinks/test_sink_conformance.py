@@ -14,7 +14,7 @@ from sink_harness import feed, make_spec, read_zarr, volume
 from ndex.errors import SinkError
 from ndex.geometry import z_slabs
 from ndex.sinks import open_sink
-from ndex.testing.sinks import SinkTests
+from ndex.testing.sinks import FileSinkTests, SinkTests
 
 
 def sink_for(kind: str, spec):
@@ -24,7 +24,7 @@ def sink_for(kind: str, spec):
     return open_sink(kind, spec)
 
 
-class TestTiffSlices(SinkTests):
+class TestTiffSlices(FileSinkTests):
     final_per_slice = True
 
     def make(self, spec):
@@ -35,7 +35,7 @@ class TestTiffSlices(SinkTests):
         return pages if spec.time_points is None else pages.reshape(len(spec.times), -1, *pages.shape[1:])
 
 
-class TestTiffStack(SinkTests):
+class TestTiffStack(FileSinkTests):
     def make(self, spec):
         return open_sink("stack", spec)
 
@@ -51,7 +51,7 @@ class TestOmeTiff(TestTiffStack):
         return open_sink("ome-tiff", spec)
 
 
-class TestOmeZarr(SinkTests):
+class TestOmeZarr(FileSinkTests):
     resume_keeps_files = False
 
     def make(self, spec):
@@ -63,8 +63,6 @@ class TestOmeZarr(SinkTests):
 
 
 class TestNumpyInMemory(SinkTests):
-    persistent = False
-
     def make(self, spec):
         return open_sink("numpy", spec)
 
@@ -72,7 +70,7 @@ class TestNumpyInMemory(SinkTests):
         return sink.array
 
 
-class TestNumpyFile(SinkTests):
+class TestNumpyFile(FileSinkTests):
     resume_keeps_files = False
 
     def make(self, spec):

@@ -34,6 +34,7 @@ from ndex.server import (
 from ndex.server.auth import Authorizer
 from ndex.server.catalog import Catalog
 from ndex.server.channels import drop_data
+from ndex.server.chunklocks import locks_for
 from ndex.server.db import Database
 from ndex.server.groups import GroupService
 from ndex.server.http_errors import (
@@ -70,14 +71,15 @@ def create_app(settings: ServerSettings, store: VolumeStore | None = None, db: D
     with db.begin() as conn:
         ensure_builtin_groups(conn)
     store = store or VolumeStore(settings.volume_url, cache_bytes=settings.store_cache_mb * 2**20,
-                                 fsync=settings.fsync)
+                                 fsync=settings.fsync, locks=locks_for(db.engine))
     migrate.upgrade_store(store, upgrade_hint=settings.upgrade_hint)
     svc = build_services(settings, db, store)
     if settings.sqlite:
-        svc.jobs.recover()  # one server per SQLite directory (the lock): nothing else can be running a job
+        svc.jobs.leases.forget_all()  # one server per SQLite directory (the lock): no other process holds one
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        svc.jobs.start_keeper()  # only a serving app adopts jobs (not one built and dropped by a test or tool)
         yield
         svc.jobs.close()
         if own_store:

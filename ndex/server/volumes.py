@@ -8,8 +8,9 @@ Layout under the store root (a local directory or `s3://bucket/prefix`), OME-Zar
 Arrays are (t, z, y, x) in numpy order; boxes are ndex.geometry.Box in (x, y, z) voxels of the level.
 Nothing is created by reads: a never-written region, level or channel reads as zeros. A channel's arrays
 (every level, metadata only) and its group are created on its first write, and grown, never truncated,
-when the layout grows. Writes merge (non-zero voxels replace, zeros keep) under per-chunk lock stripes,
-so overlapping writes from threads of one process behave as if they ran one after the other.
+when the layout grows. Writes merge (non-zero voxels replace, zeros keep) while holding the locks of
+the chunks they touch (ndex.server.chunklocks: threads of this process, and on PostgreSQL every process
+of every host), so overlapping writes behave as if they ran one after the other.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from ndex import __version__, codecs, zarr_http
 from ndex.errors import CorruptBody, NdexError, OutOfBounds, UsageError
 from ndex.geometry import BOSS_CUBOID, Box, Triple, iter_blocks, z_slabs
 from ndex.server import downsample as ds
+from ndex.server.chunklocks import ChunkLocks
 from ndex.server.limits import check_deadline
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,6 @@ CHUNK_ZYX = (BOSS_CUBOID[2], BOSS_CUBOID[1], BOSS_CUBOID[0])  # one stored chunk
 STORABLE_DTYPES = ("uint8", "uint16", "uint32", "uint64")
 ROW_LISTINGS = 64  # a scan this many chunk rows deep lists row by row; deeper, it lists the time sample once
 LAYOUT_KEY = "ndex-store.json"  # {"layout": N}: the store's layout version (ndex.server.migrate)
-LOCK_STRIPES = 256  # chunk locks; more stripes, fewer false conflicts between unrelated chunks
 _UNITS = {"nanometers": "nanometer", "micrometers": "micrometer", "millimeters": "millimeter",
           "centimeters": "centimeter"}  # BOSS voxel units -> the UDUNITS names OME-Zarr requires
 
@@ -180,10 +181,14 @@ def group_attributes(layout: ChannelLayout) -> dict:
 
 
 class VolumeStore:
-    """Channel arrays under one root URL: a directory, file:///DIR or s3://BUCKET/PREFIX."""
+    """Channel arrays under one root URL: a directory, file:///DIR or s3://BUCKET/PREFIX.
+
+    `locks` guards every chunk write; the default (threads of this process only) is right for one
+    process, and a server on PostgreSQL passes locks that hold across processes (chunklocks.locks_for).
+    """
 
     def __init__(self, url: str, *, cache_bytes: int = 256 * 2**20, concurrency: int | None = None,
-                 fsync: bool = False) -> None:
+                 fsync: bool = False, locks: ChunkLocks | None = None) -> None:
         base, extra = _kvstore_base(url, fsync)
         self.url = url
         self._base = base
@@ -196,7 +201,7 @@ class VolumeStore:
         self._handles: dict[tuple[str, int], ts.TensorStore] = {}
         self._ensured: dict[str, ChannelLayout] = {}
         self._meta_lock = threading.Lock()
-        self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        self.locks = locks or ChunkLocks()
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -492,16 +497,10 @@ class VolumeStore:
             np.copyto(merged, piece, where=piece != 0)
         _wait(where.write(merged[None]), "writing")
 
-    @contextlib.contextmanager
-    def _locked(self, key: str, res: int, t: int, slab: Box) -> Iterator[None]:
-        """Hold the stripes of every chunk the slab touches, taken in one global order (no deadlock)."""
-        chunks = {(key, res, t, tuple(v // g for v, g in zip(c.start, BOSS_CUBOID)))
-                  for c in iter_blocks(slab, BOSS_CUBOID)}
-        stripes = sorted({hash(c) % LOCK_STRIPES for c in chunks})
-        with contextlib.ExitStack() as stack:
-            for i in stripes:
-                stack.enter_context(self._stripes[i])
-            yield
+    def _locked(self, key: str, res: int, t: int, slab: Box) -> contextlib.AbstractContextManager[None]:
+        """Hold every chunk the slab touches (see ndex.server.chunklocks for what holds and why)."""
+        return self.locks.hold((key, res, t, tuple(v // g for v, g in zip(c.start, BOSS_CUBOID)))
+                               for c in iter_blocks(slab, BOSS_CUBOID))
 
     # --- scanning -------------------------------------------------------------------------------
 

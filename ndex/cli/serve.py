@@ -28,6 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=help_of("allow_sourceless_annotations"))
     parser.add_argument("--downsample-workers", type=int, default=DEFAULTS.downsample_workers,
                         help=help_of("downsample_workers"))
+    parser.add_argument("--job-lease-seconds", type=float, default=DEFAULTS.job_lease_seconds,
+                        help=help_of("job_lease_seconds"))
     parser.add_argument("--fsync", action="store_true", help=help_of("fsync"))
     parser.add_argument("--downsample_max_voxels", type=int, default=DEFAULTS.downsample_max_voxels,
                         metavar="N", help=help_of("downsample_max_voxels"))
@@ -82,7 +84,8 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
                           downsample_max_voxels=args.downsample_max_voxels, quota_per_day=args.quota_per_day,
                           cutout_memory_mb=args.cutout_memory_mb, request_timeout=args.request_timeout,
                           client_timeout=args.client_timeout,
-                          cors_origins=args.cors_origins, viewer_bind=args.host, viewer_port=args.viewer_port)
+                          cors_origins=args.cors_origins, viewer_bind=args.host, viewer_port=args.viewer_port,
+                          job_lease_seconds=args.job_lease_seconds)
 
 
 def connection_limits(settings: ServerSettings) -> dict:
@@ -134,6 +137,8 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers > 1 and settings.sqlite:
         raise UsageError(f"--workers {args.workers} needs a server database: SQLite allows one server process; "
                          "pass --db postgresql://... or drop --workers")
+    if args.job_lease_seconds <= 0:
+        raise UsageError(f"--job-lease-seconds {args.job_lease_seconds:g} must be positive: 30 suits most servers")
     check_can_listen(args.host, args.port)  # before anything is created in --data
     locks = lock_server_dirs(settings.data_dir, local_root(settings.volume_url)) if settings.sqlite else ExitStack()
     with locks:
@@ -156,7 +161,6 @@ def _serve(args: argparse.Namespace, settings: ServerSettings, tls: dict, db) ->
     import uvicorn
 
     from ndex.server.app import SETTINGS_ENV, create_app
-    from ndex.server.jobs import recover_interrupted
     from ndex.server.users import ensure_first_admin
 
     try:
@@ -167,8 +171,6 @@ def _serve(args: argparse.Namespace, settings: ServerSettings, tls: dict, db) ->
         if first:
             print(f"created user 'admin'; get its token with: ndex token create --data {settings.data_dir} "
                   "--user admin --role admin", file=sys.stderr)
-        if not settings.sqlite:
-            recover_interrupted(db)  # before any worker starts, so no live job is marked FAILED
         home = f"{'https' if tls else 'http'}://{args.host}:{args.port}/"
         print(f"ndex serve: home page {home} (data {settings.data_dir}, API docs at {home}docs)", file=sys.stderr)
         common = {"host": args.host, "port": args.port, "log_level": "warning" if args.quiet else "info",

@@ -114,7 +114,8 @@ def build_services(settings: ServerSettings, db: Database, store: VolumeStore) -
 
     catalog = Catalog(db, auth, allow_sourceless_annotations=settings.allow_sourceless_annotations,
                       cache_seconds=settings.cache_seconds, on_channel_deleted=channel_deleted)
-    jobs = DownsampleJobs(catalog, store, settings.downsample_workers, settings.downsample_max_voxels)
+    jobs = DownsampleJobs(catalog, store, settings.downsample_workers, settings.downsample_max_voxels,
+                          settings.job_lease_seconds)
     return Services(settings, db, auth, catalog, MetadataService(catalog), store, jobs, GroupService(catalog, auth),
                     quota=DailyQuota(settings.quota_per_day))
 

@@ -1,10 +1,14 @@
 """Downsample jobs: pyramid builds in a background thread pool, status kept in the channel row.
 
 QUEUED -> IN_PROGRESS -> DOWNSAMPLED | FAILED; DELETE sets NOT_DOWNSAMPLED and the running build
-stops at its next cancellation check. Nothing survives a restart: `recover()` marks jobs that were
-QUEUED or IN_PROGRESS when the server stopped as FAILED (their pyramid may be half built), and the
-user POSTs again. A build also stops when another server process cancels it, because the cancelled
-check re-reads the status from the database every few seconds.
+stops at its next cancellation check (the check re-reads the status every few seconds, so a DELETE
+through any server process stops a build running in any other).
+
+Several server processes (and hosts) share one database: a job runs in exactly one of them, the one
+holding its lease (ndex.server.leases). A keeper thread in every process renews the leases of its own
+jobs and takes over jobs whose lease expired because their process died, hung or was restarted; a
+taken-over job builds its pyramid again from the first tile. A restart therefore resumes interrupted
+jobs instead of failing them.
 """
 from __future__ import annotations
 
@@ -15,21 +19,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy import select
 
 from ndex.geometry import Box, plan_blocks
 from ndex.server.auth import Identity
 from ndex.server.catalog import Catalog
 from ndex.server.channels import ChannelInfo, drop_data
-from ndex.server.db import Database
 from ndex.server.http_errors import BAD_REQUEST, BOSS_SYSTEM_ERROR, INVALID_STATE, BossError
-from ndex.server.schema import channels
+from ndex.server.leases import ACTIVE, JobLeases
+from ndex.server.schema import channels, collections, experiments
 from ndex.server.volumes import DownsampleCancelled, VolumeStore
 
 log = logging.getLogger(__name__)
-ACTIVE = ("QUEUED", "IN_PROGRESS")
 DB_CHECK_SECONDS = 2.0
 COPY_BLOCK_BYTES = 64 * 2**20
+LEASE_SECONDS = 30.0
 
 
 @dataclass
@@ -38,17 +42,8 @@ class Job:
     done: int = 0
     total: int = 0
     checked: float = 0.0
+    renewed: float = field(default_factory=time.monotonic)
     finished: threading.Event = field(default_factory=threading.Event)
-
-
-def recover_interrupted(db: Database) -> int:
-    """Mark jobs a stopped server left QUEUED or IN_PROGRESS as FAILED; returns how many."""
-    with db.begin() as conn:
-        n = conn.execute(update(channels).where(channels.c.downsample_status.in_(ACTIVE))
-                         .values(downsample_status="FAILED")).rowcount
-    if n:
-        log.warning("%d downsample job(s) were interrupted by a restart and are now FAILED: POST them again", n)
-    return n
 
 
 # BOSS's own messages (bossspatialdb/downsample.py and views.py): clients tell the 409s apart by them
@@ -75,22 +70,37 @@ def refuse_start(ident: Identity, info: ChannelInfo, status: str, max_voxels: in
 
 
 class DownsampleJobs:
-    def __init__(self, catalog: Catalog, store: VolumeStore, workers: int = 1, max_voxels: int = 0) -> None:
+    def __init__(self, catalog: Catalog, store: VolumeStore, workers: int = 1, max_voxels: int = 0,
+                 lease_seconds: float = LEASE_SECONDS) -> None:
         self.catalog = catalog
         self.max_voxels = max_voxels
         self.store = store
+        self.leases = JobLeases(catalog.db, lease_seconds)
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ndex-downsample")
         self.jobs: dict[int, Job] = {}
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.keeper: threading.Thread | None = None
 
-    def recover(self) -> int:
-        return recover_interrupted(self.catalog.db)
+    def start_keeper(self) -> None:
+        """Renew this process's leases and adopt orphaned jobs, every third of a lease, until close()."""
+        self.keeper = threading.Thread(target=self._keep, name="ndex-job-keeper", daemon=True)
+        self.keeper.start()
 
     def start(self, ident: Identity, info: ChannelInfo) -> None:
         status = self.catalog.status(info.id)
         refuse_start(ident, info, status, self.max_voxels)
+        with self.lock:
+            stopping = info.id in self.jobs  # a cancelled build here has not reached its next check yet
+        if stopping or not self.leases.claim(info.id):
+            raise BossError(INVALID_STATE, f"a cancelled downsample of channel {info.channel['name']} is still "
+                                           "stopping: retry in a few seconds")
         if not self.catalog.set_status(info.id, "QUEUED", only_if=(status,)):
+            self.leases.release(info.id)
             raise BossError(BAD_REQUEST, START_RACE)
+        self._submit(info)
+
+    def _submit(self, info: ChannelInfo) -> None:
         job = Job()
         with self.lock:
             self.jobs[info.id] = job
@@ -115,13 +125,70 @@ class DownsampleJobs:
     def progress(self, chan_id: int) -> tuple[int, int] | None:
         with self.lock:
             job = self.jobs.get(chan_id)
-        return None if job is None else (job.done, job.total)
+        if job is not None:
+            return job.done, job.total
+        if self.catalog.status(chan_id) not in ACTIVE:
+            return None
+        return self.leases.progress(chan_id)  # running in another process: as of its last renewal
+
+    # --- the keeper ------------------------------------------------------------------------------
+
+    def _keep(self) -> None:
+        while True:
+            try:
+                self._renew_all()
+                for chan_id in self.leases.orphans():
+                    self._adopt(chan_id)
+            except Exception:  # the database may be away for a while: try again next round
+                log.exception("renewing or adopting downsample jobs failed")
+            if self.stopping.wait(self.leases.seconds / 3):
+                return
+
+    def _renew_all(self) -> None:
+        with self.lock:
+            running = list(self.jobs.items())
+        for chan_id, job in running:
+            if job.cancel.is_set():
+                continue  # stopping, or finished and releasing its lease
+            if self.leases.renew(chan_id, job.done, job.total):
+                job.renewed = time.monotonic()
+            else:
+                log.warning("downsample of channel %s: another process took the job over; stopping here", chan_id)
+                job.cancel.set()
+
+    def _adopt(self, chan_id: int) -> None:
+        info = self._info(chan_id)
+        if info is None or not self.leases.claim(chan_id):
+            return
+        with self.lock:
+            if chan_id in self.jobs:
+                return
+        log.warning("downsample of channel %s was left by a process that stopped: resuming it here", info.key)
+        self._submit(info)
+
+    def _info(self, chan_id: int) -> ChannelInfo | None:
+        query = (select(collections.c.name, experiments.c.name, channels.c.name)
+                 .select_from(channels.join(experiments, experiments.c.id == channels.c.experiment_id)
+                              .join(collections, collections.c.id == experiments.c.collection_id))
+                 .where(channels.c.id == chan_id))
+        with self.catalog.db.begin() as conn:
+            names = conn.execute(query).first()
+        if names is None:
+            return None
+        self.catalog.changed()  # the names may be new to this process's cache, or stale in it
+        info = self.catalog.channel_info(*names)
+        return info if info.id == chan_id else None
+
+    # --- one job ---------------------------------------------------------------------------------
 
     def _cancelled(self, chan_id: int, job: Job) -> bool:
         if job.cancel.is_set():
             return True
         now = time.monotonic()
-        if now - job.checked >= DB_CHECK_SECONDS:
+        if now - job.renewed > self.leases.seconds * 2 / 3:
+            log.warning("downsample of channel %s: its lease was not renewed in time; stopping here", chan_id)
+            job.cancel.set()  # the lease may expire before the next renewal: another process may take over
+        elif now - job.checked >= DB_CHECK_SECONDS:
             job.checked = now
             if self.catalog.status(chan_id) != "IN_PROGRESS":
                 job.cancel.set()
@@ -129,7 +196,7 @@ class DownsampleJobs:
 
     def _run(self, info: ChannelInfo, job: Job) -> None:
         try:
-            if job.cancel.is_set() or not self.catalog.set_status(info.id, "IN_PROGRESS", only_if=("QUEUED",)):
+            if job.cancel.is_set() or not self.catalog.set_status(info.id, "IN_PROGRESS", only_if=ACTIVE):
                 return
             job.checked = time.monotonic()
             self._build(info, job)
@@ -140,7 +207,9 @@ class DownsampleJobs:
             log.exception("downsample of channel %s failed", info.key)
             self.catalog.set_status(info.id, "FAILED", only_if=("IN_PROGRESS",))
         finally:
+            job.cancel.set()  # the keeper stops renewing it
             self._drop_if_deleted(info)
+            self._release(info.id)  # before leaving self.jobs: start() refuses until both are done
             with self.lock:
                 if self.jobs.get(info.id) is job:
                     del self.jobs[info.id]
@@ -154,6 +223,12 @@ class DownsampleJobs:
                 drop_data(self.store, info.channel)
         except Exception:  # noqa: BLE001 - leftovers under a dead key are unreachable: log, never fail
             log.exception("clearing the arrays of deleted channel %s failed", info.key)
+
+    def _release(self, chan_id: int) -> None:
+        try:
+            self.leases.release(chan_id)
+        except Exception:  # an unreleased lease only expires: another process then finds nothing to do
+            log.exception("releasing the downsample lease of channel %s failed", chan_id)
 
     def _build(self, info: ChannelInfo, job: Job) -> None:
         def progress(done: int, total: int) -> None:
@@ -186,6 +261,7 @@ class DownsampleJobs:
             self.store.write(dst, res, block, 0, self.store.read(src, res, block, t_range))
 
     def close(self) -> None:
+        self.stopping.set()
         with self.lock:
             for job in self.jobs.values():
                 job.cancel.set()

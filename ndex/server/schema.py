@@ -159,3 +159,16 @@ meta = Table(
     Column("key", String(NAME), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Which process runs a channel's downsample job, until when (the database's clock, seconds since the
+# epoch) and how far it got. A row whose lease expired belongs to a process that stopped: another takes
+# the job over. A table of its own (not columns of `channels`) so that create_all adds it to an
+# existing database. No foreign key: a lease outlives nothing but is cleaned up by its job.
+downsample_leases = Table(
+    "downsample_leases", metadata,
+    Column("channel_id", Integer, primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("expires", Float, nullable=False),
+    Column("done", Integer, nullable=False, default=0),
+    Column("total", Integer, nullable=False, default=0),
+)

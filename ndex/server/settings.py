@@ -28,6 +28,9 @@ class ServerSettings:
                "a rejection)")
     cache_seconds: float = _setting(2.0, "how long channel and token lookups are cached in each process")
     downsample_workers: int = _setting(1, "background threads building resolution pyramids")
+    job_lease_seconds: float = _setting(
+        30.0, "a downsample job whose server process stops (crash, kill, lost host) is resumed by another "
+              "process after this many seconds")
     store_cache_mb: int = _setting(256, "chunk cache of the volume store, in MiB")
     downsample_max_voxels: int = _setting(
         (200 * 512) * (200 * 512) * (200 * 16), "largest frame (voxels of the level-0 coordinate frame) a "

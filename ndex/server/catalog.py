@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ndex.server.auth import Authorizer, Identity, perms_for
 from ndex.server.channels import ChannelInfo, new_store_key
@@ -25,6 +26,10 @@ TABLES: dict[str, Table] = {"collection": collections, "experiment": experiments
                             "frame": frames}
 PARENT_ID = {"experiment": experiments.c.collection_id, "channel": channels.c.experiment_id}
 MANAGER = ("resource-manager",)
+
+
+def _exists(what: str, name: str) -> BossError:
+    return invalid(f"{what} {name!r} already exists: pick another name or update the existing one")
 
 
 def row_dict(row) -> dict[str, Any]:
@@ -173,7 +178,7 @@ class Catalog:
 
     def _unique(self, conn, table: Table, name: str, what: str, *scope) -> None:
         if conn.execute(select(table.c.id).where(table.c.name == name, *scope)).first() is not None:
-            raise invalid(f"{what} {name!r} already exists: pick another name or update the existing one")
+            raise _exists(what, name)
 
     def _grant_all(self, conn, ident: Identity, kind: str, obj_id: int) -> None:
         for gid in (personal_group_id(conn, ident.user_id), group_id(conn, ADMIN_GROUP)):
@@ -183,7 +188,12 @@ class Catalog:
         self.auth.forget()
 
     def _insert(self, conn, ident, kind: str, values: dict) -> dict:
-        new_id = conn.execute(insert(TABLES[kind]).values(creator=ident.username, **values)).inserted_primary_key[0]
+        try:
+            new_id = conn.execute(insert(TABLES[kind]).values(creator=ident.username, **values)).inserted_primary_key[0]
+        except IntegrityError:
+            # another process created the same name between _unique's check and this insert: the unique
+            # constraint decides, and the loser hears what it would have heard a moment later
+            raise _exists("coordinate frame" if kind == "frame" else kind, values["name"]) from None
         self._grant_all(conn, ident, kind, new_id)
         return self._one(conn, TABLES[kind], kind, TABLES[kind].c.id == new_id)
 
@@ -409,7 +419,8 @@ class Catalog:
             query = query.where(channels.c.downsample_status.in_(only_if))
         with self.db.begin() as conn:
             changed = conn.execute(query.values(downsample_status=status)).rowcount > 0
-        self.changed()
+        if changed:
+            self.changed()
         return changed
 
     def live(self, channel: dict[str, Any]) -> bool:

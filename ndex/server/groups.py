@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ndex.server.auth import BASE_PERMS, PUBLIC_READS, Authorizer, Identity, perms_for
 from ndex.server.catalog import MANAGER, Catalog
@@ -44,8 +45,11 @@ class GroupService:
 
     # --- groups ----------------------------------------------------------------------------------
 
-    def _group(self, conn, name: str) -> dict:
-        row = conn.execute(select(groups).where(groups.c.name == name)).first()
+    def _group(self, conn, name: str, *, lock: bool = False) -> dict:
+        """The group row; `lock` holds it (PostgreSQL row lock) until the transaction ends, so that
+        permission changes of one group from several server processes run one after the other."""
+        query = select(groups).where(groups.c.name == name)
+        row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
             raise BossError(GROUP_NOT_FOUND, f"group {name!r} does not exist: `GET /v1/groups/` lists yours")
         return dict(row._mapping)
@@ -233,7 +237,7 @@ class GroupService:
             if body.get(key) is not None:
                 check_text(body[key], key)  # a name, not a list or a number
         self.auth.require_role(ident, *MANAGER)
-        group = self._group(conn, body["group"])
+        group = self._group(conn, body["group"], lock=True)
         self._require_insider(conn, ident, group)
         kind, row = self._target(conn, body, missing_code)
         for perm in needed:
@@ -250,12 +254,10 @@ class GroupService:
     def add_permissions(self, ident: Identity, body: Any) -> None:
         with self.db.begin() as conn:
             group, kind, row, perms = self._prepare(conn, ident, body, INVALID_URL, ("assign_group",))
-            have = {r[0] for r in conn.execute(select(permissions.c.perm).where(
-                permissions.c.group_id == group["id"], permissions.c.kind == kind, permissions.c.obj_id == row["id"]))}
-            new = [p for p in dict.fromkeys(perms) if p not in have]
-            if new:
-                conn.execute(insert(permissions), [{"group_id": group["id"], "kind": kind, "obj_id": row["id"],
-                                                    "perm": p} for p in new])
+            if perms:  # a grant that already exists (another request's, a moment ago) is kept as it is
+                conn.execute(_insert_new(conn, permissions), [{"group_id": group["id"], "kind": kind,
+                                                               "obj_id": row["id"], "perm": p}
+                                                              for p in dict.fromkeys(perms)])
         self.auth.forget()
 
     def replace_permissions(self, ident: Identity, body: Any) -> None:
@@ -273,7 +275,7 @@ class GroupService:
         with self.db.begin() as conn:
             if not params.get("group"):
                 raise BossError(INVALID_URL, "the query string needs group=... and collection=...")
-            group = self._group(conn, params["group"])
+            group = self._group(conn, params["group"], lock=True)
             kind, row = self._target(conn, params, INVALID_URL)
             self.auth.require(ident, kind, row["id"], "remove_group", name=params["collection"])
             self._clear(conn, group["id"], kind, row["id"])
@@ -283,3 +285,10 @@ class GroupService:
     def _clear(conn, gid: int, kind: str, obj_id: int) -> None:
         conn.execute(delete(permissions).where(permissions.c.group_id == gid, permissions.c.kind == kind,
                                                permissions.c.obj_id == obj_id))
+
+
+def _insert_new(conn, table: Table):
+    """INSERT that skips rows whose key exists: concurrent grants from several threads or processes
+    cannot both see "not yet granted" and then collide on the primary key."""
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
+    return insert(table) if dialect is None else dialect.insert(table).on_conflict_do_nothing()

@@ -67,8 +67,10 @@ def region_of(info: ChannelInfo, request: Request) -> Region:
 
 
 def mark_stale(svc: Services, info: ChannelInfo) -> None:
-    """New data makes a built pyramid stale (BOSS resets DOWNSAMPLED on every write)."""
-    if info.channel["downsample_status"] == "DOWNSAMPLED":
+    """New data makes a built pyramid stale (BOSS resets DOWNSAMPLED on every write). Where several
+    processes share the database the cached status may predate a build another process just finished,
+    so the database decides (one conditional UPDATE; it changes nothing unless the channel is DOWNSAMPLED)."""
+    if info.channel["downsample_status"] == "DOWNSAMPLED" or not svc.settings.sqlite:
         svc.catalog.set_status(info.id, "NOT_DOWNSAMPLED", only_if=("DOWNSAMPLED",))
 
 

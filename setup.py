@@ -44,6 +44,7 @@ EXTRAS = {
         "boto3>=1.26",
         "httpx>=0.24",
         "distributed>=2023.1",
+        "psutil>=5.9",  # the scale-out tests find a busy server worker to kill
         "intern>=1.4",
         "ruff>=0.4",
         "neuroglancer>=2.40",

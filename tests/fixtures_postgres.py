@@ -24,7 +24,8 @@ import pytest
 
 from ndex.cli.local_server import free_port
 
-__all__ = ["PostgresServer", "fresh_postgres_url", "postgres_server", "postgres_url"]
+__all__ = ["PostgresServer", "fresh_postgres_url", "postgres_server", "postgres_url", "start_postgres",
+           "stop_postgres"]
 
 SUPERUSER = "ndex"
 
@@ -82,18 +83,26 @@ def _start(root: Path, bindir: Path) -> PostgresServer:
     return PostgresServer(root, port, bindir)
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
+def start_postgres() -> PostgresServer:
+    """A fresh cluster in a new temporary directory, started (the session fixture; benchmarks too)."""
     root = Path(tempfile.mkdtemp(prefix="ndex-pg-"))
     os.chmod(root, 0o755)
-    bindir = postgres_bindir()
-    server = _start(root, bindir)
+    return _start(root, postgres_bindir())
+
+
+def stop_postgres(server: PostgresServer) -> None:
+    subprocess.run([*_as_owner(), str(server.bindir / "pg_ctl"), "-D", str(server.root / "data"), "-m", "immediate",
+                    "-w", "stop"], capture_output=True, timeout=60)
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = start_postgres()
     try:
         yield server
     finally:
-        subprocess.run([*_as_owner(), str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "-w",
-                        "stop"], capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+        stop_postgres(server)
 
 
 @pytest.fixture(scope="session")

@@ -140,3 +140,11 @@ def test_a_killed_servers_job_is_finished_by_the_other_instance(tmp_path, fresh_
         assert "resuming it here" in cluster.log()
     finally:
         cluster.stop()
+
+
+def test_a_lease_that_is_not_positive_is_refused_in_one_line(tmp_path, capsys):
+    from ndex.cli.main import main
+
+    assert main(["serve", "--data", str(tmp_path), "--job-lease-seconds", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--job-lease-seconds" in err and "\n" not in err

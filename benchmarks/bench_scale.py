@@ -9,7 +9,8 @@ For every configuration — SQLite or PostgreSQL (a throw-away cluster on a free
 directory or S3 (moto's server in this process), `--workers` 1, 2 and 4 (SQLite: 1 only) — it starts
 `ndex serve`, creates a uint8 channel, and has `--clients` client processes POST then GET disjoint
 shares of the same aligned 512 x 512 x 16 blocks (4 MiB, one stored chunk each), one connection per
-client. It prints requests/s and MB/s (MiB of voxels per second) of each.
+client: one untimed POST pass, then `--runs` timed POST and GET passes. It prints requests/s and MB/s
+(MiB of voxels per second), medians of the runs.
 
 Then the cost of the cross-process chunk locks on one process: two in-process apps on the same
 PostgreSQL and the same kind of store, one with the PostgreSQL advisory locks a PostgreSQL server uses
@@ -184,8 +185,7 @@ def matrix(args, work: Path, pg, endpoint: str, pool: ProcessPoolExecutor) -> li
                 proc, url, token = start_serve(work, db_url, new_store(store_kind, work, endpoint), workers)
                 try:
                     path = create_channel(url, token, extent)
-                    post = run_clients(pool, args.clients, "POST", url, token, path, starts)
-                    get = run_clients(pool, args.clients, "GET", url, token, path, starts)
+                    post, get = measure(pool, args, url, token, path, starts)
                 finally:
                     proc.terminate()
                     proc.wait(timeout=60)
@@ -193,6 +193,18 @@ def matrix(args, work: Path, pg, endpoint: str, pool: ProcessPoolExecutor) -> li
                 print(f"  {store_kind:5} {db_kind:10} workers {workers}:  POST {post[0]:6.1f} req/s {post[1]:7.1f} "
                       f"MiB/s   GET {get[0]:6.1f} req/s {get[1]:7.1f} MiB/s", flush=True)
     return rows
+
+
+def measure(pool: ProcessPoolExecutor, args, url: str, token: str, path: str,
+            starts: list[tuple[int, int, int]]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Medians of `--runs` POST and GET passes, after one untimed POST pass: only one worker has
+    answered when the server looks ready, and the others may still be importing or opening the store."""
+    run_clients(pool, args.clients, "POST", url, token, path, starts)
+    passes = [(run_clients(pool, args.clients, "POST", url, token, path, starts),
+               run_clients(pool, args.clients, "GET", url, token, path, starts)) for _ in range(args.runs)]
+    post = tuple(statistics.median(p[0][i] for p in passes) for i in (0, 1))
+    get = tuple(statistics.median(p[1][i] for p in passes) for i in (0, 1))
+    return post, get  # type: ignore[return-value]
 
 
 def serve_in_thread(app) -> tuple[str, callable]:
@@ -254,7 +266,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="client processes, one connection each (4)")
     parser.add_argument("--workers", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 4],
                         help="--workers values to try on PostgreSQL, comma-separated (1,2,4)")
-    parser.add_argument("--repeat", type=int, default=5, help="turns of the lock-cost comparison (5)")
+    parser.add_argument("--runs", type=int, default=3, help="timed POST and GET passes per configuration (3)")
+    parser.add_argument("--repeat", type=int, default=9, help="turns of the lock-cost comparison (9)")
     parser.add_argument("--no-s3", action="store_true", help="skip the configurations on moto's S3")
     parser.add_argument("--only", choices=("matrix", "locks"), help="run only one of the two measurements")
     args = parser.parse_args()

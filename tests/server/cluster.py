@@ -96,12 +96,14 @@ class Cluster:
 
 
 def start_clients(urls: list[str], token: str, path: str, clients: int, posts: int,
-                  seed: int) -> list[subprocess.Popen]:
+                  seed: int, black: int = 0) -> list[subprocess.Popen]:
+    """`clients` posting processes (and, with `black`, one clearing process after them)."""
     extent = ",".join(map(str, EXTENT))
+    indexes = list(range(clients)) + ([-1] if black else [])
     return [subprocess.Popen([sys.executable, str(CLIENT), ",".join(urls[k % len(urls):] + urls[:k % len(urls)]),
-                              token, path, str(k), str(clients), str(posts), str(seed * 100 + k), extent],
+                              token, path, str(k), str(clients), str(posts), str(seed * 100 + k), extent, str(black)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for k in range(clients)]
+            for k in indexes]
 
 
 def results_of(procs: list[subprocess.Popen]) -> list[dict]:
@@ -121,18 +123,21 @@ def read_volume(url: str, token: str, path: str) -> np.ndarray:
     return codecs.decode(r.content, "uint8", (z, y, x))
 
 
-def expected_volume(results: list[dict]) -> np.ndarray:
-    """What every acknowledged write leaves behind, whatever order the server ran them in."""
+def expected_volume(results: list[dict], black: int = 0, fill: int = 0) -> np.ndarray:
+    """What every acknowledged write leaves behind, whatever order the server ran them in, over a volume
+    that held `fill` everywhere (the to_black client's planes: 0)."""
     sys.path.insert(0, str(CLIENT.parent))
     from race_client import owners
 
     x, y, z = EXTENT
-    expected = np.zeros((z, y, x), dtype=np.uint8)
-    for k, result in enumerate(results):
+    expected = np.full((z, y, x), fill, dtype=np.uint8)
+    posters = [r for r in results if "blackened" not in r]
+    for k, result in enumerate(posters):
         for (x0, y0, z0), (x1, y1, z1) in result["acked"]:
             region = expected[z0:z1, y0:y1, x0:x1]
-            mine = owners(((x0, y0, z0), (x1, y1, z1)), len(results)) == k
+            mine = owners(((x0, y0, z0), (x1, y1, z1)), len(posters), black) == k
             region[mine] = k + 1
+    expected[(np.arange(z) % 16 < black)] = 0
     return expected
 
 

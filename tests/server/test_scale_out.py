@@ -14,7 +14,18 @@ import psutil
 import pytest
 import requests
 import sqlalchemy
-from cluster import Cluster, expected_volume, lost_voxels, new_bucket, read_volume, results_of, start_clients
+from cluster import (
+    EXTENT,
+    Cluster,
+    expected_volume,
+    lost_voxels,
+    new_bucket,
+    read_volume,
+    results_of,
+    start_clients,
+)
+
+from ndex import codecs
 
 
 @pytest.fixture
@@ -63,13 +74,27 @@ def test_two_instances_over_s3_lose_no_voxel(s3_cluster):
     assert lost == 0
 
 
+def test_to_black_and_partial_posts_from_several_processes_keep_each_others_changes(cluster):
+    """One process clears two planes of every chunk with to_black, over and over, while three post
+    boxes around them through two instances: every cleared voxel stays 0, every posted one stays."""
+    urls = [cluster.start(2), cluster.start(1)]
+    chan = cluster.channel()
+    x, y, z = EXTENT
+    full = codecs.encode(np.ones((z, y, x), dtype=np.uint8))
+    headers = {"Authorization": f"Token {cluster.token}"}
+    assert requests.post(f"{urls[0]}/v1/cutout/{chan.path}/0/0:{x}/0:{y}/0:{z}/", data=full, headers=headers,
+                         timeout=120).status_code == 201
+    results = results_of(start_clients(urls, cluster.token, chan.path, clients=3, posts=6, seed=5, black=2))
+    assert all(not r["failed"] for r in results), [r["failed"] for r in results]
+    volume = read_volume(urls[1], cluster.token, chan.path)
+    assert int((volume != expected_volume(results, black=2, fill=1)).sum()) == 0
+
+
 def test_a_write_through_one_instance_reads_back_through_the_other_at_once(cluster):
     first, second = cluster.start(1), cluster.start(1)
     chan = cluster.channel()  # created through the first
     headers = {"Authorization": f"Token {cluster.token}"}
     body = np.zeros((16, 512, 512), dtype=np.uint8)
-    from ndex import codecs
-
     for value in (7, 9):  # the second round replaces data the other instance has already read (and cached)
         body[:] = value
         url = f"/v1/cutout/{chan.path}/0/0:512/0:512/0:16/"

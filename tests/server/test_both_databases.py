@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import pytest
 import requests
-from fixtures_server import ServerHandle, make_channel, start_uvicorn
+from fixtures_server import ServerHandle, make_channel, serve_in_process
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def server(request, tmp_path_factory):
-    from ndex.server.app import create_app
-    from ndex.server.settings import ServerSettings
-    from ndex.server.users import issue_token
-
     tmp = tmp_path_factory.mktemp(request.param)
     db_url = request.getfixturevalue("postgres_server").create_database() if request.param == "postgresql" else ""
-    app = create_app(ServerSettings(data_dir=str(tmp), db_url=db_url, cache_seconds=0))
-    with app.state.services.db.begin() as conn:
-        token = issue_token(conn, "admin", "admin")
-    url, stop = start_uvicorn(app)
+    handle, _, stop = serve_in_process(tmp, db_url=db_url, cache_seconds=0)
     try:
-        yield ServerHandle(url, token, tmp)
+        yield handle
     finally:
         stop()
 

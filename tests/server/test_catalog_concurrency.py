@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from fixtures_server import ServerHandle, make_channel, start_uvicorn
+from fixtures_server import ServerHandle, make_channel, serve_in_process
 
 THREADS = 8
 # pydantic's schema generation toggles the process-wide warning filters with catch_warnings(), which is
@@ -21,21 +21,13 @@ pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.UnsupportedFi
 @pytest.fixture(params=["sqlite", "postgresql"])
 def servers(request, tmp_path):
     """Handles of the servers sharing one catalog: one on SQLite, two on PostgreSQL."""
-    from ndex.server.app import create_app
-    from ndex.server.settings import ServerSettings
-    from ndex.server.users import issue_token
-
     db_url = request.getfixturevalue("fresh_postgres_url") if request.param == "postgresql" else ""
-    apps = [create_app(ServerSettings(data_dir=str(tmp_path / "data"), db_url=db_url,
-                                      store_url=str(tmp_path / "store"), cache_seconds=2.0))
-            for _ in range(2 if db_url else 1)]
-    with apps[0].state.services.db.begin() as conn:
-        token = issue_token(conn, "admin", "admin")
-    started = [start_uvicorn(app) for app in apps]
+    started = [serve_in_process(tmp_path / "data", db_url=db_url, store_url=str(tmp_path / "store"),
+                                cache_seconds=2.0) for _ in range(2 if db_url else 1)]
     try:
-        yield [ServerHandle(url, token, tmp_path) for url, _ in started]
+        yield [handle for handle, _, _ in started]
     finally:
-        for _, stop in started:
+        for _, _, stop in started:
             stop()
 
 

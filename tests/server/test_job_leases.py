@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 from cluster import Cluster
-from fixtures_server import ServerHandle, make_channel, start_uvicorn
+from fixtures_server import ServerHandle, make_channel, serve_in_process
 from sqlalchemy import insert, select, update
 
 from ndex import codecs
@@ -95,18 +95,10 @@ def assert_pyramid_full(server: ServerHandle, path: str, levels: int, extent: tu
 
 def test_a_job_left_by_a_dead_process_is_resumed_and_finished(db_url, tmp_path):
     """The state a killed process leaves: the job IN_PROGRESS, its lease held by a process that is gone."""
-    from ndex.server.app import create_app
-    from ndex.server.settings import ServerSettings
-    from ndex.server.users import issue_token
-
-    app = create_app(ServerSettings(data_dir=str(tmp_path / "data"), db_url="" if "sqlite" in db_url else db_url,
-                                    cache_seconds=0, job_lease_seconds=1.0))
+    server, app, stop = serve_in_process(tmp_path / "data", db_url="" if "sqlite" in db_url else db_url,
+                                         cache_seconds=0, job_lease_seconds=1.0)
     db = app.state.services.db
-    with db.begin() as conn:
-        token = issue_token(conn, "admin", "admin")
-    url, stop = start_uvicorn(app)
     try:
-        server = ServerHandle(url, token, tmp_path)
         extent = (1024, 1024, 32)
         chan = make_channel(server, extent=extent, levels=3)
         post_constant(server, chan.path, extent, 5)

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures_server import ServerHandle, make_channel, start_uvicorn
+from fixtures_server import make_channel, serve_in_process
 from intern.remote.boss import BossRemote
 
 
 @pytest.fixture
 def pg_server(tmp_path, fresh_postgres_url):
-    from ndex.server.app import create_app
-    from ndex.server.settings import ServerSettings
-    from ndex.server.users import issue_token
-
-    app = create_app(ServerSettings(data_dir=str(tmp_path), db_url=fresh_postgres_url, cache_seconds=0))
-    with app.state.services.db.begin() as conn:
-        token = issue_token(conn, "admin", "admin")
-    url, stop = start_uvicorn(app)
+    handle, _, stop = serve_in_process(tmp_path, db_url=fresh_postgres_url, cache_seconds=0)
     try:
-        yield ServerHandle(url, token, tmp_path)
+        yield handle
     finally:
         stop()
 

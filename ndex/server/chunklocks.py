@@ -13,8 +13,9 @@ Why PostgreSQL advisory locks rather than the alternatives (measured and read, 2
 * The database is the one thing every process of a deployment shares whatever the store is (several
   processes are refused without `--db postgresql://...`), so one mechanism covers a local directory,
   NFS and S3 alike. File locks (fcntl) work only between processes of one host (and not reliably on
-  NFS); conditional writes (If-Match) exist on S3 only since 2024, not in moto's server, and do not
-  help a local directory.
+  NFS). Optimistic conditional writes (write only if the chunk is still the version read) would need
+  every store to support them alike (S3 gained If-Match writes only in 2024, S3-compatible stores
+  differ) and turn each conflict into a re-read, re-merge and retry.
 * A transaction-level lock is released by PostgreSQL when the holder's connection closes, so a
   `kill -9`ed worker or a crashed host never leaves a chunk locked.
 * The cost is two round trips per locked slab (lock, commit) on a pooled connection: under 10% of an

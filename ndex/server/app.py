@@ -11,7 +11,6 @@ import os
 import re
 from contextlib import asynccontextmanager
 
-import sqlalchemy
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -55,7 +54,6 @@ from ndex.server.jobs import DownsampleJobs
 from ndex.server.metadata import MetadataService
 from ndex.server.openapi import complete_openapi
 from ndex.server.quota import DailyQuota, QuotaExceeded
-from ndex.server.schema import TextRefused
 from ndex.server.services import Services
 from ndex.server.settings import ServerSettings
 from ndex.server.users import ensure_builtin_groups
@@ -181,17 +179,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UsageError)
     async def usage_error(_request, exc: UsageError):
         return envelope(400, BOSS_SYSTEM_ERROR, str(exc))
-
-    @app.exception_handler(sqlalchemy.exc.StatementError)
-    async def refused_value(_request, exc: sqlalchemy.exc.StatementError):
-        """A value the database cannot store: schema.TextRefused on every backend, or PostgreSQL's own
-        DataError (a number out of range, say); anything else is a server error as before."""
-        if isinstance(exc.orig, TextRefused):
-            return envelope(400, INVALID_POST_ARGUMENT, str(exc.orig))
-        if isinstance(exc, sqlalchemy.exc.DataError):
-            reason = " ".join(str(exc.orig).split())[:200]
-            return envelope(400, INVALID_POST_ARGUMENT, f"the database refused a value ({reason}): correct it")
-        raise exc
 
 
 def _wants_json(accept: str) -> bool:

@@ -19,7 +19,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
 
@@ -173,45 +172,3 @@ downsample_leases = Table(
     Column("done", Integer, nullable=False, default=0),
     Column("total", Integer, nullable=False, default=0),
 )
-
-
-# --- one text rule for every backend ---------------------------------------------------------------------
-
-
-class TextRefused(ValueError):
-    """A text value the database would refuse (SQLAlchemy raises it wrapped in a StatementError)."""
-
-
-def _check_text(value, length: int | None):
-    # PostgreSQL refuses NUL characters and over-long VARCHARs; SQLite stores both silently. Checking
-    # here, for every backend, gives one answer (a 400 from the app) whichever database a server uses.
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise TextRefused("text cannot contain NUL characters (\\u0000): remove them")
-        if length is not None and len(value) > length:
-            raise TextRefused(f"a text value of {len(value)} characters exceeds the limit of {length}: shorten it")
-    return value
-
-
-class CheckedString(TypeDecorator):
-    impl = String
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        return _check_text(value, self.impl.length)
-
-
-class CheckedText(TypeDecorator):
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        return _check_text(value, None)
-
-
-for _table in metadata.tables.values():  # after the tables, so that each definition above stays plain
-    for _column in _table.columns:
-        if isinstance(_column.type, Text):
-            _column.type = CheckedText()
-        elif isinstance(_column.type, String):
-            _column.type = CheckedString(_column.type.length)

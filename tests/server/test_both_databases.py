@@ -25,8 +25,8 @@ def call(server: ServerHandle, verb: str, path: str, body=None) -> requests.Resp
 @pytest.mark.parametrize("verb, path, body, problem", [
     ("POST", "/v1/collection/nul-desc/", {"description": "a\x00b"}, "NUL"),
     ("POST", "/v1/sso/user/nul-first/", {"first_name": "a\x00b"}, "NUL"),
-    ("POST", "/v1/sso/user/long-first/", {"first_name": "a" * 256}, "limit of 255"),
-    ("POST", "/v1/meta/{coll}/?key={long}&value=v", None, "limit of 255"),
+    ("POST", "/v1/sso/user/long-first/", {"first_name": "a" * 256}, "at most 255"),
+    ("POST", "/v1/meta/{coll}/?key={long}&value=v", None, "at most 255"),
     ("POST", "/v1/meta/{coll}/?key=k&value=a%00b", None, "NUL"),
     ("PUT", "/v1/collection/{coll}/", {"description": "a\x00b"}, "NUL"),
 ])

@@ -389,6 +389,7 @@ class VolumeStore:
         with self._meta_lock:
             self._handles.clear()
             self._ensured.clear()
+        self.locks.close()
 
     # --- validation -----------------------------------------------------------------------------
 

@@ -4,15 +4,15 @@ downsample_leases (channel_id primary key, owner, expires, done, total) lets sev
 and hosts share downsample jobs (ndex.server.leases). A new, empty table: quick on any catalog. The
 downgrade drops it; jobs running at that moment lose their leases and are adopted again after an upgrade.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-30
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 ndex_quick = True

@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=help_of("allow_sourceless_annotations"))
     parser.add_argument("--downsample-workers", type=int, default=DEFAULTS.downsample_workers,
                         help=help_of("downsample_workers"))
-    parser.add_argument("--job-lease-seconds", type=float, default=DEFAULTS.job_lease_seconds,
+    parser.add_argument("--job_lease_seconds", type=float, default=DEFAULTS.job_lease_seconds,
                         help=help_of("job_lease_seconds"))
     parser.add_argument("--fsync", action="store_true", help=help_of("fsync"))
     parser.add_argument("--downsample_max_voxels", type=int, default=DEFAULTS.downsample_max_voxels,
@@ -138,7 +138,7 @@ def serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers {args.workers} needs a server database: SQLite allows one server process; "
                          "pass --db postgresql://... or drop --workers")
     if args.job_lease_seconds <= 0:
-        raise UsageError(f"--job-lease-seconds {args.job_lease_seconds:g} must be positive: 30 suits most servers")
+        raise UsageError(f"--job_lease_seconds {args.job_lease_seconds:g} must be positive: 30 suits most servers")
     check_can_listen(args.host, args.port)  # before anything is created in --data
     locks = lock_server_dirs(settings.data_dir, local_root(settings.volume_url)) if settings.sqlite else ExitStack()
     with locks:

@@ -119,7 +119,7 @@ def test_a_job_left_by_a_dead_process_is_resumed_and_finished(db_url, tmp_path):
 def test_a_killed_servers_job_is_finished_by_the_other_instance(tmp_path, fresh_postgres_url):
     cluster = Cluster(fresh_postgres_url, str(tmp_path / "store"), tmp_path)
     try:
-        first, second = (cluster.start(1, "--job-lease-seconds", "2") for _ in range(2))
+        first, second = (cluster.start(1, "--job_lease_seconds", "2") for _ in range(2))
         extent = (1024, 1024, 64)
         chan = make_channel(cluster.handle(first), extent=extent, levels=4)
         post_constant(cluster.handle(first), chan.path, extent, 9)
@@ -137,6 +137,6 @@ def test_a_killed_servers_job_is_finished_by_the_other_instance(tmp_path, fresh_
 def test_a_lease_that_is_not_positive_is_refused_in_one_line(tmp_path, capsys):
     from ndex.cli.main import main
 
-    assert main(["serve", "--data", str(tmp_path), "--job-lease-seconds", "0"]) == 2
+    assert main(["serve", "--data", str(tmp_path), "--job_lease_seconds", "0"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--job-lease-seconds" in err and "\n" not in err
+    assert "--job_lease_seconds" in err and "\n" not in err

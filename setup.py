@@ -47,6 +47,7 @@ EXTRAS = {
         "psutil>=5.9",  # the scale-out tests find a busy server worker to kill
         "intern>=1.4",
         "ruff>=0.4",
+        "mypy>=1.10",
         "neuroglancer>=2.40",
         "playwright>=1.40",  # drives Debian's chromium (never downloads a browser)
         "zarr>=3",  # reads /zarr/ over HTTP in tests

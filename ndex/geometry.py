@@ -107,7 +107,7 @@ class Box:
 
     def shift(self, offset: Triple) -> Box:
         return Box(tuple(a + d for a, d in zip(self.start, offset)),  # type: ignore[arg-type]
-                   tuple(a + d for a, d in zip(self.stop, offset)))
+                   tuple(a + d for a, d in zip(self.stop, offset)))  # type: ignore[arg-type]
 
     def with_z(self, z0: int, z1: int) -> Box:
         return Box((self.start[0], self.start[1], z0), (self.stop[0], self.stop[1], z1))

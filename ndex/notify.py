@@ -126,9 +126,11 @@ class SlackNotifier:
         self._hook: WebhookClient | None = None
         if token:
             url = (base_url or WebClient.BASE_URL).rstrip("/") + "/"  # slack_sdk joins method names onto it
-            self._web = WebClient(token=token, base_url=url, timeout=timeout, logger=_SDK_LOG)
+            # slack_sdk annotates `timeout: int`; it hands it to urllib, which takes seconds as a float
+            self._web = WebClient(token=token, base_url=url, timeout=timeout, logger=_SDK_LOG)  # type: ignore[arg-type]
         else:
-            self._hook = WebhookClient(webhook_url, timeout=timeout, logger=_SDK_LOG)
+            assert webhook_url is not None  # checked above: a token or a webhook
+            self._hook = WebhookClient(webhook_url, timeout=timeout, logger=_SDK_LOG)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:  # never the token
         where = f"user={self._user!r}" if self._user else (f"channel={self._channel!r}" if self._channel

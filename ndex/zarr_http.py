@@ -99,7 +99,7 @@ def chunk_region(ch: ZarrChannel, lv: Level, key: str) -> tuple[int, Box] | None
     if t >= ch.time_samples or any(s >= n for s, n in zip(start, lv.extent)):
         return None
     stop = tuple(min(s + c, n) for s, c, n in zip(start, (CHUNK_TZYX[3], CHUNK_TZYX[2], CHUNK_TZYX[1]), lv.extent))
-    return t, Box(start, stop)
+    return t, Box(start, stop)  # type: ignore[arg-type]  # x, y, z in and out
 
 
 def chunk_bytes(block: np.ndarray, dtype: str) -> bytes:

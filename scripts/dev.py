@@ -2,7 +2,7 @@
 """Set up a virtualenv for ndex and run its main job or its test suite.
 
     python3 scripts/dev.py demo     # venv + install with the server extra, then `ndex demo`
-    python3 scripts/dev.py test     # venv + install with test extras, then the whole pytest suite
+    python3 scripts/dev.py test     # venv + install with test extras, then ruff, mypy and the pytest suite
 
 Only the standard library is used here: this runs on a machine that has nothing but Python 3.10+
 and this repository. The virtualenv lives in `.venv` (override with NDEX_VENV); installs are
@@ -102,7 +102,28 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         return subprocess.call([str(venv_bin("ndex")), "demo", *rest])
     env = dict(os.environ, PATH=f"{venv_bin('python').parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    failed = static_checks(env)
+    if failed:
+        return failed
     return subprocess.call([str(venv_bin("python")), "-m", "pytest", *rest], cwd=ROOT, env=env)
+
+
+# Run before the tests, each must pass: a lint or type error fails the run as a failing test does.
+STATIC_CHECKS = (
+    ("ruff", ["ruff", "check", "ndex", "tests", "benchmarks", "scripts"]),
+    ("mypy", ["mypy"]),  # what and how: [tool.mypy] in pyproject.toml
+)
+
+
+def static_checks(env: dict[str, str]) -> int:
+    """Run ruff and mypy; the exit code of the first that fails (after printing its findings), else 0."""
+    for name, cmd in STATIC_CHECKS:
+        print(f"{name}: {' '.join(cmd[1:]) or '(pyproject.toml)'}", flush=True)
+        code = subprocess.call([str(venv_bin(cmd[0])), *cmd[1:]], cwd=ROOT, env=env)
+        if code != 0:
+            print(f"error: {name} found problems (above): fix them, then run the tests again", file=sys.stderr)
+            return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
-"""Fixtures every test directory may use: a real `ndex serve` (fixtures_server), a fake Slack API
-(fixtures_slack), a fake render-ws (fixtures_render),
-moto's S3 server (fixtures_s3) and a PostgreSQL server (fixtures_postgres), each on a free 127.0.0.1 port."""
-import sys
-from pathlib import Path
+"""The fixtures every test directory may use, as pytest plugins (pyproject's `pythonpath = ["tests"]`
+makes these modules, and the helpers next to them, importable by name: `from fixtures_server import
+make_channel`). Each starts its component on a free 127.0.0.1 port and stops it afterwards:
+a real `ndex serve` (fixtures_server), the server app in-process behind the real client
+(fixtures_inprocess), a fake Slack API (fixtures_slack), a fake render-ws (fixtures_render), moto's S3
+server (fixtures_s3) and a PostgreSQL server (fixtures_postgres). A directory's own conftest.py adds
+the fixtures only its tests use."""
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from fixtures_postgres import *  # noqa: E402,F403
-from fixtures_render import *  # noqa: E402,F403
-from fixtures_s3 import *  # noqa: E402,F403
-from fixtures_server import *  # noqa: E402,F403
-from fixtures_slack import *  # noqa: E402,F403
+pytest_plugins = [
+    "fixtures_inprocess",
+    "fixtures_postgres",
+    "fixtures_render",
+    "fixtures_s3",
+    "fixtures_server",
+    "fixtures_slack",
+]

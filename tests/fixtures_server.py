@@ -1,4 +1,4 @@
-"""pytest fixtures for tests that need an `ndex serve` (tests/conftest.py does `from fixtures_server import *`).
+"""pytest fixtures for tests that need an `ndex serve` (a plugin of tests/conftest.py).
 
 * `ndex_server` (session): a real `ndex serve` subprocess on a free 127.0.0.1 port, temp --data dir,
   admin token from `ndex token create`.

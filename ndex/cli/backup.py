@@ -37,7 +37,7 @@ def backup(args: argparse.Namespace) -> int:
     settings, lock = open_data(args)
     try:
         dest.mkdir(mode=0o700, parents=True, exist_ok=True)  # the copy holds token hashes: owner only
-        backup_sqlite(sqlite_path(settings.database_url), dest / "ndex.sqlite")
+        backup_sqlite(sqlite_path(settings.database_url), dest / "ndex.sqlite")  # type: ignore[arg-type]  # SQLite: db cleared above
         store = Path(urlparse(settings.volume_url).path)
         if store.exists():
             shutil.copytree(store, dest / "store")

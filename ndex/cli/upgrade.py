@@ -3,6 +3,7 @@ layout, printing each step first (`--dry_run` stops there)."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ndex.cli.common import add_logging_flags, run_guarded, setup_logging
 from ndex.errors import UsageError
@@ -22,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     return run_guarded(lambda: upgrade(args))
 
 
-def open_data(args: argparse.Namespace) -> tuple[ServerSettings, object]:
+def open_data(args: argparse.Namespace) -> tuple[ServerSettings, Any]:
     """The settings of an existing data directory and its lock (SQLite: no server may run meanwhile)."""
     from ndex.server.db import DataDirLock
     from ndex.server.migrate import sqlite_path

@@ -139,7 +139,7 @@ def parse_error_body(body: bytes) -> tuple[int | None, str]:
         return None, excerpt(body)
     if isinstance(data, dict) and "message" in data:
         code = data.get("code")
-        return (int(code) if isinstance(code, int) or str(code).isdigit() else None), excerpt(str(data["message"]))
+        return (int(str(code)) if isinstance(code, int) or str(code).isdigit() else None), excerpt(str(data["message"]))
     if isinstance(data, dict) and "detail" in data:
         return None, excerpt(str(data["detail"]))
     return None, excerpt(body)
@@ -311,7 +311,7 @@ class Http:
         split_url(base_url)  # ConfigError now for a URL that every request would fail on
         self.base_url = base_url.rstrip("/")
         self.host = self.base_url.split("://", 1)[-1]
-        self.timeout = tuple(timeout)
+        self.timeout: tuple[float, float] = (timeout[0], timeout[1])
         self.retries, self.backoff = retries, backoff
         self.sleep, self.jitter = sleep, jitter
         self._listeners: tuple[RetryListener, ...] = (on_retry,) if on_retry is not None else ()

@@ -162,7 +162,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):
         if exc.status_code == 405:
-            return detail(405, f'Method "{request.method}" not allowed.', exc.headers)
+            return detail(405, f'Method "{request.method}" not allowed.', dict(exc.headers or {}))
         if exc.status_code == 404:
             return envelope(404, INVALID_URL, f"no such route: {request.url.path} (see /docs for the API)")
         return envelope(exc.status_code, INVALID_URL, str(exc.detail))

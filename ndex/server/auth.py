@@ -78,7 +78,7 @@ class Authorizer:
         if self._public_gid is None:
             with self.db.begin() as conn:
                 self._public_gid = group_id(conn, PUBLIC_GROUP)
-        return Identity(None, name, frozenset(), frozenset({self._public_gid}))
+        return Identity(None, name, frozenset(), frozenset({self._public_gid}))  # type: ignore[arg-type]  # built in
 
     # --- what ----------------------------------------------------------------------------------
 

@@ -97,12 +97,12 @@ class _ArrayUnpickler(pickle._Unpickler):
             raise pickle.UnpicklingError(f"{module}.{name} is not part of a numpy array pickle") from None
 
     def load_build(self) -> None:
-        state = self.stack.pop()
-        inst = self.stack[-1]
+        state = self.stack.pop()  # type: ignore[attr-defined]  # pickle._Unpickler's, untyped in typeshed
+        inst = self.stack[-1]  # type: ignore[attr-defined]
         _check_state(inst, state)
         inst.__setstate__(state)
 
-    dispatch = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build}
+    dispatch = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build}  # type: ignore[dict-item]
 
 
 def _unpickle_array(raw: bytes) -> np.ndarray:

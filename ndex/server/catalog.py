@@ -105,6 +105,7 @@ class Catalog:
     def _load_info(self, c: str, e: str, ch: str) -> ChannelInfo:
         with self.db.begin() as conn:
             found = self.resolve(conn, c, e, ch)
+            assert found.experiment is not None and found.channel is not None  # a channel path resolved
             frame = self._one(conn, frames, "coordinate frame", frames.c.id == found.experiment["frame_id"])
         return ChannelInfo(found.collection, found.experiment, frame, found.channel)
 
@@ -161,7 +162,7 @@ class Catalog:
                 "creator": exp["creator"]}
 
     def channel_json(self, conn, exp: dict, chan: dict) -> dict:
-        links = {"source": [], "related": []}
+        links: dict[str, list[str]] = {"source": [], "related": []}
         rows = conn.execute(select(channel_links.c.kind, channels.c.name)
                             .join(channels, channels.c.id == channel_links.c.other_id)
                             .where(channel_links.c.channel_id == chan["id"]).order_by(channels.c.id))
@@ -291,7 +292,8 @@ class Catalog:
     def _json(self, conn, ident, found: Resolved) -> dict:
         if found.kind == "collection":
             return self.collection_json(conn, ident, found.collection)
-        if found.kind == "experiment":
+        assert found.experiment is not None  # an experiment or a channel: its experiment was resolved
+        if found.channel is None:
             return self.experiment_json(conn, ident, found.collection, found.experiment)
         return self.channel_json(conn, found.experiment, found.channel)
 
@@ -309,6 +311,7 @@ class Catalog:
             row = found.row
             self.auth.require(ident, kind, row["id"], "update", name="/".join(filter(None, (c, e, ch))))
             if kind == "channel":
+                assert found.experiment is not None  # a channel's path resolves its experiment
                 self._prepare_channel_update(conn, ident, found.experiment, row, values)
             if "name" in values and values["name"] != row["name"]:
                 scope = {"collection": (), "experiment": (experiments.c.collection_id == row.get("collection_id"),),
@@ -441,4 +444,4 @@ class Catalog:
                                  .values(next_id=channels.c.next_id + count)).rowcount
             if not moved:  # past a BIGINT, PostgreSQL fails the UPDATE and SQLite turns the counter into a float
                 raise invalid(f"reserving {count} more ids would pass id {MAX_ID}: reserve fewer")
-            return conn.execute(select(channels.c.next_id).where(channels.c.id == chan_id)).scalar() - count
+            return conn.execute(select(channels.c.next_id).where(channels.c.id == chan_id)).scalar_one() - count

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import IO
 
 import sqlalchemy
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -82,7 +83,7 @@ class Database:
             migrate.upgrade_catalog(url, upgrade_hint=upgrade_hint)
         except ModuleNotFoundError as exc:  # SQLAlchemy imports the database's driver on first use
             raise UsageError(f"--db {redact(url)} needs the Python driver {exc.name!r}, which is not installed: "
-                             f"pip install {DRIVERS.get(exc.name, exc.name)}") from None
+                             f"pip install {DRIVERS.get(exc.name or '', exc.name)}") from None
         except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
             reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
             raise UsageError(f"cannot use the database {redact(url)}: {reason}: check --db") from None
@@ -129,7 +130,7 @@ class DirLock:
 
     def __init__(self, directory: str | os.PathLike) -> None:
         self.path = Path(directory) / LOCK_NAME
-        self.fh = None
+        self.fh: IO[str] | None = None
 
     def acquire(self) -> DirLock:
         make_private_dir(self.path.parent)

@@ -25,7 +25,7 @@ def _pair_sum(values: np.ndarray, axis: int, acc: type) -> np.ndarray:
     def take(sl: slice) -> tuple[slice, ...]:
         return tuple(sl if a == axis else slice(None) for a in range(values.ndim))
 
-    out = values[take(slice(0, None, 2))].astype(acc)
+    out: np.ndarray = values[take(slice(0, None, 2))].astype(acc)
     odd = values[take(slice(1, None, 2))]
     out[take(slice(0, odd.shape[axis]))] += odd
     return out
@@ -41,7 +41,7 @@ def _window_sum(block: np.ndarray, factors_zyx: Triple, acc: type) -> np.ndarray
 
 def _window_log2_counts(shape_zyx: Triple, factors_zyx: Triple, acc: type) -> np.ndarray:
     """log2 of how many voxels each output voxel averages (0..3), broadcastable to the output."""
-    logs = np.zeros((1, 1, 1), dtype=acc)
+    logs: np.ndarray = np.zeros((1, 1, 1), dtype=acc)
     for axis, (n, f) in enumerate(zip(shape_zyx, factors_zyx)):
         per_axis = (np.minimum(f, n - np.arange(0, n, f)) == 2).astype(acc)
         logs = logs + per_axis.reshape([-1 if a == axis else 1 for a in range(3)])

@@ -133,7 +133,7 @@ def coerce(f: Field, value: Any) -> Any:
         if f.nullable:
             return None
         raise invalid(f"{f.name} may not be null")
-    checked = _TYPES[f.type](f, value)
+    checked: Any = _TYPES[f.type](f, value)
     if f.choices and checked not in f.choices:
         raise invalid(f"{f.name} {checked!r} is not one of {', '.join(repr(c) for c in f.choices)}")
     if f.minimum is not None and checked < f.minimum:

@@ -106,7 +106,7 @@ class GroupService:
         with self.db.begin() as conn:
             if conn.execute(select(groups.c.id).where(groups.c.name == name)).first() is not None:
                 raise BossError(GROUP_EXISTS, f"group {name!r} already exists")
-            gid = conn.execute(insert(groups).values(name=name, owner=ident.username)).inserted_primary_key[0]
+            gid = conn.execute(insert(groups).values(name=name, owner=ident.username)).inserted_primary_key[0]  # type: ignore[index]
             if ident.user_id is not None:
                 conn.execute(insert(group_members).values(group_id=gid, user_id=ident.user_id))
                 conn.execute(insert(group_maintainers).values(group_id=gid, user_id=ident.user_id))

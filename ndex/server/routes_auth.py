@@ -144,8 +144,8 @@ def _create_user(db: Database, u: str, body: dict) -> None:
     with db.begin() as conn:
         if user_id(conn, u) is not None:
             raise BossError(7001, f"user {u!r} already exists", status=409)
-        create_user(conn, u, **{key: check_text(str(body.get(key, "")), key) for key in ("first_name", "last_name",
-                                                                                         "email")})
+        create_user(conn, u, **{key: check_text(str(body.get(key, "")), key) for key in (  # type: ignore[arg-type]
+            "first_name", "last_name", "email")})
 
 
 @router.delete("/v1/sso/user/{u}", status_code=204, summary="Delete a user and their tokens (admin)")

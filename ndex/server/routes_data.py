@@ -5,6 +5,8 @@ cap before it reads a single byte of the body, and never reads more than the URL
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -159,7 +161,9 @@ def stored_body(svc: Services, region: Region) -> bytes | None:
 def encoded_body(svc: Services, region: Region, ids: np.ndarray | None, media: str = BLOSC) -> bytes:
     data = filtered_region(svc, region, ids)
     data = data if region.four_d else data[0]
-    return {BLOSC: codecs.encode, bodies.BLOSC_PYTHON: bodies.pack_array, bodies.NPYGZ: bodies.save_npygz}[media](data)
+    encoders: dict[str, Callable[[np.ndarray], bytes]] = {
+        BLOSC: codecs.encode, bodies.BLOSC_PYTHON: bodies.pack_array, bodies.NPYGZ: bodies.save_npygz}
+    return encoders[media](data)
 
 
 def filtered_region(svc: Services, region: Region, ids: np.ndarray | None) -> np.ndarray:

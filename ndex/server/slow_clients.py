@@ -10,6 +10,8 @@ has no cap of its own): a client streaming endless headers is answered 431 and c
 """
 from __future__ import annotations
 
+import asyncio
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers; BOSS requests send a few hundred bytes
@@ -50,7 +52,8 @@ class SlowClientProtocol(HttpToolsProtocol):
 
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(self.timeout_keep_alive, self._headers_too_slow)
+        self._header_timer: asyncio.TimerHandle | None = self.loop.call_later(self.timeout_keep_alive,
+                                                                             self._headers_too_slow)
 
     def _cancel_header_timer(self) -> None:
         timer = getattr(self, "_header_timer", None)

@@ -88,7 +88,7 @@ def group_id(conn: Connection, name: str) -> int | None:
 def ensure_group(conn: Connection, name: str, owner: str = "") -> int:
     gid = group_id(conn, name)
     if gid is None:
-        gid = conn.execute(insert(groups).values(name=name, owner=owner)).inserted_primary_key[0]
+        gid = conn.execute(insert(groups).values(name=name, owner=owner)).inserted_primary_key[0]  # type: ignore[index]
     return gid
 
 
@@ -107,7 +107,7 @@ def create_user(conn: Connection, username: str, *, roles: tuple[str, ...] = (),
                          f"reservation of such names): an admin must delete it (DELETE /v1/groups/{name}) "
                          f"before user {username!r} can be created")
     uid = conn.execute(insert(users).values(username=username, first_name=first_name, last_name=last_name,
-                                            email=email, created=time.time())).inserted_primary_key[0]
+                                            email=email, created=time.time())).inserted_primary_key[0]  # type: ignore[index]
     gid = conn.execute(insert(groups).values(name=name, owner=username, personal_of=uid)).inserted_primary_key[0]
     conn.execute(insert(group_members).values(group_id=gid, user_id=uid))
     conn.execute(insert(group_maintainers).values(group_id=gid, user_id=uid))

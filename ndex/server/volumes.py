@@ -214,7 +214,7 @@ class VolumeStore:
         out_shape = (t_range[1] - t_range[0], *box.shape_zyx)
         handle = self._reader(layout, res, box, t_range)
         inside = self._stored_part(handle, box, t_range) if handle is not None else None
-        if inside is None:
+        if handle is None or inside is None:
             return np.zeros(out_shape, dtype=layout.dtype)
         part_box, part_t = inside
         data = _wait(handle[_index(part_box, part_t)].read(), f"reading {layout.key}/{res}")
@@ -266,7 +266,7 @@ class VolumeStore:
                 return None
             except OSError as exc:
                 raise StoreError(f"storage failed while {where}: {exc}") from exc
-        found = _wait(handle.kvstore.read(key), where)
+        found = _wait(handle.kvstore.read(key), where)  # type: ignore[union-attr]  # zarr3 arrays have one
         return bytes(found.value) if found.state == "value" else None
 
     def write(self, layout: ChannelLayout, res: int, box: Box, t0: int, data: np.ndarray, *,
@@ -300,14 +300,14 @@ class VolumeStore:
             return False  # zeros keep what is stored: only a merge knows it
         key = _chunk_key(t0, box)
         with self._locked(layout.key, res, t0, box):
-            _wait(handle.kvstore.write(key, frame), f"writing {layout.key}/{res}/{key}")
+            _wait(handle.kvstore.write(key, frame), f"writing {layout.key}/{res}/{key}")  # type: ignore[union-attr]
         return True
 
     def to_black(self, layout: ChannelLayout, res: int, box: Box, t_range: tuple[int, int]) -> None:
         self._check_region(layout, res, box, t_range)
         handle = self._reader(layout, res, box, t_range)
         inside = self._stored_part(handle, box, t_range) if handle is not None else None
-        if inside is None:
+        if handle is None or inside is None:
             return  # nothing stored there: it already reads as zeros
         part_box, part_t = inside
         for t, slab in _slabs(part_box, part_t):
@@ -334,14 +334,15 @@ class VolumeStore:
         handle = self._reader(layout, res, Box((0, 0, 0), layout.level_shape(res)), (0, 1))
         if handle is None or not 0 < obj_id <= np.iinfo(layout.dtype).max:
             return None
-        lo, hi = None, None
+        lo: tuple[int, ...] | None = None
+        hi: tuple[int, ...] | None = None
         for cuboid in self._stored_cuboids(handle, layout, res, t=0):
             block = self.read(layout, res, cuboid, (0, 1))[0]
             hit = _extent_of(block == np.asarray(obj_id, dtype=block.dtype), cuboid, tight)
             if hit is not None:
                 lo = hit.start if lo is None else tuple(map(min, lo, hit.start))
                 hi = hit.stop if hi is None else tuple(map(max, hi, hit.stop))
-        return None if lo is None else (Box(lo, hi), (0, 1))
+        return None if lo is None or hi is None else (Box(lo, hi), (0, 1))  # type: ignore[arg-type]  # x, y, z
 
     def downsample(self, layout: ChannelLayout, *, base_res: int = 0,
                    progress: Callable[[int, int], None] | None = None,
@@ -483,7 +484,7 @@ class VolumeStore:
             grown = [max(s, w) for s, w in zip(handle.shape, want)]
             log.info("growing %s/%s from %s to %s", layout.key, res, handle.shape, grown)
             handle = _wait(handle.resize(exclusive_max=grown, expand_only=True), f"growing {layout.key}/{res}")
-        return handle
+        return handle  # type: ignore[return-value]  # mypy loses the narrowing through the try above
 
     # --- merge and locks ------------------------------------------------------------------------
 
@@ -508,7 +509,7 @@ class VolumeStore:
     def _chunk_rows(self, handle: ts.TensorStore, t: int, zc: int) -> set[tuple[int, int]]:
         """(y, x) chunk indices stored in chunk row (t, zc): one listing, no chunk read."""
         prefix = f"c/{t}/{zc}/"
-        keys = _wait(handle.kvstore.list(_prefix_range(prefix), strip_prefix_length=len(prefix)),
+        keys = _wait(handle.kvstore.list(_prefix_range(prefix), strip_prefix_length=len(prefix)),  # type: ignore[union-attr]
                      "listing chunks")
         rows = set()
         for k in keys:
@@ -536,7 +537,8 @@ class VolumeStore:
         if len(rows) <= ROW_LISTINGS:
             return [(zc, yc, xc) for zc in rows for yc, xc in sorted(self._chunk_rows(handle, t, zc))]
         prefix = f"c/{t}/"
-        keys = _wait(handle.kvstore.list(_prefix_range(prefix), strip_prefix_length=len(prefix)), "listing chunks")
+        keys = _wait(handle.kvstore.list(_prefix_range(prefix), strip_prefix_length=len(prefix)),  # type: ignore[union-attr]
+                     "listing chunks")
         found = (tuple(int(v) for v in k.decode().split("/")) for k in keys)
         return sorted(c for c in found if len(c) == 3 and c[0] in rows)
 
@@ -632,4 +634,5 @@ def _extent_of(mask: np.ndarray, cuboid: Box, tight: bool) -> Box | None:
         hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
         lo.append(int(hits[0]))
         hi.append(int(hits[-1]) + 1)
-    return Box(tuple(s + v for s, v in zip(cuboid.start, lo)), tuple(s + v for s, v in zip(cuboid.start, hi)))
+    return Box(tuple(s + v for s, v in zip(cuboid.start, lo)),  # type: ignore[arg-type]  # x, y, z in and out
+               tuple(s + v for s, v in zip(cuboid.start, hi)))  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ what was found and what was expected; a spec that cannot work is a `UsageError`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol, runtime_checkable
 
@@ -228,6 +229,12 @@ class SliceBySlice:
 
     The class provides `z_range`, `shape_xy`, `dtype`, a thread pool `_pool` and `_read_into(z, out)`.
     """
+
+    z_range: Range
+    shape_xy: tuple[int, int]
+    dtype: np.dtype
+    _pool: Any
+    _read_into: Callable[[int, np.ndarray], None]
 
     def read_slab(self, z0: int, z1: int) -> np.ndarray:
         check_slab(self.z_range, z0, z1)

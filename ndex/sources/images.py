@@ -47,7 +47,7 @@ def _decode_tiff(data: bytes, name: str) -> np.ndarray:
 def page_array(page: tifffile.TiffPage | tifffile.TiffFrame) -> np.ndarray:
     """One TIFF page as (y, x) or (y, x, samples), whatever its planar configuration."""
     array = page.asarray()
-    if page.keyframe.planarconfig == tifffile.PLANARCONFIG.SEPARATE and array.ndim == 3:
+    if page.keyframe.planarconfig == tifffile.PLANARCONFIG.SEPARATE and array.ndim == 3:  # type: ignore[union-attr]
         array = np.moveaxis(array, 0, -1)  # samples-first RGB -> (y, x, samples)
     return array
 

@@ -43,7 +43,7 @@ class StackSource(SliceBySlice):
             raise SourceError(f"stack file {self.path} does not exist: fix --base_path") from None
         except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error on damaged files
             raise SourceError(f"cannot open {self.path} as a TIFF stack: {exc}") from exc
-        self._tif.filehandle.lock = True  # page reads from several threads share one file handle
+        self._tif.filehandle.lock = True  # type: ignore[assignment]  # its setter takes a bool: threads share the handle
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(spec.read_threads, thread_name_prefix="ndex-stack")
         try:
@@ -108,6 +108,7 @@ class StackSource(SliceBySlice):
         else:
             with self._lock:  # tifffile loads page objects lazily and not thread-safely
                 page = self._pages[z]
+            assert page is not None  # a page of the opened file, never None
             try:
                 array = page_array(page)
             except Exception as exc:

@@ -86,7 +86,7 @@ class TileSource:
     def _stitch(self, zs: Iterable[int], target: Callable[[int], np.ndarray]) -> dict[int, int]:
         """Place every tile of slices `zs` (all tiles in parallel); returns missing tiles per z."""
         cells = [(z, row, col) for z in zs for row in range(self.grid[1]) for col in range(self.grid[0])]
-        results = self._pool.map(lambda cell: self._place_tile(*cell, target(cell[0])), cells)
+        results = self._pool.map(lambda cell: self._place_tile(cell[0], cell[1], cell[2], target(cell[0])), cells)
         absent: dict[int, int] = {}
         for (z, _, _), missing in zip(cells, results):
             absent[z] = absent.get(z, 0) + missing

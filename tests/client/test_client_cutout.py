@@ -1,4 +1,5 @@
-"""Cutout GET/POST/to_black on the wire: URLs, headers, blosc round trips and corrupt bodies."""
+"""Cutout GET/POST/to_black on the wire: blosc round trips through the server app in-process; URLs,
+headers, corrupt bodies and refusals against exact recorded answers (`responses`)."""
 from __future__ import annotations
 
 import re
@@ -7,7 +8,7 @@ import blosc
 import numpy as np
 import pytest
 import responses
-from client_fakes import BASE, FakeVolume
+from client_fakes import BASE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,33 +26,36 @@ def random_array(dtype, shape, seed=0):
 
 
 @pytest.fixture
-def volume_of(rsps):
+def served(inprocess_boss):
+    """The server app in-process; `served(dtype)` gives a client and a channel REF of `dtype`
+    (frame 128 x 96 x 32 at level 0, two levels, four time samples)."""
     def make(dtype):
-        volume = FakeVolume(dtype)
-        rsps.add_callback(responses.GET, CUTOUTS, callback=volume)
-        rsps.add_callback(responses.POST, CUTOUTS, callback=volume)
-        return volume
+        inprocess_boss.make_channel(REF, np.dtype(dtype).name, (128, 96, 32), time_samples=4, levels=2)
+        return inprocess_boss.client()
     return make
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint64])
-def test_3d_round_trip(client, volume_of, dtype):
-    volume = volume_of(dtype)
+def test_3d_round_trip(inprocess_boss, served, dtype):
+    client = served(dtype)
     box = Box((3, 5, 2), (40, 21, 9))
     data = random_array(dtype, box.shape_zyx)
     client.post_cutout(REF, 0, box, data)
     back = client.get_cutout(REF, 0, box, dtype)
     assert back.dtype == np.dtype(dtype) and back.shape == (7, 16, 37)
     np.testing.assert_array_equal(back, data)
-    np.testing.assert_array_equal(volume.data[0, 2:9, 5:21, 3:40], data)  # 3D lands on default_time_sample
-    assert [s[:2] for s in volume.seen] == [("POST", "/v1/cutout/col1/exp1/chan/0/3:40/5:21/2:9/"),
-                                            ("GET", "/v1/cutout/col1/exp1/chan/0/3:40/5:21/2:9/")]
-    assert volume.seen[1][2] == {"access-mode": ["no-cache"]}
+    stored = inprocess_boss.volume(REF, box, time_range=(0, 2))
+    np.testing.assert_array_equal(stored[0], data)  # 3D lands on default_time_sample
+    assert not stored[1].any()
+    seen = inprocess_boss.seen[-2:]
+    assert [(s.method, s.path) for s in seen] == [("POST", "/v1/cutout/col1/exp1/chan/0/3:40/5:21/2:9/"),
+                                                  ("GET", "/v1/cutout/col1/exp1/chan/0/3:40/5:21/2:9/")]
+    assert seen[0].query == "" and seen[1].query == "access-mode=no-cache"
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint64])
-def test_4d_round_trip_and_sub_box_read(client, volume_of, dtype):
-    volume = volume_of(dtype)
+def test_4d_round_trip_and_sub_box_read(inprocess_boss, served, dtype):
+    client = served(dtype)
     box = Box((0, 0, 0), (64, 48, 16))
     data = random_array(dtype, (3, *box.shape_zyx), seed=1)
     client.post_cutout(REF, 1, box, data, time_range=(1, 4))
@@ -59,22 +63,34 @@ def test_4d_round_trip_and_sub_box_read(client, volume_of, dtype):
     sub = client.get_cutout(REF, 1, Box((10, 7, 3), (20, 9, 8)), dtype, time_range=(2, 3))
     assert sub.shape == (1, 5, 2, 10)
     np.testing.assert_array_equal(sub, data[1:2, 3:8, 7:9, 10:20])
-    assert volume.seen[0][1] == "/v1/cutout/col1/exp1/chan/1/0:64/0:48/0:16/1:4/"
-    assert volume.seen[2][1] == "/v1/cutout/col1/exp1/chan/1/10:20/7:9/3:8/2:3/"
+    cutouts = [s.path for s in inprocess_boss.seen if s.box is not None]
+    assert cutouts[0] == "/v1/cutout/col1/exp1/chan/1/0:64/0:48/0:16/1:4/"
+    assert cutouts[2] == "/v1/cutout/col1/exp1/chan/1/10:20/7:9/3:8/2:3/"
+
+
+@pytest.fixture
+def channel_of(inprocess_boss):
+    """`channel_of(dtype)`: a channel of `dtype` in a 64 x 48 x 32 frame, made on first use."""
+    made: dict[str, ChannelRef] = {}
+
+    def get(dtype) -> ChannelRef:
+        name = np.dtype(dtype).name
+        if name not in made:
+            made[name] = ChannelRef(f"col-{name}", "exp1", "chan")
+            inprocess_boss.make_channel(made[name], name, (64, 48, 32))
+        return made[name]
+    return get
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(x=st.tuples(st.integers(0, 63), st.integers(1, 64)), y=st.tuples(st.integers(0, 47), st.integers(1, 48)),
        z=st.tuples(st.integers(0, 31), st.integers(1, 32)), dtype=st.sampled_from([np.uint8, np.uint16, np.uint64]))
-def test_any_box_round_trips(client, x, y, z, dtype):
+def test_any_box_round_trips(inprocess_boss, channel_of, x, y, z, dtype):
+    ref, client = channel_of(dtype), inprocess_boss.client()
     box = Box.from_ranges(*[(lo, max(lo + 1, hi)) for lo, hi in (x, y, z)])
-    with responses.RequestsMock() as mock:
-        volume = FakeVolume(dtype)
-        mock.add_callback(responses.POST, CUTOUTS, callback=volume)
-        mock.add_callback(responses.GET, CUTOUTS, callback=volume)
-        data = random_array(dtype, box.shape_zyx, seed=box.nvoxels)
-        client.post_cutout(REF, 0, box, data)
-        np.testing.assert_array_equal(client.get_cutout(REF, 0, box, dtype), data)
+    data = random_array(dtype, box.shape_zyx, seed=box.nvoxels)
+    client.post_cutout(ref, 0, box, data)
+    np.testing.assert_array_equal(client.get_cutout(ref, 0, box, dtype), data)
 
 
 def test_filter_iso_and_query_order(client, rsps):

@@ -142,7 +142,7 @@ def test_bad_requests_are_one_line_and_write_nothing(ndex_server, volume, tmp_pa
 
 
 def test_unknown_channel_wrong_token_unreachable_and_missing_token(ndex_server, volume, tmp_path, capsys,
-                                                                   monkeypatch):
+                                                                   monkeypatch, client_sleeps):
     coll, _ = volume
     box = ("--x", "0", "10", "--y", "0", "10", "--z", "0", "5", "--outdir", str(tmp_path))
     assert ndpull(args(ndex_server, coll, "nope", *box)) == 3
@@ -156,6 +156,7 @@ def test_unknown_channel_wrong_token_unreachable_and_missing_token(ndex_server, 
     dead[dead.index("--url") + 1] = "http://127.0.0.1:9"
     assert ndpull([*dead, "--threads", "1"]) == 3
     assert "127.0.0.1:9" in capsys.readouterr().err
+    assert len(client_sleeps) == 6 and client_sleeps[-1] > client_sleeps[0]  # backed off, without waiting
     for var in ("NDEX_TOKEN", "INTERN_TOKEN", "BOSS_TOKEN", "NDEX_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -1,18 +1,8 @@
-"""Fixtures of the planner tests: the shared `ndex serve` fixture and a tiny TIFF volume."""
+"""Fixtures of the planner tests: a tiny TIFF volume (`ndex_server` comes from tests/conftest.py)."""
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-HERE = Path(__file__).resolve().parent
-for path in (str(HERE.parent), str(HERE)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
-from fixtures_server import ndex_server  # noqa: E402,F401  (a fixture, used by name)
 
 
 @pytest.fixture

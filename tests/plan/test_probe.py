@@ -193,7 +193,8 @@ def dead_url():
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def test_probe_against_an_unreachable_server_is_one_line(tiff_volume, tmp_path, monkeypatch, capsys, dead_url):
+def test_probe_against_an_unreachable_server_is_one_line(tiff_volume, tmp_path, monkeypatch, capsys, dead_url,
+                                                         client_sleeps):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NDEX_TOKEN", "t" * 40)
     host = dead_url.split("//")[1]
@@ -202,6 +203,7 @@ def test_probe_against_an_unreachable_server_is_one_line(tiff_volume, tmp_path, 
     assert main(["plan", "pull", "--collection", "c", "--experiment", "e", "--channel", "ch", "--full_extent",
                  "--probe", "--url", dead_url]) == 3
     assert host in one_error_line(capsys)
+    assert len(client_sleeps) == 4  # each probe retried twice (recorded, not slept), then gave up
 
 
 def test_push_probe_needs_a_token_and_a_plain_plan_does_not(tiff_volume, tmp_path, monkeypatch, capsys):

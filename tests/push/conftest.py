@@ -1,27 +1,18 @@
-"""Fixtures of the push tests (helpers live in push_helpers.py)."""
+"""Fixtures of the push tests (helpers live in push_helpers.py): the real client against the server
+app in-process (`boss` is the server side, `client` a BossClient for it)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from inprocess_boss import Boss
 
-# tests/ has no __init__.py: put it (shared fixtures) and this directory (fake_boss, push_helpers) on sys.path
-HERE = Path(__file__).resolve().parent
-for path in (str(HERE.parent), str(HERE)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
-from fake_boss import FakeBoss  # noqa: E402
+from ndex.client import BossClient
 
 
 @pytest.fixture
-def boss() -> FakeBoss:
-    return FakeBoss()
+def boss(inprocess_boss: Boss) -> Boss:
+    return inprocess_boss
 
 
-from fixtures_render import render_server  # noqa: E402,F401 - shared fixtures
-from fixtures_server import make_channel, ndex_server, server_app  # noqa: E402,F401
-from fixtures_slack import slack_server  # noqa: E402,F401
-
-
+@pytest.fixture
+def client(boss: Boss) -> BossClient:
+    return boss.client(threads=4)

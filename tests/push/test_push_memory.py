@@ -64,7 +64,7 @@ def test_block_buffers_copy_exactly_and_are_reused_up_to_their_count():
 
 
 @pytest.mark.parametrize("slabs_in_flight", [1, 2])
-def test_no_more_slabs_live_than_in_flight(tmp_path, boss, slabs_in_flight):
+def test_no_more_slabs_live_than_in_flight(tmp_path, boss, client, slabs_in_flight):
     vol = random_volume((80, 64, 1100), "uint8", zero_fraction=0.0)
     write_slices(tmp_path / "s", vol)
     boss.make_channel(REF, "uint8", extent=(1536, 512, 96))
@@ -72,7 +72,7 @@ def test_no_more_slabs_live_than_in_flight(tmp_path, boss, slabs_in_flight):
                     slabs_in_flight=slabs_in_flight, verify="all")
     source = WatchedSource(open_source(job.spec.source))
     try:
-        report = push(job.spec, job.options, client=boss, source=source, seed=3)
+        report = push(job.spec, job.options, client=client, source=source, seed=3)
     finally:
         source.inner.close()
     assert report.ok, report.failures
@@ -82,13 +82,13 @@ def test_no_more_slabs_live_than_in_flight(tmp_path, boss, slabs_in_flight):
     assert max(source.alive_at_read) <= slabs_in_flight - 1
 
 
-def test_process_estimate_adds_slices_being_decoded_and_the_interpreter(tmp_path, boss):
+def test_process_estimate_adds_slices_being_decoded_and_the_interpreter(tmp_path, boss, client):
     write_slices(tmp_path / "s", random_volume((2, 1024, 1024), "uint16"))
     boss.make_channel(REF, "uint16", extent=(1024, 1024, 16))
     job = push_job(local_spec(tmp_path / "s", (0, 2)), threads=4)
     source = open_source(job.spec.source)
     try:
-        plan = make_plan(boss, job.spec, job.options, source)
+        plan = make_plan(client, job.spec, job.options, source)
     finally:
         source.close()
     slice_bytes = 1024 * 1024 * 2
@@ -98,12 +98,12 @@ def test_process_estimate_adds_slices_being_decoded_and_the_interpreter(tmp_path
     assert f"~{plan.process_estimate / 1e6:,.0f} MB peak" in line and "being decoded" in line
 
 
-def test_manifest_keeps_the_crc32_of_each_posted_block(tmp_path, boss):
+def test_manifest_keeps_the_crc32_of_each_posted_block(tmp_path, boss, client):
     vol = random_volume((16, 32, 32), "uint16", zero_fraction=0.0)
     write_slices(tmp_path / "s", vol)
     boss.make_channel(REF, "uint16", extent=(512, 512, 16))
     job = push_job(local_spec(tmp_path / "s", (0, 16)), manifest=str(tmp_path / "m.sqlite"))
-    assert push(job.spec, job.options, client=boss, seed=1).ok
+    assert push(job.spec, job.options, client=client, seed=1).ok
     manifest = Manifest(job.options.manifest, job.key(boss.remote.url))
     try:
         (block,) = manifest.states()

@@ -9,11 +9,6 @@ import pytest
 import tifffile
 from PIL import Image
 
-try:  # `python -m pytest` (scripts/dev.py, CI) has the checkout on sys.path; a bare `pytest` has tests/
-    from tests.fixtures_render import render_server  # noqa: F401 - the fake render-ws, shared with other folders
-except ModuleNotFoundError:
-    from fixtures_render import render_server  # noqa: F401
-
 SHAPE_ZYX = (20, 200, 300)  # small, but with x != y so that transposed reads fail
 
 

@@ -21,7 +21,7 @@ def assets_dir() -> Path:
 def add_docs(app: FastAPI) -> None:
     """Register /docs, /redoc and their assets; the app must be built with docs_url=redoc_url=None."""
     app.mount(ASSETS, StaticFiles(directory=assets_dir()), name="docs-assets")
-    redirect = app.swagger_ui_oauth2_redirect_url
+    redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"  # FastAPI's default path
 
     @app.get("/docs", include_in_schema=False)
     def swagger(request: Request):

@@ -61,7 +61,7 @@ def chunk(request: Request, res: str, key: str):
     svc, info, zc = readable(request)
     lv = zc.level(int(res)) if res.isdigit() else None
     found = zarr_http.chunk_region(zc, lv, "c/" + key) if lv is not None else None
-    if found is None:
+    if lv is None or found is None:
         raise not_found(f"{res}/{key}")
     body = chunk_body(svc, info, lv.res, *found)
     return Response(body, media_type="application/octet-stream") if body else Response(status_code=404)

@@ -31,6 +31,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -166,7 +167,7 @@ class BadInput(SourceError):
 class TransferFailed(NdexError):
     """Some blocks failed after every retry; `failures` maps each block to its error."""
 
-    def __init__(self, message: str, failures: dict[Any, BaseException] | None = None) -> None:
+    def __init__(self, message: str, failures: Mapping[Any, BaseException | str] | None = None) -> None:
         super().__init__(message)
         self.failures = dict(failures or {})
 

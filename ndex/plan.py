@@ -220,7 +220,7 @@ def pull_job(spec: PullSpec, job: Job) -> PullSpec:
     """The pull of one job: its z range, its own output file when the pull writes one, and z padded as
     one pull of the whole range would pad it."""
     one = spec.for_z_range(*job.z)
-    digits = spec.z_digits or stop_digits(spec.box.z[1])  # type: ignore[union-attr]  (for_z_range needs a box)
+    digits = spec.z_digits or stop_digits(spec.box.z[1])  # type: ignore[union-attr]  # for_z_range needs a box
     name = per_job_name(spec.stack_filename, job.slug) if spec.stack_filename else None
     return replace(one, stack_filename=name, z_digits=digits)
 

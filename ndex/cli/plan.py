@@ -113,7 +113,8 @@ def open_client(args: argparse.Namespace, threads: int = 1) -> BossClient:
     wait out a failing server)."""
     remote = discover(url=args.url, token=args.token,
                       config_file=args.config_file or getattr(args, "boss_config_file", None))
-    return BossClient(remote, threads=threads, **({"retries": probe.PROBE_RETRIES} if args.probe else {}))
+    retries: dict[str, Any] = {"retries": probe.PROBE_RETRIES} if args.probe else {}
+    return BossClient(remote, threads=threads, **retries)
 
 
 def warn_token(args: argparse.Namespace) -> None:
@@ -164,7 +165,7 @@ def push_manifest(spec: PushSpec, log_dir: str | None) -> str | None:
 
 def job_specs(draft: Draft, root: Path | None) -> tuple[list[JobSpec], JobSpec | None]:
     cwd = os.getcwd()
-    where = {"cwd": cwd, "url": draft.url, "config_file": draft.config_file, "notify": draft.notify}
+    where: dict[str, Any] = {"cwd": cwd, "url": draft.url, "config_file": draft.config_file, "notify": draft.notify}
     jobs = []
     for index, (j, spec) in enumerate(draft.specs):
         log_dir = job_log_dir(draft, root, f"job_{index}")
@@ -177,7 +178,7 @@ def job_specs(draft: Draft, root: Path | None) -> tuple[list[JobSpec], JobSpec |
     return jobs, create
 
 
-def remote_of(args: argparse.Namespace) -> dict[str, str | None]:
+def remote_of(args: argparse.Namespace) -> dict[str, Any]:
     return {"url": args.url, "config_file": args.config_file or getattr(args, "boss_config_file", None)}
 
 

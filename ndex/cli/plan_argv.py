@@ -102,7 +102,7 @@ def job_argv(job: JobSpec, push: PushSpec | None = None) -> list[str]:
                 else spec.resources.datatype), *create_words(spec), *words("--log_dir", job.log_dir)]
     options = TransferOptions.from_dict(dict(job.options))
     if job.kind == "push":
-        spec = PushSpec.from_dict(dict(job.spec))
-        return ["ndpush", *connection(job), *push_words(spec), *option_words(options, "push"),
+        push_spec = PushSpec.from_dict(dict(job.spec))
+        return ["ndpush", *connection(job), *push_words(push_spec), *option_words(options, "push"),
                 *words("--log_dir", job.log_dir)]
     return ["ndpull", *words("--url", job.url), *words("--config_file", job.config_file), *pull_words(PullSpec.from_dict(dict(job.spec))), *option_words(options, "pull")]

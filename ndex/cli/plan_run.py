@@ -42,7 +42,7 @@ def parse(job: JobSpec) -> tuple[Any, TransferOptions]:
     """The job's spec and options as the engine takes them; a damaged job file is one line, before any connection."""
     if job.kind == CREATE:
         return CreateSpec.from_dict(dict(job.spec)), TransferOptions()
-    spec_type = {"push": PushSpec, "pull": PullSpec}.get(job.kind)
+    spec_type: Any = {"push": PushSpec, "pull": PullSpec}.get(job.kind)
     if spec_type is None:
         raise UsageError(f"unknown job kind {job.kind!r}: re-create the plan with `ndex plan`")
     try:
@@ -70,7 +70,7 @@ def execute_job(job: JobSpec) -> int:
                 record_offsets(client, spec.ref, spec.offsets)  # as ndpush does: the frame's offsets stay known
                 report = push(spec, options, client=client, notifier=notifier)
             else:
-                report = pull(spec, options, client=client)
+                report = pull(spec, options, client=client)  # type: ignore[assignment]  # the same report API
     except NdexError as exc:
         log.error("%s stopped: %s", job.name, one_line(exc))
         notifier.send(f"{job.kind} {job.name} stopped: {one_line(exc)}")

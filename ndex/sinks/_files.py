@@ -39,7 +39,7 @@ def disk_error(path: Path, exc: BaseException) -> SinkError:
     """A one-line SinkError naming `path`, the cause and the fix."""
     code = getattr(exc, "errno", None)
     cause = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    fix = _FIXES.get(code, "check that the output directory exists, is writable and has free space")
+    fix = _FIXES.get(code, "check that the output directory exists, is writable and has free space")  # type: ignore[arg-type]  # None: no errno, the general fix
     err = SinkError(f"cannot write {path}: {cause}; {fix}")
     err.errno = code
     return err

@@ -33,7 +33,7 @@ SINKS: dict[str, Callable[[OutputSpec], Sink]] = {
 }
 # the kinds whose sink takes blocks as they arrive: a pull into them holds no slab buffer
 PARTIAL_WRITES = frozenset(kind for kind, make in SINKS.items()
-                           if getattr(make, "func", make).supports_partial_writes)
+                           if getattr(make, "func", make).supports_partial_writes)  # type: ignore[union-attr]
 # file name suffixes each kind writes (lower case); the first suffix that matches a name decides its kind
 SUFFIXES = {"zarr": (".ome.zarr", ".zarr"), "numpy": (".npy",), "ome-tiff": (".ome.tif", ".ome.tiff"),
             "stack": (".tif", ".tiff")}

@@ -32,7 +32,7 @@ def slice_name(spec: OutputSpec, z: int, t: int | None = None) -> str:
     """The ndex 1.x file name of slice `z` (and time point `t`)."""
     name = f"{spec.prefix}_{region_tag(spec.box)}"
     if t is not None:
-        name += f"_t{t:0{stop_digits(max(spec.times) + 1)}d}"
+        name += f"_t{t:0{stop_digits(max(spec.times) + 1)}d}"  # type: ignore[type-var, operator]  # t is given: times are ints
     return name + f"_z{z:0{spec.z_digits or stop_digits(spec.box.z[1])}d}.tif"
 
 
@@ -40,7 +40,7 @@ def volume_name(spec: OutputSpec) -> str:
     """Base name of a single-file output when no stack_filename is given."""
     name = f"{spec.prefix}_{region_tag(spec.box)}_z{spec.box.z[0]}-{spec.box.z[1]}"
     if spec.time_points is not None:
-        name += f"_t{min(spec.times)}-{max(spec.times) + 1}"
+        name += f"_t{min(spec.times)}-{max(spec.times) + 1}"  # type: ignore[type-var, operator]  # time_points given: times are ints
     return name
 
 

@@ -85,18 +85,18 @@ class NumpySink:
             with self._lock:
                 self._done.add(slab)
             return
-        with disk_errors(partial_of(self.path)):
-            self.array.flush()  # on disk before the ledger says so
+        with disk_errors(partial_of(self.path)):  # type: ignore[arg-type]  # a ledger means a file
+            self.array.flush()  # type: ignore[attr-defined]  # a memmap: on disk before the ledger says so
         self._ledger.mark(slab)
 
     def finish(self) -> list[Path]:
         if self.path is None:
             return []
-        self._ledger.require_all(z_slabs(self.spec.box), self.path)
+        self._ledger.require_all(z_slabs(self.spec.box), self.path)  # type: ignore[union-attr]  # a path means a ledger
         with disk_errors(partial_of(self.path)):
-            self.array.flush()
+            self.array.flush()  # type: ignore[attr-defined]  # a memmap
         publish(partial_of(self.path), self.path)
-        self._ledger.remove()
+        self._ledger.remove()  # type: ignore[union-attr]
         return [self.path]
 
     def abort(self) -> None:

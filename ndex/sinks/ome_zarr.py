@@ -16,6 +16,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorstore as ts
@@ -69,7 +70,7 @@ def multiscales(spec: OutputSpec, name: str) -> dict:
     if spec.time_points is not None:
         axes.insert(0, {"name": "t", "type": "time"})
         scale.insert(0, 1.0)
-        origin.insert(0, float(min(spec.times)))
+        origin.insert(0, float(min(spec.times)))  # type: ignore[type-var, arg-type]  # time_points given: times are ints
     transforms = [{"type": "scale", "scale": scale}, {"type": "translation", "translation": origin}]
     return {"multiscales": [{
         "version": "0.4", "name": name, "axes": axes,
@@ -103,7 +104,7 @@ class OmeZarr:
     def _open_array(self, *, create: bool) -> ts.TensorStore:
         shape = volume_shape(self.spec)
         chunks = CHUNK_ZYX if len(shape) == 3 else (1, *CHUNK_ZYX)
-        spec = {
+        spec: dict[str, Any] = {
             "driver": "zarr",
             "kvstore": {"driver": "file", "path": str(self._partial / LEVEL_PATH)},
             "metadata": {"shape": list(shape), "chunks": list(chunks), "dtype": np.dtype(self.spec.dtype).newbyteorder("<").str,

@@ -87,7 +87,7 @@ class _Fetcher:
 
 def pending_work(plan: PullPlan, sink: Sink, report: RunReport) -> list[tuple[int, Box]]:
     done = sink.completed(list(plan.slabs))
-    work = []
+    work: list[tuple[int, Box]] = []
     for index, (slab, blocks) in enumerate(zip(plan.slabs, plan.blocks_per_slab)):
         if slab in done:
             report.blocks_skipped += len(blocks)
@@ -148,7 +148,7 @@ def pull(spec: PullSpec, options: TransferOptions | None = None, *, client: Boss
     progress = progress or NullProgress()
     with given_or_own(client, remote, "pull", options, on_retry=progress.retry) as boss:
         plan = plan or make_plan(boss, spec, options)
-        sink = sink or open_sink(spec.output, plan.output_spec)
+        sink = sink or open_sink(spec.output, plan.output_spec)  # type: ignore[arg-type]  # set by PullSpec
         return _execute(boss, plan, sink, progress)
 
 
@@ -162,7 +162,7 @@ def given_or_own(client: BossClient | None, remote: Remote | None, caller: str, 
         return
     if remote is None:
         raise UsageError(f"{caller}() needs a BossClient or a Remote (ndex.config.discover() finds one)")
-    retries = {} if options.retries is None else {"retries": options.retries}
+    retries: dict[str, Any] = {} if options.retries is None else {"retries": options.retries}
     with BossClient(remote, threads=options.threads, **retries, **extra) as own:
         yield own
 

@@ -19,8 +19,8 @@ Range = Sequence[int]
 def data_extents(source: Any, x: Range | None = None, y: Range | None = None, z: Range | None = None) -> Box:
     """The whole data's extent before offsets: the ranges given, else what the source reports."""
     (x0, y0), (sx, sy) = source.origin_xy, source.shape_xy
-    return Box.from_ranges(tuple(x) if x else (x0, x0 + sx), tuple(y) if y else (y0, y0 + sy),
-                           tuple(z) if z else tuple(source.z_range))
+    return Box.from_ranges(tuple(x) if x else (x0, x0 + sx), tuple(y) if y else (y0, y0 + sy),  # type: ignore[arg-type]  # ranges of two
+                           tuple(z) if z else tuple(source.z_range))  # type: ignore[arg-type]
 
 
 def offsets_for(data: Box | None, *, forced: Range | None = None, shift_negative: bool = False) -> Triple:
@@ -43,7 +43,7 @@ def check_non_negative(data: Box, offsets: Triple) -> None:
 def frame_box(data: Box, offsets: Triple, given: Sequence[Range | None] = (None, None, None)) -> Box:
     """The coordinate frame: the ranges `given` per axis, else the data's after offsets; it must contain the data."""
     shifted = data.shift(offsets)
-    frame = Box.from_ranges(*(tuple(g) if g else (lo, hi) for g, lo, hi in zip(given, shifted.start, shifted.stop)))
+    frame = Box.from_ranges(*(tuple(g) if g else (lo, hi) for g, lo, hi in zip(given, shifted.start, shifted.stop)))  # type: ignore[arg-type]  # ranges of two
     if not frame.contains(shifted):
         raise FieldError("frame", f"the coordinate frame ({frame}) must contain the data after offsets "
                                   f"({shifted}): widen {{field}}")

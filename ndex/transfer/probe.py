@@ -84,7 +84,8 @@ def timed(work: Callable[[], T]) -> tuple[float, T]:
 def first_blocks(spec: PullSpec, options: TransferOptions, info: ChannelInfo, box: Box, count: int,
                  max_bytes: int) -> list[Box]:
     """The first `count` blocks of `box` in ndpull's order, fewer if they would exceed `max_bytes` (at least one)."""
-    chosen, total = [], 0
+    chosen: list[Box] = []
+    total = 0
     for slab in z_slabs(box):
         plan = pull_plan.layout(spec, options, info, slab)
         for block in plan.blocks_per_slab[0]:

@@ -131,7 +131,7 @@ class _Pusher:
         # thread while it waits for the next slot (which let a third slab live)
         box = self.plan.slabs[index]
         try:
-            data = read_box(self.source, box.shift(tuple(-v for v in self.spec.offsets)))
+            data = read_box(self.source, box.shift(tuple(-v for v in self.spec.offsets)))  # type: ignore[arg-type]
         except Exception as exc:  # reported per block of the slab by the dispatcher
             return exc
         self.report.add("slices_read", data.shape[0])
@@ -147,7 +147,8 @@ class _Pusher:
         try:
             with ThreadPoolExecutor(self.options.threads, thread_name_prefix="ndpush") as pool:
                 while (item := slabs.get()) is not None:
-                    self._take(pool, *item, todo)
+                    index, slab = item
+                    self._take(pool, index, slab, todo)
         except BaseException:
             self.stop.set()
             raise

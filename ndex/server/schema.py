@@ -8,6 +8,8 @@ database that is recreated beside an old store.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -24,7 +26,7 @@ from sqlalchemy import (
 
 metadata = MetaData()
 NAME = 255
-FRESH_IDS = {"sqlite_autoincrement": True}  # SQLite would reuse the id of a deleted last row
+FRESH_IDS: dict[str, Any] = {"sqlite_autoincrement": True}  # SQLite would reuse the id of a deleted last row
 
 users = Table(
     "users", metadata,

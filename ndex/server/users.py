@@ -108,7 +108,7 @@ def create_user(conn: Connection, username: str, *, roles: tuple[str, ...] = (),
                          f"before user {username!r} can be created")
     uid = conn.execute(insert(users).values(username=username, first_name=first_name, last_name=last_name,
                                             email=email, created=time.time())).inserted_primary_key[0]  # type: ignore[index]
-    gid = conn.execute(insert(groups).values(name=name, owner=username, personal_of=uid)).inserted_primary_key[0]
+    gid = conn.execute(insert(groups).values(name=name, owner=username, personal_of=uid)).inserted_primary_key[0]  # type: ignore[index]
     conn.execute(insert(group_members).values(group_id=gid, user_id=uid))
     conn.execute(insert(group_maintainers).values(group_id=gid, user_id=uid))
     conn.execute(insert(group_members).values(group_id=group_id(conn, PUBLIC_GROUP), user_id=uid))
@@ -161,7 +161,7 @@ def issue_token(conn: Connection, username: str, role: str | None = None) -> str
         raise UsageError(f"unknown role {role!r}: use one of {', '.join(CLI_ROLES)}")
     uid = user_id(conn, username)
     if uid is None:
-        uid = create_user(conn, username, roles=() if role in (None, "user") else (role,))
+        uid = create_user(conn, username, roles=(role,) if role is not None and role != "user" else ())
     elif role is not None:
         set_cli_role(conn, uid, role)
     token = new_token()

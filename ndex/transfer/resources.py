@@ -70,7 +70,7 @@ class ResourceSpec:
     @property
     def new_voxel_size(self) -> tuple[float, float, float]:
         """The voxel size a new coordinate frame gets."""
-        return tuple(float(v) for v in self.voxel_size) if self.voxel_size else (1.0, 1.0, 1.0)
+        return tuple(float(v) for v in self.voxel_size) if self.voxel_size else (1.0, 1.0, 1.0)  # type: ignore[return-value]
 
     @property
     def new_voxel_unit(self) -> str:
@@ -121,7 +121,7 @@ def check_frame(frame: CoordFrame, spec: ResourceSpec) -> None:
         raise ResourceMismatch(
             f"coordinate frame {frame.name!r} ({frame.box}) does not reach this push's {', '.join(outside)}: fix "
             "the --x/y/z_extent, --coord_frame_*_extent or offset flags (frames are never changed)")
-    want = {}
+    want: dict[str, Any] = {}
     if spec.voxel_size is not None:
         want.update({f"{a}_voxel_size": float(v) for a, v in zip("xyz", spec.voxel_size)})
     if spec.voxel_unit is not None:

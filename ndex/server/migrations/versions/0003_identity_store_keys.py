@@ -57,9 +57,9 @@ def _bind_personal_groups() -> None:
     members = sa.table("group_members", sa.column("group_id"), sa.column("user_id"))
     maintainers = sa.table("group_maintainers", sa.column("group_id"), sa.column("user_id"))
     for uid, username in conn.execute(sa.select(users.c.id, users.c.username)).all():
-        gid = conn.execute(sa.select(groups.c.id).where(groups.c.name == username + SUFFIX)).scalar()
+        gid = conn.execute(sa.select(groups.c.id).where(groups.c.name == username + SUFFIX)).scalar()  # type: ignore[operator]
         if gid is None:
-            gid = conn.execute(sa.insert(groups).values(name=username + SUFFIX, owner=username, personal_of=uid)
+            gid = conn.execute(sa.insert(groups).values(name=username + SUFFIX, owner=username, personal_of=uid)  # type: ignore[operator]
                                .returning(groups.c.id)).scalar()
         else:
             conn.execute(sa.update(groups).where(groups.c.id == gid).values(owner=username, personal_of=uid))

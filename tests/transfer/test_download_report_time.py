@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from pull_fakes import FakeClient
 
+from ndex.client import ChannelRef
 from ndex.geometry import Box
 from ndex.sinks import open_sink
 from ndex.transfer.download import pull
@@ -13,10 +13,13 @@ from ndex.transfer.options import TransferOptions
 from ndex.transfer.pull_plan import PullSpec, make_plan
 
 
-def test_the_clock_stops_after_the_stack_is_assembled(tmp_path):
+def test_the_clock_stops_after_the_stack_is_assembled(tmp_path, inprocess_boss):
     vol = np.random.default_rng(0).integers(0, 255, size=(20, 300, 600), dtype=np.uint8)
-    client = FakeClient(vol)
-    spec = PullSpec(ref=client.ref, box=Box((0, 0, 0), (600, 300, 20)), outdir=tmp_path, output="stack",
+    ref = ChannelRef("coll", "exp", "chan")
+    inprocess_boss.make_channel(ref, "uint8", (600, 300, 20))
+    inprocess_boss.store(ref, vol)
+    client = inprocess_boss.client()
+    spec = PullSpec(ref=ref, box=Box((0, 0, 0), (600, 300, 20)), outdir=tmp_path, output="stack",
                     stack_filename="vol.tif")
     options = TransferOptions(threads=2)
     plan = make_plan(client, spec, options)

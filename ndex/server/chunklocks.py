@@ -83,7 +83,7 @@ class AdvisoryLocks:
         for attempt in (1, 2):
             conn = self.engine.raw_connection()
             try:
-                with conn.cursor() as cur:
+                with conn.cursor() as cur:  # type: ignore[attr-defined]  # psycopg's cursor is a context manager
                     cur.execute(query)
                 return conn
             except exc.OperationalError:

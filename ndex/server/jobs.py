@@ -89,13 +89,13 @@ class DownsampleJobs:
 
     def start(self, ident: Identity, info: ChannelInfo) -> None:
         status = self.catalog.status(info.id)
-        refuse_start(ident, info, status, self.max_voxels)
+        refuse_start(ident, info, status, self.max_voxels)  # type: ignore[arg-type]  # info's row: it has one
         with self.lock:
             stopping = info.id in self.jobs  # a cancelled build here has not reached its next check yet
         if stopping or not self.leases.claim(info.id):
             raise BossError(INVALID_STATE, f"a cancelled downsample of channel {info.channel['name']} is still "
                                            "stopping: retry in a few seconds")
-        if not self.catalog.set_status(info.id, "QUEUED", only_if=(status,)):
+        if not self.catalog.set_status(info.id, "QUEUED", only_if=(status,)):  # type: ignore[arg-type]
             self.leases.release(info.id)
             raise BossError(BAD_REQUEST, START_RACE)
         self._submit(info)
@@ -176,7 +176,7 @@ class DownsampleJobs:
         if names is None:
             return None
         self.catalog.changed()  # the names may be new to this process's cache, or stale in it
-        info = self.catalog.channel_info(*names)
+        info = self.catalog.channel_info(*names)  # type: ignore[arg-type]  # a Row of three names
         return info if info.id == chan_id else None
 
     # --- one job ---------------------------------------------------------------------------------

@@ -501,7 +501,7 @@ class VolumeStore:
 
     def _locked(self, key: str, res: int, t: int, slab: Box) -> contextlib.AbstractContextManager[None]:
         """Hold every chunk the slab touches (see ndex.server.chunklocks for what holds and why)."""
-        return self.locks.hold((key, res, t, tuple(v // g for v, g in zip(c.start, BOSS_CUBOID)))
+        return self.locks.hold((key, res, t, tuple(v // g for v, g in zip(c.start, BOSS_CUBOID)))  # type: ignore[misc]  # x, y, z in and out
                                for c in iter_blocks(slab, BOSS_CUBOID))
 
     # --- scanning -------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ class FakeSlack:
         return handler(params) if handler else {"ok": False, "error": "unknown_method"}
 
     def m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": "https://fake.slack.com/", "team": "Fake", "user": "ndex-bot",
+        return {"ok": True, "url": "http://127.0.0.1:9/", "team": "Fake", "user": "ndex-bot",
                 "team_id": "T0FAKE", "user_id": "U0BOT0000", "bot_id": "B0BOT0000"}
 
     def m_users_list(self, params: dict[str, Any]) -> dict[str, Any]:

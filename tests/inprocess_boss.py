@@ -35,7 +35,7 @@ from ndex.client import BossClient, ChannelInfo, ChannelRef
 from ndex.config import Remote
 from ndex.geometry import Box
 
-HOST = "boss.inprocess"  # never resolved: only the adapter mounted for it answers
+HOST = "127.0.0.1:9"  # a closed loopback port, never connected to: only the adapter mounted for it answers
 APP_SECONDS = 120  # one request may take this long in the app before the test is stopped
 CUTOUT = re.compile(r"^/v1/cutout/(?:to_black/)?(?P<coll>[^/]+)/(?P<exp>[^/]+)/(?P<chan>[^/]+)/(?P<res>\d+)/"
                     r"(?P<x>\d+):(?P<x1>\d+)/(?P<y>\d+):(?P<y1>\d+)/(?P<z>\d+):(?P<z1>\d+)/")
@@ -238,7 +238,7 @@ async def call_asgi(app: Any, method: str, url: str, headers: dict[str, str], bo
 
 
 class AppAdapter(BaseAdapter):
-    """requests' transport for `http://boss.inprocess/`: every request goes to the app in-process."""
+    """requests' transport for `http://127.0.0.1:9/`: every request goes to the app in-process."""
 
     def __init__(self, boss: Boss, *, recorded: bool) -> None:
         super().__init__()

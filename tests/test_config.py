@@ -6,7 +6,7 @@ from ndex.errors import ConfigError
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 
 
-def write_cfg(path, host="cfg.example:8000", token="filetoken"):
+def write_cfg(path, host="127.0.0.3:8000", token="filetoken"):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"[Default]\nprotocol = http\nhost = {host}\ntoken = {token}\n")
     return path
@@ -14,21 +14,21 @@ def write_cfg(path, host="cfg.example:8000", token="filetoken"):
 
 def test_flags_beat_environment_beat_config_file(tmp_path):
     write_cfg(tmp_path / "neurodata.cfg")
-    env = {"NDEX_URL": "http://env:1", "NDEX_TOKEN": "envtoken"}
-    remote = discover(url="http://flag:2", token=TOKEN, environ=env, cwd=tmp_path, home=tmp_path)
-    assert (remote.url, remote.token) == ("http://flag:2", TOKEN)
+    env = {"NDEX_URL": "http://127.0.0.4:1", "NDEX_TOKEN": "envtoken"}
+    remote = discover(url="http://127.0.0.5:2", token=TOKEN, environ=env, cwd=tmp_path, home=tmp_path)
+    assert (remote.url, remote.token) == ("http://127.0.0.5:2", TOKEN)
     remote = discover(environ=env, cwd=tmp_path, home=tmp_path)
-    assert (remote.url, remote.token) == ("http://env:1", "envtoken")
+    assert (remote.url, remote.token) == ("http://127.0.0.4:1", "envtoken")
     remote = discover(environ={}, cwd=tmp_path, home=tmp_path)
-    assert (remote.url, remote.token) == ("http://cfg.example:8000", "filetoken")
+    assert (remote.url, remote.token) == ("http://127.0.0.3:8000", "filetoken")
 
 
 def test_intern_variables_boss_token_and_intern_cfg(tmp_path):
-    env = {"INTERN_PROTOCOL": "http", "INTERN_HOST": "h:9", "INTERN_TOKEN": "it"}
-    assert discover(environ=env, cwd=tmp_path, home=tmp_path).url == "http://h:9"
+    env = {"INTERN_PROTOCOL": "http", "INTERN_HOST": "127.0.0.6:9", "INTERN_TOKEN": "it"}
+    assert discover(environ=env, cwd=tmp_path, home=tmp_path).url == "http://127.0.0.6:9"
     assert discover(environ={"BOSS_TOKEN": "bt"}, cwd=tmp_path, home=tmp_path).token == "bt"
-    write_cfg(tmp_path / "home" / ".intern" / "intern.cfg", host="intern:1", token="x")
-    assert discover(environ={}, cwd=tmp_path, home=tmp_path / "home").url == "http://intern:1"
+    write_cfg(tmp_path / "home" / ".intern" / "intern.cfg", host="127.0.0.7:1", token="x")
+    assert discover(environ={}, cwd=tmp_path, home=tmp_path / "home").url == "http://127.0.0.7:1"
 
 
 def test_explicit_config_file_must_exist(tmp_path):
@@ -54,12 +54,12 @@ def test_token_never_in_repr(tmp_path):
 
 def test_bad_url_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="http"):
-        discover(url="ftp://x", token="t", environ={}, cwd=tmp_path, home=tmp_path)
+        discover(url="ftp://127.0.0.1", token="t", environ={}, cwd=tmp_path, home=tmp_path)
 
 
 def test_host_without_protocol_is_one_line_naming_file_and_key(tmp_path):
     cfg = tmp_path / "neurodata.cfg"
-    cfg.write_text("[Default]\nhost = cfg.example:8000\ntoken = filetoken\n")
+    cfg.write_text("[Default]\nhost = 127.0.0.3:8000\ntoken = filetoken\n")
     with pytest.raises(ConfigError) as info:
         discover(environ={}, cwd=tmp_path, home=tmp_path)
     message = str(info.value)

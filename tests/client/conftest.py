@@ -15,7 +15,7 @@ from ndex.config import Remote
 
 @pytest.fixture
 def remote() -> Remote:
-    return Remote("http", "boss.test", TOKEN, origin="tests")
+    return Remote("http", "127.0.0.1:9", TOKEN, origin="tests")
 
 
 @pytest.fixture

@@ -349,7 +349,7 @@ def test_token_never_appears_in_errors_reprs_or_logs(client, rsps, caplog):
 def test_connection_pool_is_sized_to_the_threads(remote, threads):
     with BossClient(remote, threads=threads) as boss:
         for scheme in ("http://", "https://"):
-            adapter = boss.http.session.get_adapter(f"{scheme}boss.test")
+            adapter = boss.http.session.get_adapter(f"{scheme}127.0.0.1:9")
             assert adapter.poolmanager.connection_pool_kw["maxsize"] == threads
             assert adapter._pool_connections == threads
             assert adapter.max_retries.total == 0  # retries are ours, counted and reported
@@ -449,12 +449,12 @@ def test_impossible_settings_are_usage_errors(remote, kw):
 
 
 def test_proxies_come_from_the_environment_once_and_no_proxy_is_honoured(monkeypatch):
-    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     proxied = Http(BASE, TOKEN).session
-    assert not proxied.trust_env and proxied.proxies.get("http") == "http://proxy.test:3128"
+    assert not proxied.trust_env and proxied.proxies.get("http") == "http://127.0.0.1:3128"
     monkeypatch.setenv("NO_PROXY", BASE.split("://")[1].split(":")[0])
     assert Http(BASE, TOKEN).session.proxies == {}
 

@@ -23,11 +23,11 @@ def test_a_name_that_does_not_resolve_is_not_retried(monkeypatch):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_such_name)  # no DNS server is asked
-    http = Http("http://boss.nowhere.test", TOKEN, retries=5, sleep=never_sleeps)
+    http = Http("http://ndex-no-such-host.invalid", TOKEN, retries=5, sleep=never_sleeps)
     with pytest.raises(ConfigError) as info:
         http.request("GET", "/v1/collection/")
     text = str(info.value)
-    assert "does not resolve" in text and "boss.nowhere.test" in text and "--url" in text
+    assert "does not resolve" in text and "ndex-no-such-host.invalid" in text and "--url" in text
     assert http.stats.requests == 1
 
 
@@ -37,7 +37,7 @@ def test_a_temporary_dns_outage_is_still_retried(monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", dns_down)
     sleeps: list[float] = []
-    http = Http("http://boss.nowhere.test", TOKEN, retries=2, backoff=0.01, sleep=sleeps.append)
+    http = Http("http://ndex-no-such-host.invalid", TOKEN, retries=2, backoff=0.01, sleep=sleeps.append)
     with pytest.raises(RemoteUnreachable):
         http.request("GET", "/v1/collection/")
     assert len(sleeps) == 2
@@ -57,7 +57,7 @@ def test_https_to_a_plain_http_server_is_a_tls_error_that_suggests_http(raw_serv
     ("127.0.0.1:8080", "write http://127.0.0.1:8080"),
     ("http://[::1", "malformed"),
     ("http://127.0.0.1:99999", "malformed"),
-    ("ftp://host", "http(s)://host[:port]"),
+    ("ftp://127.0.0.1", "http(s)://host[:port]"),
 ])
 def test_a_url_every_request_would_fail_on_is_refused_up_front(url, words):
     with pytest.raises(ConfigError, match=re.escape(words)):

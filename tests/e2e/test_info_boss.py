@@ -5,7 +5,7 @@ import responses
 
 from ndex.cli.main import main
 
-BASE = "http://boss.test"
+BASE = "http://127.0.0.1:9"  # a closed loopback port: only the mocks answer
 CONN = ["--url", BASE, "--token", "0123456789abcdef0123456789abcdef01234567"]
 SERVER_ERROR = "<!doctype html><html><head><title>Server Error (500)</title></head><body><h1>Server Error (500)</h1>"
 

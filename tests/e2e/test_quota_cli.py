@@ -13,7 +13,7 @@ import tifffile
 from ndex.cli.pull import main as ndpull
 from ndex.cli.push import main as ndpush
 
-BASE = "http://boss.test"
+BASE = "http://127.0.0.1:9"  # a closed loopback port: only the mocks answer
 DATA = Path(__file__).resolve().parents[1] / "data" / "boss"
 QUOTA = json.loads((DATA / "errors.json").read_text())["quota_cutout"]
 CONN = ["--url", BASE, "--token", "0123456789abcdef0123456789abcdef01234567",

@@ -33,7 +33,7 @@ OPTIONS = TransferOptions(threads=3, block_bytes=2**20, verify="all", max_memory
 
 def job(index: int, spec=NASTY, memory=100 * 10**6, kind="push", options=OPTIONS) -> JobSpec:
     return JobSpec(index, kind, spec.to_dict(), options.to_dict(), (index * 16, index * 16 + 16), 10**6, 4, memory,
-                   1.5, "/where", url="https://api.example.org", log_dir="/logs/job a",
+                   1.5, "/where", url="https://127.0.0.1:8443", log_dir="/logs/job a",
                    notify={"token_file": "/my secrets/slack", "user": "a&b|c;d"})
 
 
@@ -79,7 +79,7 @@ def test_a_push_job_renders_as_the_ndpush_command_that_builds_the_same_spec():
                                push_cli.offsets_for(args, None))
     assert again == NASTY
     assert push_cli.push_options(args, None) == OPTIONS
-    assert args.url == "https://api.example.org" and args.log_dir == "/logs/job a"
+    assert args.url == "https://127.0.0.1:8443" and args.log_dir == "/logs/job a"
     assert (args.slack_token_file, args.slack_usr, args.slack_channel) == ("/my secrets/slack", "a&b|c;d", None)
     (line,) = shell_lines([argv])
     assert shlex.split(line) == argv

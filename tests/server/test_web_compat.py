@@ -19,7 +19,7 @@ from PIL import Image
 from ndex import codecs
 from ndex.cli.local_server import free_port
 
-ORIGIN = "http://viewer.example:8443"
+ORIGIN = "http://127.0.0.1:8443"
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_cors_headers_on_success_and_on_errors(cors_server):
         assert "code" in err.json()
     unauth = requests.post(f"{cors_server.url}/v1/collection/x-y/", json={}, headers={"Origin": ORIGIN})
     assert unauth.status_code == 401 and unauth.headers["Access-Control-Allow-Origin"] == ORIGIN
-    other = requests.get(f"{cors_server.url}/v1/collection/", headers={"Origin": "http://evil.example"})
+    other = requests.get(f"{cors_server.url}/v1/collection/", headers={"Origin": "http://127.0.0.1:6666"})
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
@@ -90,7 +90,7 @@ def test_preflight_allows_authorization(cors_server):
     assert "authorization" in r.headers["Access-Control-Allow-Headers"].lower()
     assert "GET" in r.headers["Access-Control-Allow-Methods"]
     refused = requests.options(f"{cors_server.url}/v1/collection/", headers={
-        "Origin": "http://evil.example", "Access-Control-Request-Method": "GET"})
+        "Origin": "http://127.0.0.1:6666", "Access-Control-Request-Method": "GET"})
     assert "Access-Control-Allow-Origin" not in refused.headers
 
 

@@ -129,5 +129,5 @@ def test_impossible_render_specs_are_usage_errors(render_server, kw, message):
 
 
 def test_api_root_accepts_the_usual_spellings():
-    for url in ("http://h:8080", "http://h:8080/", "http://h:8080/render-ws", "http://h:8080/render-ws/v1/"):
-        assert api_root(url) == "http://h:8080/render-ws/v1"
+    for url in ("http://127.0.0.1:8080", "http://127.0.0.1:8080/", "http://127.0.0.1:8080/render-ws", "http://127.0.0.1:8080/render-ws/v1/"):
+        assert api_root(url) == "http://127.0.0.1:8080/render-ws/v1"

@@ -15,7 +15,7 @@ from ndex.sources.registry import REGISTRY
 
 
 def test_spec_round_trips_through_json():
-    spec = SourceSpec(datasource="render", render_base_url="http://h", render_window=[0, 4000], limit_x=[1, 9],
+    spec = SourceSpec(datasource="render", render_base_url="http://127.0.0.1", render_window=[0, 4000], limit_x=[1, 9],
                       rgb_channel="g", tile_size=[256, 128], extension=".png", z_range=(2, 5))
     assert spec.render_window == (0, 4000) and spec.rgb_channel == 1 and spec.extension == "png"
     assert SourceSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import logging
 import os
@@ -13,6 +14,10 @@ from ndex.errors import UsageError
 from ndex.server.settings import ServerSettings, help_of
 
 DEFAULTS = ServerSettings()
+# settings whose flag is spelled like the setting (older flags keep their hyphenated names)
+TUNABLES = ("job_lease_seconds", "downsample_max_voxels", "quota_per_day", "cutout_memory_mb", "request_timeout",
+            "client_timeout", "cors_origins")
+METAVARS = {"downsample_max_voxels": "N", "quota_per_day": "BYTES"}
 SHUTDOWN_SECONDS = 5  # after SIGTERM, requests still running are cancelled after this long
 
 
@@ -28,20 +33,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=help_of("allow_sourceless_annotations"))
     parser.add_argument("--downsample-workers", type=int, default=DEFAULTS.downsample_workers,
                         help=help_of("downsample_workers"))
-    parser.add_argument("--job_lease_seconds", type=float, default=DEFAULTS.job_lease_seconds,
-                        help=help_of("job_lease_seconds"))
     parser.add_argument("--fsync", action="store_true", help=help_of("fsync"))
-    parser.add_argument("--downsample_max_voxels", type=int, default=DEFAULTS.downsample_max_voxels,
-                        metavar="N", help=help_of("downsample_max_voxels"))
-    parser.add_argument("--quota_per_day", type=int, default=DEFAULTS.quota_per_day, metavar="BYTES",
-                        help=help_of("quota_per_day"))
-    parser.add_argument("--cutout_memory_mb", type=int, default=DEFAULTS.cutout_memory_mb,
-                        help=help_of("cutout_memory_mb"))
-    parser.add_argument("--request_timeout", type=float, default=DEFAULTS.request_timeout,
-                        help=help_of("request_timeout"))
-    parser.add_argument("--client_timeout", type=float, default=DEFAULTS.client_timeout,
-                        help=help_of("client_timeout"))
-    parser.add_argument("--cors_origins", default="", help=help_of("cors_origins"))
+    types = {f.name: {"int": int, "float": float, "str": str}[str(f.type)] for f in dataclasses.fields(DEFAULTS)
+             if f.name in TUNABLES}
+    for name in TUNABLES:  # each flag is its setting: type, default and help come from ServerSettings
+        parser.add_argument(f"--{name}", type=types[name], default=getattr(DEFAULTS, name),
+                            metavar=METAVARS.get(name), help=help_of(name))
     parser.add_argument("--ssl_certfile", default="", help="PEM certificate: serve HTTPS (neuroglancer's boss:// "
                                                            "datasource refuses plain http)")
     parser.add_argument("--ssl_keyfile", default="", help="PEM private key of --ssl_certfile")
@@ -81,11 +78,8 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
     return ServerSettings(data_dir=args.data, db_url=args.db, store_url=args.store,
                           allow_sourceless_annotations=args.allow_sourceless_annotations,
                           downsample_workers=args.downsample_workers, fsync=args.fsync,
-                          downsample_max_voxels=args.downsample_max_voxels, quota_per_day=args.quota_per_day,
-                          cutout_memory_mb=args.cutout_memory_mb, request_timeout=args.request_timeout,
-                          client_timeout=args.client_timeout,
-                          cors_origins=args.cors_origins, viewer_bind=args.host, viewer_port=args.viewer_port,
-                          job_lease_seconds=args.job_lease_seconds)
+                          viewer_bind=args.host, viewer_port=args.viewer_port,
+                          **{name: getattr(args, name) for name in TUNABLES})
 
 
 def connection_limits(settings: ServerSettings) -> dict:

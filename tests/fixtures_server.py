@@ -30,7 +30,7 @@ from ndex.cli.local_server import free_port
 from ndex.config import Remote
 
 __all__ = ["ServerHandle", "TestChannel", "app_server", "cli_token", "each_db_server", "make_channel", "ndex_server",
-           "server_app", "start_uvicorn", "serve_in_process", "stop_process", "tls_server"]
+           "server_app", "serve_in_process", "start_serve", "start_uvicorn", "stop_process", "tls_server"]
 
 STARTUP_SECONDS = 60
 
@@ -110,16 +110,27 @@ def ndex_server(tmp_path_factory):
     data = tmp_path_factory.mktemp("ndex-serve-data")
     token = ndex_cli("token", "create", "--data", str(data), "--user", "admin", "--role", "admin").stdout
     token = token.strip().splitlines()[-1]
+    proc, url = start_serve(data)
+    try:
+        yield ServerHandle(url, token, data)
+    finally:
+        stop_process(proc)
+
+
+def start_serve(data: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """`ndex serve --data DATA FLAGS` as a subprocess on a free loopback port, answering /ping/; stop it with
+    `stop_process`."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(data),
-                             "--host", "127.0.0.1", "--port", str(port), "--quiet"],
+                             "--host", "127.0.0.1", "--port", str(port), "--quiet", *flags],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_ping(url, proc)
-        yield ServerHandle(url, token, data)
-    finally:
+    except RuntimeError:
         stop_process(proc)
+        raise
+    return proc, url
 
 
 @contextmanager

@@ -11,27 +11,11 @@ import blosc
 import numpy as np
 import pytest
 import requests
-from fixtures_server import ServerHandle, make_channel, ndex_cli, wait_for_ping
+from fixtures_server import ServerHandle, make_channel, ndex_cli, start_serve, stop_process
 
 from ndex.cli.local_server import free_port
 from ndex.cli.main import main
 from ndex.server.db import DataDirLock, StoreLock
-
-
-def serve(data: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(data), "--host",
-                             "127.0.0.1", "--port", str(port), "--quiet", *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_for_ping(url, proc)
-    return proc, url
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    proc.wait(timeout=30)
-    proc.stderr.close()
 
 
 def loose(root: Path) -> list[str]:
@@ -49,7 +33,7 @@ def test_data_and_store_are_private_to_the_servers_user(tmp_path):
     try:
         data, store = tmp_path / "data", tmp_path / "elsewhere" / "store"
         token = ndex_cli("token", "create", "--data", str(data), "--user", "admin", "--role", "admin").stdout.strip()
-        proc, url = serve(data, "--store", str(store))
+        proc, url = start_serve(data, "--store", str(store))
         try:
             server = ServerHandle(url, token, data)
             tc = make_channel(server, extent=(512, 512, 16), levels=2)
@@ -62,7 +46,7 @@ def test_data_and_store_are_private_to_the_servers_user(tmp_path):
             assert len(files) > 3 and (data / "ndex.sqlite").is_file()
             assert loose(data) == [] and loose(store) == []
         finally:
-            stop(proc)
+            stop_process(proc)
     finally:
         os.umask(old)
 
@@ -71,11 +55,11 @@ def test_a_data_directory_open_to_other_users_is_named_at_start(tmp_path):
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
     data.chmod(0o755)  # as an older ndex, or a mkdir by hand, left it
-    proc, _ = serve(data)
+    proc, _ = start_serve(data)
     try:
-        line = proc.stderr.readline()
+        line = proc.stderr.readline().decode()
     finally:
-        stop(proc)
+        stop_process(proc)
     assert f"{data} is open to other users (mode 755): chmod go= {data}" in line
 
 
@@ -96,7 +80,7 @@ def test_a_second_server_on_the_same_store_with_another_data_dir_is_refused(tmp_
 
 def test_a_real_second_server_on_a_running_servers_store_is_refused_and_may_start_after_it(tmp_path):
     store = tmp_path / "store"
-    proc, _ = serve(tmp_path / "one", "--store", str(store))
+    proc, _ = start_serve(tmp_path / "one", "--store", str(store))
     try:
         second = subprocess.run([sys.executable, "-m", "ndex.cli.main", "serve", "--data", str(tmp_path / "two"),
                                  "--store", str(store), "--port", str(free_port())],
@@ -104,6 +88,6 @@ def test_a_real_second_server_on_a_running_servers_store_is_refused_and_may_star
         assert second.returncode == 2
         assert f"pid {proc.pid}" in second.stderr and "--store" in second.stderr
     finally:
-        stop(proc)
-    proc, _ = serve(tmp_path / "two", "--store", str(store))  # the lock went with the first server
-    stop(proc)
+        stop_process(proc)
+    proc, _ = start_serve(tmp_path / "two", "--store", str(store))  # the lock went with the first server
+    stop_process(proc)

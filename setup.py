@@ -14,7 +14,6 @@ BASE = [
     "imagecodecs>=2024.1",  # zstd and lzw TIFF compression (tifffile imports it)
     "Pillow>=9",
     "tqdm>=4.60",
-    "tensorstore>=0.1.60",  # the OME-Zarr output (ndex/sinks) writes through it, as the server does
     "slack_sdk>=3.20",
     "jsonschema>=4",  # --metadata_schema
 ]
@@ -27,9 +26,13 @@ SERVER = [
     "SQLAlchemy>=2.0",
     "alembic>=1.13",  # schema migrations of the catalog (ndex/server/migrations)
     "fastapi-offline>=1.7",  # Swagger UI and ReDoc assets, so /docs and /redoc work offline
+    "tensorstore>=0.1.60",  # the voxel store (ndex/server/volumes.py)
 ]
+# `pip install 'ndex[zarr]'`: OME-Zarr outputs (ndex/sinks/ome_zarr.py), named by the sink factory when missing
+ZARR = ["tensorstore>=0.1.60"]
 EXTRAS = {
     "server": SERVER,
+    "zarr": ZARR,
     "s3": ["boto3>=1.26"],
     "postgres": [*SERVER, "psycopg[binary]>=3.1"],  # ndex serve --db postgresql://... (several --workers)
     "dask": ["distributed>=2023.1"],

@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
         return 2
     command, rest = argv[0], argv[1:]
     # demo starts an `ndex serve`; the tests start servers, S3 (moto), Dask and PostgreSQL
-    ensure_venv("server,test,s3,dask,postgres" if command in {"test", "setup"} else "server")
+    ensure_venv("server,zarr,test,s3,dask,postgres" if command in {"test", "setup"} else "server")
     if command in {"test", "setup"}:
         ensure_system_packages()
     if command == "setup":

@@ -20,14 +20,14 @@ COMES_WITH = {"urllib3": "requests", "starlette": "fastapi", "anyio": "fastapi",
               "tornado": "neuroglancer"}
 # ndex.testing: the conformance suites a backend's own tests reuse, so it may import the test tools
 TESTING = "testing"
-SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "httptools", "uvloop")
+SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "httptools", "uvloop", "tensorstore")
 
 
 def requirements() -> dict[str, list[str]]:
     """setup.py's BASE, SERVER and EXTRAS, read without running setup()."""
     tree = ast.parse((ROOT / "setup.py").read_text())
     wanted = [n for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
-              and n.targets[0].id in ("BASE", "SERVER", "EXTRAS")]
+              and n.targets[0].id in ("BASE", "SERVER", "ZARR", "EXTRAS")]
     values: dict[str, object] = {}
     exec(compile(ast.Module(body=wanted, type_ignores=[]), "setup.py", "exec"), {}, values)  # plain literals
     return {"base": values["BASE"], **values["EXTRAS"]}
@@ -68,9 +68,9 @@ def test_the_base_install_holds_no_server_package():
 
 def test_what_ndex_imports_outside_the_server_is_in_the_base_install_or_an_extra():
     client = third_party_imports(*(p for p in (ROOT / "ndex").iterdir() if p.name not in ("server", TESTING)))
-    allowed = provided("base", "s3", "dask", "viewer", "server")
+    allowed = provided("base", "s3", "dask", "viewer", "server", "zarr")
     assert client <= allowed, client - allowed
-    assert client & set(SERVER_ONLY) == {"uvicorn"}  # only `ndex serve` imports it, when it runs
+    assert client & set(SERVER_ONLY) == {"uvicorn", "tensorstore"}  # imported only by `ndex serve` and the zarr sink
 
 
 def test_the_server_needs_only_the_base_install_and_the_server_extra():
@@ -80,7 +80,7 @@ def test_the_server_needs_only_the_base_install_and_the_server_extra():
 
 def test_every_installed_package_is_imported_by_ndex_else_it_is_a_test_dependency():
     imported = third_party_imports(ROOT / "ndex")
-    for extra in ("base", "server", "s3", "dask", "viewer"):
+    for extra in ("base", "server", "zarr", "s3", "dask", "viewer"):
         for requirement in requirements()[extra]:
             module = module_of(requirement)
             assert module is None or module in imported, f"{extra}: {requirement} is never imported by ndex/"
@@ -128,10 +128,20 @@ def test_server_commands_name_the_extra_to_install(argv, tmp_path, monkeypatch):
     done = client_only("from ndex.cli.main import main\nsys.exit(main())", *argv)
     assert done.returncode == 2
     assert done.stderr.strip() == (f"error: `ndex {argv[0]}` needs the server's packages (fastapi, uvicorn, "
-                                   "sqlalchemy, alembic missing): pip install 'ndex[server]'")
+                                   "sqlalchemy, alembic, tensorstore missing): pip install 'ndex[server]'")
     assert not list(tmp_path.iterdir())  # nothing created: the check comes first
 
 
 def test_the_readme_commands_install_what_they_run():
     dev = (ROOT / "scripts" / "dev.py").read_text()
-    assert '"server,test,s3,dask,postgres" if command in {"test", "setup"} else "server"' in dev
+    assert '"server,zarr,test,s3,dask,postgres" if command in {"test", "setup"} else "server"' in dev
+
+
+def test_a_client_install_names_the_zarr_extra_for_an_ome_zarr_pull(tmp_path):
+    code = ("from pathlib import Path\nfrom ndex.sinks import open_sink\nfrom ndex.testing.sinks import make_spec\n"
+            f"open_sink('zarr', make_spec(Path({str(tmp_path)!r})))")
+    done = client_only(code)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == ("ndex.errors.UsageError: writing OME-Zarr needs tensorstore, "
+                                                    "which is not installed: pip install 'ndex[zarr]'")
+    assert not list(tmp_path.iterdir())

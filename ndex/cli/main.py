@@ -29,7 +29,7 @@ SUBCOMMANDS = {
 
 # commands that run or open a server, and the modules of setup.py's `server` extra they import
 NEEDS_SERVER = frozenset({"serve", "token", "upgrade", "backup", "demo"})
-SERVER_MODULES = ("fastapi", "uvicorn", "sqlalchemy", "alembic")
+SERVER_MODULES = ("fastapi", "uvicorn", "sqlalchemy", "alembic", "tensorstore")
 
 
 def missing_extra(command: str | None) -> str | None:

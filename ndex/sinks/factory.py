@@ -20,15 +20,28 @@ from ndex.errors import FieldError, UsageError
 from ndex.sinks.base import OutputSpec, Sink
 from ndex.sinks.layout import UNSIGNED
 from ndex.sinks.numpy_sink import NumpySink
-from ndex.sinks.ome_zarr import OmeZarr
 from ndex.sinks.tiff_slices import TiffSlices
 from ndex.sinks.tiff_stack import TiffStack
+
+ZARR_EXTRA = "pip install 'ndex[zarr]'"
+
+
+def open_ome_zarr(spec: OutputSpec) -> Sink:
+    """The OME-Zarr sink, imported only when asked for: tensorstore is an optional extra of the client."""
+    try:
+        from ndex.sinks.ome_zarr import OmeZarr
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"writing OME-Zarr needs {exc.name}, which is not installed: {ZARR_EXTRA}") from None
+    return OmeZarr(spec)
+
+
+open_ome_zarr.supports_partial_writes = True  # type: ignore[attr-defined]  # as OmeZarr, without importing it
 
 SINKS: dict[str, Callable[[OutputSpec], Sink]] = {
     "tif": TiffSlices,
     "stack": TiffStack,
     "ome-tiff": partial(TiffStack, ome=True),
-    "zarr": OmeZarr,
+    "zarr": open_ome_zarr,
     "numpy": NumpySink,
 }
 # the kinds whose sink takes blocks as they arrive: a pull into them holds no slab buffer

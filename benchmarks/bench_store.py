@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ndex.geometry import BOSS_CUBOID, Box, iter_blocks
-from ndex.server.volumes import ChannelLayout, VolumeStore
+from ndex.server.layout import ChannelLayout
+from ndex.server.volumes import VolumeStore
 
 
 def timed(label: str, nbytes: int, fn) -> None:

@@ -120,8 +120,8 @@ def check_store(settings: ServerSettings) -> None:
 def serve(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
+    from ndex.server.arrays import local_root
     from ndex.server.db import Database, lock_server_dirs, private_files
-    from ndex.server.volumes import local_root
 
     settings = settings_from(args)
     tls = tls_options(args)
@@ -142,8 +142,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def warn_shared(settings: ServerSettings) -> None:
     """Name what other users may read: a data directory made by an older ndex or by hand."""
+    from ndex.server.arrays import local_root
     from ndex.server.db import shared_modes, sqlite_path
-    from ndex.server.volumes import local_root
 
     private = (settings.data_dir, local_root(settings.volume_url) or "", sqlite_path(settings.database_url) or "")
     for path, mode in shared_modes(*private):

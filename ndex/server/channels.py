@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ndex.geometry import Box, iso_level
-from ndex.server.volumes import ChannelLayout, VolumeStore
+from ndex.server.layout import ChannelLayout
+from ndex.server.volumes import VolumeStore
 
 
 def new_store_key() -> str:

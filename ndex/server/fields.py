@@ -12,8 +12,8 @@ from typing import Any
 
 from ndex.geometry import VOXEL_UNITS as BOSS_VOXEL_UNITS
 from ndex.server.http_errors import invalid
+from ndex.server.layout import STORABLE_DTYPES
 from ndex.server.values import INT32_MAX, MAX_EXTENT, MAX_TEXT, check_text
-from ndex.server.volumes import STORABLE_DTYPES
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
 MAX_DESCRIPTION = 4096

@@ -27,8 +27,9 @@ from ndex.server.catalog import Catalog
 from ndex.server.channels import ChannelInfo, drop_data
 from ndex.server.http_errors import BAD_REQUEST, BOSS_SYSTEM_ERROR, INVALID_STATE, BossError
 from ndex.server.leases import ACTIVE, JobLeases
+from ndex.server.pyramid import DownsampleCancelled
 from ndex.server.schema import channels, collections, experiments
-from ndex.server.volumes import DownsampleCancelled, VolumeStore
+from ndex.server.volumes import VolumeStore
 
 log = logging.getLogger(__name__)
 DB_CHECK_SECONDS = 2.0

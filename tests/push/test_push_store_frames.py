@@ -11,7 +11,8 @@ import pytest
 
 from ndex import codecs
 from ndex.geometry import Box
-from ndex.server.volumes import ChannelLayout, VolumeStore
+from ndex.server.layout import ChannelLayout
+from ndex.server.volumes import VolumeStore
 
 CUBOID = Box((512, 0, 16), (1024, 512, 32))  # one whole chunk (x 512:1024, y 0:512, z 16:32)
 CHUNK_KEY = "c/0/1/0/1"  # (t, z, y, x) chunk indices of CUBOID
@@ -30,7 +31,7 @@ def layout() -> ChannelLayout:
 
 
 def stored_chunk(store: VolumeStore, layout: ChannelLayout) -> bytes | None:
-    found = store._writer(layout, 0).kvstore.read(CHUNK_KEY).result()
+    found = store.arrays.writer(layout, 0).kvstore.read(CHUNK_KEY).result()
     return bytes(found.value) if found.state == "value" else None
 
 

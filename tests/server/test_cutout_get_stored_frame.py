@@ -13,7 +13,8 @@ from fixtures_server import make_channel
 from intern.remote.boss import BossRemote
 
 from ndex.geometry import Box
-from ndex.server.volumes import ChannelLayout, VolumeStore
+from ndex.server.layout import ChannelLayout
+from ndex.server.volumes import VolumeStore
 
 EXTENT = (1100, 600, 40)  # x and y are not multiples of 512: the last cuboids are clipped
 RNG = np.random.default_rng(11)

@@ -77,7 +77,7 @@ def test_scans_of_a_frame_2_40_deep_read_only_the_stored_chunk(served, monkeypat
     z0 = MAX_EXTENT - 2**10  # 2**36 chunk rows deep (13-digit coordinates): a scan that walked the frame would not finish
     assert post_blosc(server, f"/v1/cutout/{deep.path}/0/512:1024/0:512/{z0}:{z0 + 16}", block).status_code == 201
     store = app.state.services.store
-    reads, listings = Counted(monkeypatch, store, "read"), Counted(monkeypatch, store, "_chunk_rows")
+    reads, listings = Counted(monkeypatch, store, "read"), Counted(monkeypatch, store.arrays, "chunk_rows")
     loose = get(server, f"/v1/boundingbox/{deep.path}/0/7").json()
     tight = get(server, f"/v1/boundingbox/{deep.path}/0/7", params={"type": "tight"}).json()
     assert loose == {"x_range": [512, 1024], "y_range": [0, 512], "z_range": [z0, z0 + 16], "t_range": [0, 1]}

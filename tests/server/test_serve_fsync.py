@@ -40,7 +40,7 @@ def test_the_flag_reaches_the_file_driver_of_every_worker(tmp_path, flags):
     store = app.state.services.store
     try:
         # the kvstore spec with its context bound is the one place tensorstore tells the setting
-        assert store._root.spec(retain_context=True).to_json()["file_io_sync"] is bool(flags)
+        assert store.arrays.root.spec(retain_context=True).to_json()["file_io_sync"] is bool(flags)
     finally:
         store.close()
         app.state.services.db.close()

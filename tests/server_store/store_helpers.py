@@ -10,7 +10,7 @@ import boto3
 import numpy as np
 
 from ndex.geometry import Box
-from ndex.server.volumes import ChannelLayout
+from ndex.server.layout import ChannelLayout
 
 
 def layout(key="ch1", dtype="uint8", extent=(600, 540, 40), time_samples=1, levels=1, z_scaled=(),

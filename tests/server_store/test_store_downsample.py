@@ -11,7 +11,7 @@ from store_helpers import box, layout, random_labels, reference_reduce
 from ndex.errors import NdexError
 from ndex.geometry import Box
 from ndex.server import downsample as ds
-from ndex.server.volumes import DownsampleCancelled
+from ndex.server.pyramid import DownsampleCancelled
 
 small_blocks = hnp.arrays(
     dtype=st.sampled_from([np.uint8, np.uint16, np.uint64]),

@@ -14,7 +14,8 @@ from store_helpers import box, kvstore_spec, layout, random_labels, read_json, s
 
 from ndex.errors import NdexError, OutOfBounds, UsageError
 from ndex.geometry import Box
-from ndex.server.volumes import StoreError, VolumeStore
+from ndex.server.arrays import StoreError
+from ndex.server.volumes import VolumeStore
 
 CROSSING = box((500, 530), (505, 520), (14, 19))  # touches 2 x 2 x 2 chunks
 

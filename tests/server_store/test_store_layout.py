@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ndex.server import migrate
-from ndex.server.volumes import StoreError
+from ndex.server.arrays import StoreError
 
 
 def test_an_unrecorded_store_is_layout_1_and_gets_its_marker(store):
@@ -25,7 +25,7 @@ def test_a_newer_layout_is_refused(store):
 
 def test_a_damaged_marker_is_one_clear_error(store):
     store.record_layout(1)
-    store._root.write("ndex-store.json", b"{not json").result()
+    store.arrays.root.write("ndex-store.json", b"{not json").result()
     with pytest.raises(StoreError, match="damaged"):
         store.layout_version()
 

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ndex.cli.common import EXIT_OK, add_logging_flags, run_guarded, setup_logging, standalone_main
-from ndex.transfer.expand import expand_stack
+from ndex.cli.plan_argv import source_words
+from ndex.jobs.formats import command_line
+from ndex.sources import SourceSpec
+from ndex.transfer.expand import ExpandResult, expand_stack
 
 DESCRIPTION = "Split a multipage TIFF stack into single-slice TIFF files that ndpush can read."
 
@@ -29,10 +33,19 @@ def run(args: argparse.Namespace) -> int:
         result = expand_stack(args.input, args.outdir, base_filename=args.base_filename, split_rgb=args.split_rgb)
         print(f"wrote {result.files} files to {result.outdir}")
         for channel in result.channels:
-            print(f"read back with: ndpush {result.ndpush_args(channel)}")
+            print(f"read back with: {read_back_command(result, channel)}")
         return EXIT_OK
 
     return run_guarded(body)
+
+
+def read_back_command(result: ExpandResult, channel: str = "", style: str | None = None) -> str:
+    """The ndpush command line (quoted for this machine's shell unless `style` says) that reads one
+    channel's slices back; collection, experiment and the rest are the user's to add."""
+    source = SourceSpec(datasource="local", base_path=str(result.outdir), base_filename=result.base_filename,
+                        extension=result.extension, z_range=result.z_range)
+    argv = ["ndpush", "--datasource", "local", *source_words(source), *(["--channel", channel] if channel else [])]
+    return command_line(argv, style or ("cmd" if os.name == "nt" else "posix"))
 
 
 def main(argv: list[str] | None = None) -> int:

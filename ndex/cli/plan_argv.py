@@ -51,12 +51,18 @@ def ref_words(ref: Any) -> list[str]:
     return ["--collection", ref.collection, "--experiment", ref.experiment, "--channel", ref.channel]
 
 
-def push_words(spec: PushSpec) -> list[str]:
-    out = ref_words(spec.ref)
+def source_words(source: SourceSpec) -> list[str]:
+    """The ndpush flags that open `source` (its channel, filling <ch>, is ndpush's --channel)."""
+    out = []
     for name, flag in SOURCE_FLAGS.items():
-        value = getattr(spec.source, name)
+        value = getattr(source, name)
         if value != getattr(DEFAULT_SOURCE, name):
             out += words(flag, value)
+    return out
+
+
+def push_words(spec: PushSpec) -> list[str]:
+    out = ref_words(spec.ref) + source_words(spec.source)
     if any(spec.offsets):
         out += words("--forced_offsets", spec.offsets)
     return out + words("--res", spec.res or None) + words("--post_zero_blocks", spec.post_zero_blocks)

@@ -3,7 +3,6 @@ specs) and a SLURM array script."""
 from __future__ import annotations
 
 import shlex
-import subprocess
 from collections.abc import Sequence
 
 from ndex.errors import UsageError
@@ -16,13 +15,50 @@ STYLES = ("posix", "cmd")
 PROCESS_OVERHEAD = 256 * 2**20
 
 
+CMD_SPECIAL = frozenset('<>|&^()"')  # what cmd.exe acts on outside double quotes
+
+
 def command_line(argv: Sequence[str], style: str = "posix") -> str:
-    """One command line that a POSIX shell (shlex quoting) or Windows cmd (list2cmdline) splits back to argv."""
+    """One command line that a POSIX shell (shlex quoting) or Windows cmd.exe (`cmd_quote`) splits back to argv."""
     if style == "posix":
         return shlex.join(argv)
     if style == "cmd":
-        return subprocess.list2cmdline(list(argv))
+        return " ".join(cmd_quote(arg) for arg in argv)
     raise UsageError(f"unknown quoting style {style!r}: use one of {', '.join(STYLES)}")
+
+
+def cmd_quote(arg: str) -> str:
+    """`arg` as cmd.exe passes it on and the program's C runtime splits it back, unchanged.
+
+    Two parsers read a Windows command line: cmd.exe first (outside double quotes `<`, `>`, `|`, `&`
+    redirect or chain and `^` escapes), then the program's C runtime (backslashes count only before a
+    quote). An argument with a blank or a cmd character is put in double quotes; one that holds a double
+    quote itself would flip cmd's quote state, so there every cmd character, quotes included, is escaped
+    with `^` as well. `%` expands variables even inside quotes and a line break ends the command: neither
+    can be written, and saying so beats a command that does something else.
+    """
+    if "%" in arg or "\n" in arg or "\r" in arg:
+        raise UsageError(f"{arg!r} holds a % or a line break, which a cmd.exe command line cannot carry: "
+                         "rename it, or use --format json and `ndex run`")
+    if arg and not CMD_SPECIAL.union(" \t").intersection(arg):
+        return arg
+    quoted = _runtime_quoted(arg)
+    if '"' not in arg:
+        return quoted
+    return "".join("^" + ch if ch in CMD_SPECIAL else ch for ch in quoted)
+
+
+def _runtime_quoted(arg: str) -> str:
+    """`arg` in double quotes for the C runtime: backslashes doubled before a quote, each inner quote escaped."""
+    out, slashes = ['"'], 0
+    for ch in arg:
+        if ch == "\\":
+            slashes += 1
+            continue
+        out.append("\\" * (2 * slashes + 1) + ch if ch == '"' else "\\" * slashes + ch)
+        slashes = 0
+    out.append("\\" * (2 * slashes) + '"')
+    return "".join(out)
 
 
 def shell_lines(argvs: Sequence[Sequence[str]], style: str = "posix") -> list[str]:

@@ -60,7 +60,7 @@ def test_windows_quoting(tiff_volume, tmp_path, monkeypatch, capsys):
     assert main(args("--format", "cmd")) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("ndpush --collection c ") for line in lines)
-    assert "--base_filename img_<p:4>" in lines[1]  # list2cmdline quotes only spaces, tabs and quotes
+    assert "--base_filename \"img_<p:4>\"" in lines[1]  # cmd.exe would take a bare < as a redirection
 
 
 def test_run_is_exclusive_with_other_formats(tiff_volume, tmp_path, monkeypatch, capsys):

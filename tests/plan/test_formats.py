@@ -8,6 +8,9 @@ import math
 import shlex
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shell_split import windows_argv
 
 from ndex.cli import pull as pull_cli
 from ndex.cli import push as push_cli
@@ -41,33 +44,6 @@ def parsed(module, argv):
     parser = argparse.ArgumentParser(allow_abbrev=False)
     module.configure(parser)
     return parser.parse_args(argv)
-
-
-def windows_split(line: str) -> list[str]:
-    """The MS C runtime's rules for splitting a command line (the inverse of subprocess.list2cmdline)."""
-    out, word, quoted, slashes, has_word = [], [], False, 0, False
-    for ch in line + " ":
-        if ch == "\\":
-            slashes += 1
-            continue
-        if ch == '"':
-            word.append("\\" * (slashes // 2))
-            if slashes % 2:
-                word.append('"')
-            else:
-                quoted = not quoted
-            slashes, has_word = 0, True
-            continue
-        word.append("\\" * slashes)
-        slashes = 0
-        if ch in " \t" and not quoted:
-            if has_word or any(word):
-                out.append("".join(word))
-            word, has_word = [], False
-        else:
-            word.append(ch)
-            has_word = True
-    return out
 
 
 def test_a_push_job_renders_as_the_ndpush_command_that_builds_the_same_spec():
@@ -108,10 +84,29 @@ def test_a_create_step_renders_as_ndpush_create_resources():
 
 
 def test_windows_lines_split_back_to_the_argv():
-    argv = ["ndpull", "--outdir", r"C:\My Data\out dir" + "\\", "--collection", 'a"b', "--channel", "plain"]
+    argv = ["ndpull", "--outdir", r"C:\My Data\out dir" + "\\", "--collection", 'a"b', "--channel", "plain",
+            "--base_filename", "img_<p:4>", "--x", "a&b|c", "--y", "^(x)", "--z", 'say "<hi>" & go\\', "--e", ""]
     line = command_line(argv, "cmd")
-    assert windows_split(line) == argv
-    assert windows_split(shell_lines([argv], style="cmd")[0]) == argv
+    assert windows_argv(line) == argv
+    assert windows_argv(shell_lines([argv], style="cmd")[0]) == argv
+    assert '"img_<p:4>"' in line.split()  # a template reads as one quoted word, as in the help
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet='ab <>|&^()"\\\t;=,', max_size=12), min_size=1, max_size=4))
+def test_any_argument_survives_cmd_exe_and_the_c_runtime(argv):
+    assert windows_argv(command_line(["ndpush", *argv], "cmd")) == ["ndpush", *argv]
+
+
+@pytest.mark.parametrize("arg", ["50%", "%PATH%", "two\nlines"])
+def test_what_cmd_exe_cannot_carry_is_refused_not_mangled(arg):
+    with pytest.raises(ValueError, match="cmd.exe command line cannot carry"):
+        command_line(["ndpull", "--outdir", arg], "cmd")
+
+
+def test_a_rendered_push_job_survives_cmd_exe():
+    argv = job_argv(job(0))
+    assert windows_argv(command_line(argv, "cmd")) == argv
 
 
 def test_unknown_quoting_style_is_refused():

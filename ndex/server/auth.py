@@ -2,7 +2,10 @@
 
 Role `admin` passes every check. Everyone else needs a permission held by one of their groups, or,
 for reads with a public shortcut, an object flagged `public`. The token `public` (unless it is a real
-token) and requests without credentials act as a read-only identity that belongs to group `public`.
+token) acts as a read-only account in group `public`, like BOSS's public-access account (every BOSS
+user is in that group). A request without credentials belongs to no group at all, as BOSS's anonymous
+user (django-guardian's anonymous support is off there): it reads objects flagged `public` and nothing
+that was granted to a group, and lists no permission sets.
 """
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ class Authorizer:
         if not authorization:
             if method.upper() not in SAFE_METHODS:
                 raise NotAuthenticated("Authentication credentials were not provided.")
-            return self.anonymous("anonymous")
+            return self.anonymous()
         scheme, _, token = authorization.strip().partition(" ")
         token = token.strip()
         if scheme.lower() not in ("token", "bearer") or not token:  # Bearer: neuroglancer and OAuth clients
@@ -70,15 +73,21 @@ class Authorizer:
         with self.db.begin() as conn:
             found = user_by_token(conn, token)
             if found is None:
-                return self.anonymous("public") if token == "public" else None
+                return self.public_account() if token == "public" else None
             uid, name = found
             return Identity(uid, name, frozenset(roles_of(conn, uid)), groups_of(conn, uid))
 
-    def anonymous(self, name: str) -> Identity:
+    @staticmethod
+    def anonymous() -> Identity:
+        """A caller without credentials: no user, no role, no group."""
+        return Identity(None, "anonymous", frozenset(), frozenset())
+
+    def public_account(self) -> Identity:
+        """The `public` token: read-only, in group `public` (what is shared with every user reaches it)."""
         if self._public_gid is None:
             with self.db.begin() as conn:
                 self._public_gid = group_id(conn, PUBLIC_GROUP)
-        return Identity(None, name, frozenset(), frozenset({self._public_gid}))  # type: ignore[arg-type]  # built in
+        return Identity(None, "public", frozenset(), frozenset({self._public_gid}))  # type: ignore[arg-type]  # built in
 
     # --- what ----------------------------------------------------------------------------------
 

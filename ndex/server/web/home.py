@@ -48,7 +48,7 @@ def home(request: Request):
     try:
         ident = identify(request)
     except NotAuthenticated:  # a stale cookie: show the public view and say so
-        return render(svc, svc.auth.anonymous("anonymous"), "your login token is no longer valid: log in again",
+        return render(svc, svc.auth.anonymous(), "your login token is no longer valid: log in again",
                       stale=True)
     return render(svc, ident)
 
@@ -134,7 +134,7 @@ async def login(request: Request):
     except NotAuthenticated:
         ident = None
     if ident is None or ident.user_id is None:
-        anon = svc.auth.anonymous("anonymous")
+        anon = svc.auth.anonymous()
         return render(svc, anon, "that token is not valid: create one with `ndex token create`", status=401)
     response = RedirectResponse("/", status_code=303)
     set_login(response, token, secure=request.url.scheme == "https")

@@ -58,12 +58,40 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def known_flags(self) -> list[str]:
         """This parser's flags and those of its subcommands (only the chosen one is configured)."""
-        flags = [f for a in self._actions for f in a.option_strings]
+        flags = [f for a in self._actions if a.help is not argparse.SUPPRESS for f in a.option_strings]
         for action in self._actions:
             for child in getattr(action, "choices", None) or ():
                 if isinstance(action, argparse._SubParsersAction):
                     flags += action.choices[child].known_flags()
         return flags
+
+
+class RenamedFlag(argparse.Action):
+    """The old spelling of a renamed flag: hidden from the help, sets what the new flag sets, and says
+    once on stderr which spelling to use (a script written for the old one keeps working)."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, new: str, nargs: Any = None, const: Any = None,
+                 **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=nargs, const=const, default=argparse.SUPPRESS,
+                         help=argparse.SUPPRESS, **kw)
+        self.new = new
+        self.warned = False
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if not self.warned:
+            print(f"warning: {option_string} is deprecated and will go: spell it {self.new}", file=sys.stderr)
+            self.warned = True
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+
+
+def add_renamed_flag(parser: argparse.ArgumentParser, old: str, new: str) -> None:
+    """Accept `old` as a deprecated spelling of the flag `new`, which the parser already has."""
+    target = next(a for a in parser._actions if new in a.option_strings)
+    takes_value = target.nargs != 0
+    parser.add_argument(old, dest=target.dest, action=RenamedFlag, new=new, nargs=target.nargs,
+                        const=None if takes_value else target.const, type=target.type if takes_value else None,
+                        metavar=target.metavar)
 
 
 def did_you_mean(unknown: list[str], known: list[str]) -> str:

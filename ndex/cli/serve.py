@@ -9,14 +9,17 @@ import os
 import socket
 import sys
 
-from ndex.cli.common import add_logging_flags, run_guarded, setup_logging
+from ndex.cli.common import add_logging_flags, add_renamed_flag, run_guarded, setup_logging
 from ndex.errors import UsageError
 from ndex.server.settings import ServerSettings, help_of
 
 DEFAULTS = ServerSettings()
-# settings whose flag is spelled like the setting (older flags keep their hyphenated names)
-TUNABLES = ("job_lease_seconds", "downsample_max_voxels", "quota_per_day", "cutout_memory_mb", "request_timeout",
-            "client_timeout", "cors_origins")
+# settings whose flag is spelled like the setting
+TUNABLES = ("allow_sourceless_annotations", "downsample_workers", "fsync", "job_lease_seconds",
+            "downsample_max_voxels", "quota_per_day", "cutout_memory_mb", "request_timeout", "client_timeout",
+            "cors_origins")
+RENAMED = {"--allow-sourceless-annotations": "--allow_sourceless_annotations",  # ndex 2.0 spellings, deprecated
+           "--downsample-workers": "--downsample_workers"}
 METAVARS = {"downsample_max_voxels": "N", "quota_per_day": "BYTES"}
 SHUTDOWN_SECONDS = 5  # after SIGTERM, requests still running are cancelled after this long
 
@@ -29,16 +32,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default="", help=help_of("store_url"))
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes (more than 1 needs --db postgresql://...)")
-    parser.add_argument("--allow-sourceless-annotations", action="store_true",
-                        help=help_of("allow_sourceless_annotations"))
-    parser.add_argument("--downsample-workers", type=int, default=DEFAULTS.downsample_workers,
-                        help=help_of("downsample_workers"))
-    parser.add_argument("--fsync", action="store_true", help=help_of("fsync"))
-    types = {f.name: {"int": int, "float": float, "str": str}[str(f.type)] for f in dataclasses.fields(DEFAULTS)
-             if f.name in TUNABLES}
+    types = {f.name: str(f.type) for f in dataclasses.fields(DEFAULTS) if f.name in TUNABLES}
     for name in TUNABLES:  # each flag is its setting: type, default and help come from ServerSettings
-        parser.add_argument(f"--{name}", type=types[name], default=getattr(DEFAULTS, name),
-                            metavar=METAVARS.get(name), help=help_of(name))
+        if types[name] == "bool":
+            parser.add_argument(f"--{name}", action="store_true", help=help_of(name))
+            continue
+        parser.add_argument(f"--{name}", type={"int": int, "float": float, "str": str}[types[name]],
+                            default=getattr(DEFAULTS, name), metavar=METAVARS.get(name), help=help_of(name))
+    for old, new in RENAMED.items():
+        add_renamed_flag(parser, old, new)
     parser.add_argument("--ssl_certfile", default="", help="PEM certificate: serve HTTPS (neuroglancer's boss:// "
                                                            "datasource refuses plain http)")
     parser.add_argument("--ssl_keyfile", default="", help="PEM private key of --ssl_certfile")
@@ -76,8 +78,6 @@ def check_can_listen(host: str, port: int) -> None:
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
     return ServerSettings(data_dir=args.data, db_url=args.db, store_url=args.store,
-                          allow_sourceless_annotations=args.allow_sourceless_annotations,
-                          downsample_workers=args.downsample_workers, fsync=args.fsync,
                           viewer_bind=args.host, viewer_port=args.viewer_port,
                           **{name: getattr(args, name) for name in TUNABLES})
 

@@ -55,3 +55,34 @@ def test_role_on_an_existing_user_changes_it_or_says_it_did_not(tmp_path, capsys
     assert role_after(capsys, data, "--role", "resource-manager") == (
         "user 'ann' already has role resource-manager: unchanged", "resource-manager")
     assert role_after(capsys, data) == ("", "resource-manager")  # no --role: a token, nothing else
+
+
+def serve_args(*argv: str):
+    from ndex.cli.main import build_parser
+    return build_parser("serve").parse_args(["serve", *argv])
+
+
+def test_every_serve_flag_is_spelled_with_underscores_and_the_old_spellings_still_work_with_one_warning(capsys):
+    from ndex.cli.main import build_parser
+    from ndex.cli.serve import settings_from
+
+    help_text = build_parser("serve")._subparsers._group_actions[0].choices["serve"].format_help()
+    assert "--allow_sourceless_annotations" in help_text and "--downsample_workers" in help_text
+    assert "--allow-sourceless" not in help_text and "--downsample-workers" not in help_text
+    new = settings_from(serve_args("--allow_sourceless_annotations", "--downsample_workers", "3"))
+    assert capsys.readouterr().err == ""
+    old = settings_from(serve_args("--allow-sourceless-annotations", "--downsample-workers", "2",
+                                   "--downsample-workers", "3"))
+    assert old == new and new.allow_sourceless_annotations and new.downsample_workers == 3
+    warnings = capsys.readouterr().err.splitlines()
+    assert warnings == ["warning: --allow-sourceless-annotations is deprecated and will go: spell it "
+                        "--allow_sourceless_annotations",
+                        "warning: --downsample-workers is deprecated and will go: spell it --downsample_workers"]
+    defaults = settings_from(serve_args())
+    assert not defaults.allow_sourceless_annotations and defaults.downsample_workers == 1
+
+
+def test_a_mistyped_serve_flag_suggests_the_underscore_spelling(capsys):
+    with pytest.raises(SystemExit):
+        serve_args("--downsample-wrkers", "2")
+    assert "did you mean --downsample_workers?" in capsys.readouterr().err

@@ -88,10 +88,9 @@ class RenamedFlag(argparse.Action):
 def add_renamed_flag(parser: argparse.ArgumentParser, old: str, new: str) -> None:
     """Accept `old` as a deprecated spelling of the flag `new`, which the parser already has."""
     target = next(a for a in parser._actions if new in a.option_strings)
-    takes_value = target.nargs != 0
-    parser.add_argument(old, dest=target.dest, action=RenamedFlag, new=new, nargs=target.nargs,
-                        const=None if takes_value else target.const, type=target.type if takes_value else None,
-                        metavar=target.metavar)
+    like: dict[str, Any] = {"nargs": 0, "const": target.const} if target.nargs == 0 else \
+        {"nargs": target.nargs, "type": target.type, "metavar": target.metavar}
+    parser.add_argument(old, dest=target.dest, action=RenamedFlag, new=new, **like)
 
 
 def did_you_mean(unknown: list[str], known: list[str]) -> str:

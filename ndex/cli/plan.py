@@ -16,7 +16,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ndex.cli.common import EXIT_FAILED, EXIT_OK, parse_size, run_guarded, setup_logging
+from ndex.cli.common import (
+    EXIT_FAILED,
+    EXIT_LOCAL_IO,
+    EXIT_OK,
+    EXIT_REMOTE,
+    EXIT_USAGE,
+    parse_size,
+    run_guarded,
+    setup_logging,
+)
 from ndex.cli.flags import flag_names
 from ndex.cli.plan_argv import job_argv
 from ndex.client import BossClient
@@ -33,6 +42,7 @@ from ndex.progress import mb
 from ndex.transfer import probe, pull_plan
 from ndex.transfer.options import TransferOptions
 from ndex.transfer.probe import Probe
+from ndex.transfer.push_plan import make_plan
 from ndex.transfer.resources import CreateSpec, load_metadata
 from ndex.transfer.upload import PushSpec
 
@@ -241,6 +251,8 @@ def push_draft(args: argparse.Namespace) -> Draft:
             footprint = push_footprint(specs[0], options, box, source.dtype.itemsize)
             measured = measure_push(args, specs[0], options, source, box) if args.probe else None
         create = tool.create_spec(args, refs[0], source, extents, offsets, metadata) if args.create_resources else None
+        if args.run and create is None:
+            check_targets(args, specs, options, source)
     finally:
         source.close()
     warn_token(args)
@@ -249,6 +261,15 @@ def push_draft(args: argparse.Namespace) -> Draft:
     cut_specs = tuple((j, push_job(spec, j)) for spec in specs for j in parts.jobs)
     return Draft("push", parts, cut_specs, options, specs[0], create, log_dir=args.log_dir,
                  default_dir=f"ndex_plan_{refs[0].prefix}", notify=slack_of(args), **remote_of(args))
+
+
+def check_targets(args: argparse.Namespace, specs: list[PushSpec], options: TransferOptions, source) -> None:
+    """--run into channels that exist: the jobs start now, so what each would refuse at its start (no such
+    channel, another datatype, a frame that does not reach the data) is refused here, before a plan exists.
+    A plan written to files is not checked: its channel may be created before the jobs run."""
+    with open_client(args, 1) as client, flag_names():
+        for spec in specs:
+            make_plan(client, spec, options, source)
 
 
 def slack_of(args: argparse.Namespace) -> dict[str, str] | None:
@@ -358,7 +379,7 @@ def run_plan(args: argparse.Namespace, draft: Draft, pool, workers: int) -> int:
         report(outcome, False)
         if not outcome.ok:
             print(outcome.output_tail, file=sys.stderr)
-            return EXIT_FAILED
+            return exit_code_of([outcome])
     todo = unfinished(files.jobs)
     print(f"running {len(todo)} of {len(files.jobs)} jobs ({len(files.jobs) - len(todo)} done earlier), "
           f"{min(workers, max(1, len(todo)))} at a time; plan in {files.root}", flush=True)
@@ -368,8 +389,17 @@ def run_plan(args: argparse.Namespace, draft: Draft, pool, workers: int) -> int:
     if any(not o.ok for o in outcomes):
         print(f"some jobs failed: see their logs in {files.root / 'logs'} and `ndex status {files.root}`; "
               "re-running the same command runs only the unfinished jobs", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    return exit_code_of(outcomes)
+
+
+def exit_code_of(outcomes: list[Outcome]) -> int:
+    """0 if every job is done; the failed jobs' exit code if they agree on what failed (bad input, the
+    server, local files), so a script tells a bad slice from a network failure; else EXIT_FAILED."""
+    codes = {o.state.exit_code for o in outcomes if not o.ok}
+    if not codes:
+        return EXIT_OK
+    code = codes.pop()
+    return code if not codes and code in (EXIT_USAGE, EXIT_REMOTE, EXIT_LOCAL_IO) else EXIT_FAILED
 
 
 def execute(args: argparse.Namespace) -> int:

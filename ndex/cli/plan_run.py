@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ndex.cli.common import EXIT_FAILED, EXIT_OK, ended_early, one_line, run_guarded
+from ndex.cli.common import EXIT_FAILED, EXIT_OK, ended_early, one_line, run_guarded, say_error
 from ndex.cli.flags import flag_names
 from ndex.client import BossClient
 from ndex.config import discover
@@ -99,7 +99,10 @@ def finish(report) -> int:
     print(report.summary())
     if (code := ended_early(report)) is not None:
         return code
-    for line in report.failure_lines() + report.notes:
+    failures = report.failure_lines()
+    if failures:  # the first names the cause: logged too, it is the job's message in `ndex status`
+        say_error(failures[0])
+    for line in failures[1:] + report.notes:
         print(line, file=sys.stderr)
     if report.files:  # a pull's output, as ndpull says it
         print(f"wrote {len(report.files)} file(s) to {report.files[0] if len(report.files) == 1 else report.files[0].parent}")

@@ -70,6 +70,7 @@ def test_run_local_then_rerun_only_the_failed_job(env, tiff_volume, capsys):
     status = capsys.readouterr().out
     assert "3 jobs: 2 done, 0 running, 1 failed, 0 pending" in status
     assert "job_1 z 16:32: failed" in status
+    assert "img_0020.tif does not exist" in status  # the job's own first failure, not "exited with code 1"
     # each job kept its own log and resume manifest
     assert list((files.root / "logs" / "job_0").glob("ingest_log_*_11.txt"))
     assert list((files.root / "logs" / "job_2").glob("*.manifest.sqlite"))

@@ -14,10 +14,13 @@ from ndex.errors import UsageError
 from ndex.server.settings import ServerSettings, help_of
 
 DEFAULTS = ServerSettings()
-# settings whose flag is spelled like the setting
-TUNABLES = ("allow_sourceless_annotations", "downsample_workers", "fsync", "job_lease_seconds",
-            "downsample_max_voxels", "quota_per_day", "cutout_memory_mb", "request_timeout", "client_timeout",
-            "cors_origins")
+# settings whose flag is spelled like the setting (type, default and help from ServerSettings), by topic
+STORAGE = ("fsync",)
+DOWNSAMPLING = ("downsample_workers", "job_lease_seconds", "downsample_max_voxels")
+LIMITS = ("quota_per_day", "cutout_memory_mb", "request_timeout", "client_timeout")
+WEB = ("cors_origins", "viewer_port")
+COMPATIBILITY = ("allow_sourceless_annotations",)
+TUNABLES = STORAGE + DOWNSAMPLING + LIMITS + WEB + COMPATIBILITY
 RENAMED = {"--allow-sourceless-annotations": "--allow_sourceless_annotations",  # ndex 2.0 spellings, deprecated
            "--downsample-workers": "--downsample_workers"}
 METAVARS = {"downsample_max_voxels": "N", "quota_per_day": "BYTES"}
@@ -25,29 +28,39 @@ SHUTDOWN_SECONDS = 5  # after SIGTERM, requests still running are cancelled afte
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default=DEFAULTS.data_dir, help=help_of("data_dir"))
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 = every interface)")
-    parser.add_argument("--port", type=port_number, default=8080, help="TCP port to listen on, 1-65535")
-    parser.add_argument("--db", default="", help=help_of("db_url"))
-    parser.add_argument("--store", default="", help=help_of("store_url"))
-    parser.add_argument("--workers", type=int, default=1,
-                        help="server processes (more than 1 needs --db postgresql://...)")
-    types = {f.name: str(f.type) for f in dataclasses.fields(DEFAULTS) if f.name in TUNABLES}
-    for name in TUNABLES:  # each flag is its setting: type, default and help come from ServerSettings
-        if types[name] == "bool":
-            parser.add_argument(f"--{name}", action="store_true", help=help_of(name))
-            continue
-        parser.add_argument(f"--{name}", type={"int": int, "float": float, "str": str}[types[name]],
-                            default=getattr(DEFAULTS, name), metavar=METAVARS.get(name), help=help_of(name))
+    storage = parser.add_argument_group("data and storage")
+    storage.add_argument("--data", default=DEFAULTS.data_dir, help=help_of("data_dir"))
+    storage.add_argument("--db", default="", help=help_of("db_url"))
+    storage.add_argument("--store", default="", help=help_of("store_url"))
+    add_settings(storage, STORAGE)
+    network = parser.add_argument_group("listening")
+    network.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 = every interface)")
+    network.add_argument("--port", type=port_number, default=8080, help="TCP port to listen on, 1-65535")
+    network.add_argument("--workers", type=int, default=1,
+                         help="server processes (more than 1 needs --db postgresql://...)")
+    network.add_argument("--ssl_certfile", default="", help="PEM certificate: serve HTTPS (neuroglancer's boss:// "
+                                                            "datasource refuses plain http)")
+    network.add_argument("--ssl_keyfile", default="", help="PEM private key of --ssl_certfile")
+    network.add_argument("--access_log", action="store_true",
+                         help="log every request (off by default: a multi-day ingest makes millions of them)")
+    add_settings(parser.add_argument_group("downsampling"), DOWNSAMPLING)
+    add_settings(parser.add_argument_group("limits"), LIMITS)
+    add_settings(parser.add_argument_group("browsers and the viewer"), WEB)
+    add_settings(parser.add_argument_group("BOSS compatibility"), COMPATIBILITY)
     for old, new in RENAMED.items():
         add_renamed_flag(parser, old, new)
-    parser.add_argument("--ssl_certfile", default="", help="PEM certificate: serve HTTPS (neuroglancer's boss:// "
-                                                           "datasource refuses plain http)")
-    parser.add_argument("--ssl_keyfile", default="", help="PEM private key of --ssl_certfile")
-    parser.add_argument("--viewer_port", type=int, default=0, help=help_of("viewer_port"))
-    parser.add_argument("--access_log", action="store_true",
-                        help="log every request (off by default: a multi-day ingest makes millions of them)")
     add_logging_flags(parser)
+
+
+def add_settings(group: argparse._ArgumentGroup, names: tuple[str, ...]) -> None:
+    """One flag per setting, spelled like it: type, default and help come from ServerSettings."""
+    types = {f.name: str(f.type) for f in dataclasses.fields(DEFAULTS)}
+    for name in names:
+        if types[name] == "bool":
+            group.add_argument(f"--{name}", action="store_true", help=help_of(name))
+            continue
+        group.add_argument(f"--{name}", type={"int": int, "float": float, "str": str}[types[name]],
+                           default=getattr(DEFAULTS, name), metavar=METAVARS.get(name), help=help_of(name))
 
 
 def port_number(text: str) -> int:
@@ -77,8 +90,7 @@ def check_can_listen(host: str, port: int) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
-    return ServerSettings(data_dir=args.data, db_url=args.db, store_url=args.store,
-                          viewer_bind=args.host, viewer_port=args.viewer_port,
+    return ServerSettings(data_dir=args.data, db_url=args.db, store_url=args.store, viewer_bind=args.host,
                           **{name: getattr(args, name) for name in TUNABLES})
 
 

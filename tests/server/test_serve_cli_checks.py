@@ -1,6 +1,7 @@
 """`ndex serve` and `ndex token` refuse what cannot work with one line, before anything is created."""
 from __future__ import annotations
 
+import argparse
 import socket
 
 import pytest
@@ -86,3 +87,14 @@ def test_a_mistyped_serve_flag_suggests_the_underscore_spelling(capsys):
     with pytest.raises(SystemExit):
         serve_args("--downsample-wrkers", "2")
     assert "did you mean --downsample_workers?" in capsys.readouterr().err
+
+
+def test_serve_help_puts_every_flag_in_a_group_of_its_topic():
+    from ndex.cli.main import build_parser
+
+    parser = build_parser("serve")._subparsers._group_actions[0].choices["serve"]
+    loose = [a.option_strings for g in parser._action_groups if g.title == "options" for a in g._group_actions
+             if a.help is not argparse.SUPPRESS and "--help" not in a.option_strings]
+    assert loose == []
+    titles = [g.title for g in parser._action_groups if g._group_actions]
+    assert {"data and storage", "listening", "downsampling", "limits", "logging"} <= set(titles)

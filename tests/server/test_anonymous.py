@@ -79,6 +79,14 @@ def test_grants_to_group_public_reach_users_and_the_public_token_never_anonymous
     grant = {"group": "public", "collection": private.collection, "permissions": ["read"]}
     assert requests.post(f"{server_app.url}/v1/permissions/", json=grant, headers=server_app.headers,
                          timeout=30).status_code == 201
+    try:
+        anonymous_sees_nothing_of_group_public(server_app, private)
+    finally:  # the server is shared: every user is in group public
+        requests.delete(f"{server_app.url}/v1/permissions/", params={"group": "public", "collection":
+                        private.collection}, headers=server_app.headers, timeout=30).raise_for_status()
+
+
+def anonymous_sees_nothing_of_group_public(server_app, private) -> None:
     carol = cli_token(server_app, "carol-anon")
     where = f"{server_app.url}/v1/collection/{private.collection}/"
     assert requests.get(where, headers=carol.headers, timeout=30).status_code == 200  # every user is in `public`

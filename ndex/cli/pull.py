@@ -32,12 +32,15 @@ from ndex.progress import mb
 from ndex.sinks.base import COMPRESSIONS
 from ndex.transfer.convert import MODES
 from ndex.transfer.download import OUTPUTS, PullSpec, TransferOptions, make_plan, pull
+from ndex.transfer.pyramid import is_pyramid, plan_levels, pull_levels
 
 EPILOG = """\
 examples:
   ndpull --collection kasthuri --experiment em --channel images --x 0 1024 --y 0 1024 --z 0 32 --outdir out
   ndpull --collection c --experiment e --channel ch --full_extent --res 2 --stack_filename vol.ome.tif
   ndpull ... --output zarr --stack_filename vol.ome.zarr       (OME-Zarr, blocks placed directly)
+  ndpull ... --stack_filename vol.ome.zarr --levels 0-3       (levels 0 to 3 in one OME-Zarr pyramid)
+  ndpull ... --output precomputed --levels 0-2                (a neuroglancer precomputed volume)
   ndpull ... --dry_run                                        (print the plan: blocks, bytes, memory)
 Re-running an interrupted pull with the same arguments continues where it stopped.
 """
@@ -60,7 +63,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--outdir", default="./", help="output directory (default: current directory)")
     out.add_argument("--output", choices=OUTPUTS, default=None,
                      help="tif: one TIFF per slice (default); stack: one multipage (Big)TIFF; ome-tiff: OME-TIFF "
-                          "stack with voxel size; zarr: OME-Zarr; numpy: .npy file")
+                          "stack with voxel size; zarr: OME-Zarr; precomputed: neuroglancer precomputed; numpy: .npy file")
+    out.add_argument("--levels", metavar="FIRST-LAST",
+                     help="write resolution levels FIRST to LAST (e.g. 0-3) into one OME-Zarr or precomputed pyramid; "
+                          "--x/--y/--z are at FIRST")
+    out.add_argument("--zarr_version", type=int, choices=(2, 3), default=None,
+                     help="OME-Zarr format: 3 = zarr v3 / NGFF 0.5 (default), 2 = zarr v2 / NGFF 0.4 for older readers")
+    out.add_argument("--encoding", choices=("raw", "compressed_segmentation", "jpeg"), default=None,
+                     help="precomputed chunk encoding (default: compressed_segmentation for uint64 and annotation "
+                          "channels, else raw; jpeg is lossy, uint8 only)")
     out.add_argument("--stack_filename", help="write one stack file of this name in --outdir (a .ome.tif name "
                      "gives OME-TIFF, .ome.zarr gives OME-Zarr, .npy numpy) instead of slices")
     out.add_argument("--z_digits", type=int, help="zero-pad z in slice names to this width (default: the number "
@@ -110,7 +121,8 @@ def build_spec(args: argparse.Namespace) -> PullSpec:
             iso=args.iso, time_range=tuple(args.t) if args.t else None, output=args.output,
             outdir=Path(args.outdir), stack_filename=args.stack_filename, compression=args.compression,
             compression_level=args.compression_level, force_datatype=args.force_datatype,
-            force_datatype_mode=args.force_datatype_mode, z_digits=args.z_digits)
+            force_datatype_mode=args.force_datatype_mode, z_digits=args.z_digits, levels=args.levels,
+            zarr_version=args.zarr_version, encoding=args.encoding)
 
 
 def build_options(args: argparse.Namespace) -> TransferOptions:
@@ -136,18 +148,22 @@ def execute(args: argparse.Namespace) -> int:
             return print_metadata(client, args)
         spec, options = build_spec(args), build_options(args)
         with flag_names():
-            plan = make_plan(client, spec, options)
-        for warning in plan.warnings:
+            plans = plan_levels(client, spec, options) if is_pyramid(spec) else [make_plan(client, spec, options)]
+        for warning in (w for plan in plans for w in plan.warnings):
             print(f"warning: {warning}", file=sys.stderr)
         if args.dry_run:
-            print("\n".join(plan.describe()))
+            print("\n".join(line for plan in plans for line in plan.describe()))
             return EXIT_OK
         progress = TqdmProgress("ndpull", enabled=not args.quiet and sys.stderr.isatty())
         if not args.quiet:
-            print(f"pulling {plan.box} of {spec.ref.collection}/{spec.ref.experiment}/{spec.ref.channel} "
-                  f"res {spec.res}: {plan.nblocks} blocks, {mb(plan.nbytes)}, "
-                  f"~{plan.memory_estimate / 1e6:,.0f} MB memory", file=sys.stderr)
-        report = pull(spec, options, client=client, progress=progress, plan=plan)
+            for plan in plans:
+                print(f"pulling {plan.box} of {spec.ref.collection}/{spec.ref.experiment}/{spec.ref.channel} "
+                      f"res {plan.spec.res}: {plan.nblocks} blocks, {mb(plan.nbytes)}, "
+                      f"~{plan.memory_estimate / 1e6:,.0f} MB memory", file=sys.stderr)
+        if is_pyramid(spec):
+            report = pull_levels(spec, options, client=client, progress=progress, plans=plans)
+        else:
+            report = pull(spec, options, client=client, progress=progress, plan=plans[0])
     print(report.summary())
     if (code := ended_early(report)) is not None:
         return code

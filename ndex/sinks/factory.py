@@ -5,14 +5,20 @@
 | `tif`      | TiffSlices   | one TIFF per z (and t), ndex 1.x names (the default)          |
 | `stack`    | TiffStack    | one multipage TIFF `stack_filename` (OME if named .ome.tif)   |
 | `ome-tiff` | TiffStack    | the same as an OME-TIFF with physical sizes (no uint64)       |
-| `zarr`     | OmeZarr      | `<stack_filename or region>.ome.zarr`, NGFF 0.4               |
+| `zarr`     | OmeZarr      | `<stack_filename or region>.ome.zarr`, NGFF 0.5 (zarr v3) or  |
+|            |              | 0.4 (zarr v2, `extra["zarr_version"] = 2`)                    |
+| `precomputed` | PrecomputedVolume | `<stack_filename or region>.precomputed`, neuroglancer |
 | `numpy`    | NumpySink    | `sink.array` in memory, or a `.npy` file if stack_filename    |
 |            |              | ends in .npy (memory-mapped, resumable)                       |
+
+`zarr` and `precomputed` also hold several levels: `open_pyramid(kind, specs)` (the `PYRAMIDS`).
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -26,16 +32,28 @@ from ndex.sinks.tiff_stack import TiffStack
 ZARR_EXTRA = "pip install 'ndex[zarr]'"
 
 
-def open_ome_zarr(spec: OutputSpec) -> Sink:
-    """The OME-Zarr sink, imported only when asked for: tensorstore is an optional extra of the client."""
+def _lazy(module: str, name: str, what: str) -> Any:
+    """Class `name` of `module`, imported only when asked for: tensorstore is an optional extra of the client."""
     try:
-        from ndex.sinks.ome_zarr import OmeZarr
+        return getattr(importlib.import_module(module), name)
     except ModuleNotFoundError as exc:
-        raise UsageError(f"writing OME-Zarr needs {exc.name}, which is not installed: {ZARR_EXTRA}") from None
-    return OmeZarr(spec)
+        raise UsageError(f"writing {what} needs {exc.name}, which is not installed: {ZARR_EXTRA}") from None
 
 
-open_ome_zarr.supports_partial_writes = True  # type: ignore[attr-defined]  # as OmeZarr, without importing it
+def open_ome_zarr(spec: OutputSpec) -> Sink:
+    return _lazy("ndex.sinks.ome_zarr", "OmeZarr", "OME-Zarr")(spec)  # type: ignore[no-any-return]
+
+
+def open_precomputed(spec: OutputSpec) -> Sink:
+    return _lazy("ndex.sinks.precomputed", "PrecomputedVolume", "precomputed")(spec)  # type: ignore[no-any-return]
+
+
+for _opener in (open_ome_zarr, open_precomputed):
+    _opener.supports_partial_writes = True  # type: ignore[attr-defined]  # as the classes, without importing them
+
+# kinds that hold several levels: the class of the whole pyramid (module, name, what)
+PYRAMIDS = {"zarr": ("ndex.sinks.ome_zarr", "ZarrPyramid", "OME-Zarr"),
+            "precomputed": ("ndex.sinks.precomputed", "Precomputed", "precomputed")}
 
 SINKS: dict[str, Callable[[OutputSpec], Sink]] = {
     "tif": TiffSlices,
@@ -43,13 +61,14 @@ SINKS: dict[str, Callable[[OutputSpec], Sink]] = {
     "ome-tiff": partial(TiffStack, ome=True),
     "zarr": open_ome_zarr,
     "numpy": NumpySink,
+    "precomputed": open_precomputed,
 }
 # the kinds whose sink takes blocks as they arrive: a pull into them holds no slab buffer
 PARTIAL_WRITES = frozenset(kind for kind, make in SINKS.items()
                            if getattr(make, "func", make).supports_partial_writes)  # type: ignore[union-attr]
 # file name suffixes each kind writes (lower case); the first suffix that matches a name decides its kind
 SUFFIXES = {"zarr": (".ome.zarr", ".zarr"), "numpy": (".npy",), "ome-tiff": (".ome.tif", ".ome.tiff"),
-            "stack": (".tif", ".tiff")}
+            "stack": (".tif", ".tiff"), "precomputed": (".precomputed",)}
 ONE_FILE = ("stack", "ome-tiff")  # kinds that need a file name (numpy without one is an array in memory)
 
 
@@ -88,6 +107,21 @@ def open_sink(kind: str, spec: OutputSpec) -> Sink:
     """The sink `kind` (see the table above) for `spec`; UsageError for an unknown kind or dtype."""
     if kind not in SINKS:
         raise UsageError(f"unknown output format {kind!r}: use one of {', '.join(SINKS)}")
+    check_dtype(spec)
+    return SINKS[kind](spec)
+
+
+def check_dtype(spec: OutputSpec) -> None:
     if np.dtype(spec.dtype).name not in UNSIGNED:
         raise UsageError(f"cannot write {np.dtype(spec.dtype).name} voxels: use one of {', '.join(UNSIGNED)}")
-    return SINKS[kind](spec)
+
+
+def open_pyramid(kind: str, specs: list[OutputSpec]) -> Any:
+    """The output of `kind` holding one level per spec (lowest first): `.levels[i]` are their Sinks,
+    `.finish()` publishes the whole; UsageError for a kind that holds one level only."""
+    if kind not in PYRAMIDS:
+        raise UsageError(f"output {kind} holds one resolution level: pull several levels into "
+                         f"{' or '.join(PYRAMIDS)}, or one level with --res")
+    for spec in specs:
+        check_dtype(spec)
+    return _lazy(*PYRAMIDS[kind])(specs)

@@ -1,14 +1,17 @@
-"""OME-Zarr output: NGFF 0.4 on zarr v2, written in place through tensorstore.
+"""OME-Zarr output: one multiscale image, NGFF 0.5 on zarr v3 (default) or NGFF 0.4 on zarr v2.
 
-Why 0.4 / zarr v2: it is what every current reader opens -- napari (napari-ome-zarr), zarr-python 2
-and 3, neuroglancer, Fiji's n5/zarr and MoBIE, webknossos -- while NGFF 0.5 (zarr v3) readers are
-still catching up. One level (the pulled resolution) at path "0", chunks 16x512x512 (x1 in t),
-axes with units, scale = voxel size and translation = the pulled region's origin in physical units.
+Why v3 / 0.5 by default: it is the current NGFF version, what the server's own /zarr/ serves, and
+what zarr-python 3, tensorstore, ome-zarr-py, neuroglancer and napari (via ome-zarr) open;
+`zarr_version=2` (`--zarr_version 2`) writes NGFF 0.4 for readers that have not moved on (Fiji's
+n5-zarr, MoBIE, older napari plugins). Levels are datasets "0", "1", ... (the first pulled level
+first), each with its voxel size as scale and the centre of its first voxel as translation (see
+metadata.py); chunks are the server's cuboid, 16x512x512 (x1 in t); the pull's record sits in the
+group attributes under "ndex".
 
 Blocks are written from worker threads as they arrive (tensorstore serialises read-modify-write of a
 chunk shared by two blocks when the region is not chunk-aligned). The directory is
-`<name>.ome.zarr.partial` until finish(); the finished slabs live in a sidecar
-`<name>.ome.zarr.progress.json` beside it, rewritten atomically by slab_done.
+`<name>.ome.zarr.partial` until finish(); each level's finished slabs live in a sidecar ledger
+beside it (levels.py).
 """
 from __future__ import annotations
 
@@ -22,18 +25,20 @@ import numpy as np
 import tensorstore as ts
 
 from ndex.errors import SinkError, UsageError
-from ndex.geometry import BOSS_CUBOID, Box, z_slabs
-from ndex.sinks._files import disk_error, make_dir, partial_of, publish, remove, write_json
+from ndex.geometry import BOSS_CUBOID, Box
+from ndex.sinks._files import disk_error, write_json
 from ndex.sinks.base import OutputSpec
-from ndex.sinks.layout import conform, fingerprint, time_index, units, volume_name, volume_shape
-from ndex.sinks.ledger import SlabLedger
+from ndex.sinks.layout import units, volume_name, volume_shape
+from ndex.sinks.levels import Pyramid
+from ndex.sinks.metadata import box_record, centre_origin, pull_record
 from ndex.sinks.tiff_options import check_compression
 
 log = logging.getLogger(__name__)
 
-LEVEL_PATH = "0"
 CHUNK_ZYX = (BOSS_CUBOID[2], BOSS_CUBOID[1], BOSS_CUBOID[0])  # the server's cuboid: aligned pulls write whole chunks
 SUFFIX = ".ome.zarr"
+ZARR_VERSIONS = (2, 3)
+NGFF = {2: "0.4", 3: "0.5"}
 OS_ERROR_CODE = re.compile(r"os_error_code=\W?(\d+)")
 
 
@@ -45,6 +50,13 @@ def zarr_name(spec: OutputSpec) -> str:
             base = base[: -len(suffix)]
             break
     return base + SUFFIX
+
+
+def zarr_version(spec: OutputSpec) -> int:
+    version = int(spec.extra.get("zarr_version") or 3)
+    if version not in ZARR_VERSIONS:
+        raise UsageError(f"zarr version {version} is not one ndex writes: use 2 (NGFF 0.4) or 3 (NGFF 0.5)")
+    return version
 
 
 def compressor(spec: OutputSpec) -> dict | None:
@@ -60,93 +72,137 @@ def compressor(spec: OutputSpec) -> dict | None:
     raise UsageError(f"OME-Zarr cannot use compression {spec.compression}: choose none, zlib or zstd")
 
 
-def multiscales(spec: OutputSpec, name: str) -> dict:
-    """NGFF 0.4 group attributes for one level holding the pulled region."""
+def codecs_v3(spec: OutputSpec) -> list[dict]:
+    """The zarr v3 codec chain with the same compression as `compressor` (zlib is v3's gzip codec)."""
+    v2 = compressor(spec)
+    chain: list[dict] = [{"name": "bytes", "configuration": {"endian": "little"}}]
+    if v2 is None:
+        return chain
+    if v2["id"] == "zlib":
+        return chain + [{"name": "gzip", "configuration": {"level": v2["level"]}}]
+    return chain + [{"name": "blosc", "configuration": {"cname": "zstd", "clevel": v2["clevel"], "shuffle": "shuffle",
+                                                         "typesize": np.dtype(spec.dtype).itemsize, "blocksize": 0}}]
+
+
+def axes(spec: OutputSpec) -> list[dict]:
     _, unit = units(spec)
+    space = [{"name": a, "type": "space", "unit": unit} for a in "zyx"]
+    return space if spec.time_points is None else [{"name": "t", "type": "time"}, *space]
+
+
+def dataset(spec: OutputSpec, path: str) -> dict:
+    """One level: its path, its voxel size as scale and its first voxel's centre as translation (z, y, x)."""
     vx, vy, vz = (float(v) for v in spec.voxel_size)
-    axes = [{"name": a, "type": "space", "unit": unit} for a in "zyx"]
-    scale = [vz, vy, vx]
-    origin = [spec.box.z[0] * vz, spec.box.y[0] * vy, spec.box.x[0] * vx]
+    ox, oy, oz = centre_origin(spec)
+    scale, shift = [vz, vy, vx], [oz, oy, ox]
     if spec.time_points is not None:
-        axes.insert(0, {"name": "t", "type": "time"})
         scale.insert(0, 1.0)
-        origin.insert(0, float(min(spec.times)))  # type: ignore[type-var, arg-type]  # time_points given: times are ints
-    transforms = [{"type": "scale", "scale": scale}, {"type": "translation", "translation": origin}]
-    return {"multiscales": [{
-        "version": "0.4", "name": name, "axes": axes,
-        "datasets": [{"path": LEVEL_PATH, "coordinateTransformations": transforms}],
-        "metadata": {"description": "pulled by ndex", "resolution": spec.resolution},
-    }]}
+        shift.insert(0, float(min(spec.times)))  # type: ignore[type-var, arg-type]  # time_points given: times are ints
+    return {"path": path, "coordinateTransformations": [{"type": "scale", "scale": scale},
+                                                         {"type": "translation", "translation": shift}]}
 
 
-class OmeZarr:
-    """A single-level OME-Zarr of the pulled region, resumable slab by slab."""
+def multiscales(specs: list[OutputSpec], name: str, version: int = 3) -> dict:
+    """The NGFF multiscales entry of the levels `specs`, version 0.4 (zarr v2) or 0.5 (zarr v3)."""
+    source = specs[0].extra.get("source") or {}
+    entry: dict[str, Any] = {
+        "name": name, "axes": axes(specs[0]),
+        "datasets": [dataset(spec, str(i)) for i, spec in enumerate(specs)],
+        "type": "mode" if source.get("channel_type") == "annotation" else "mean",  # how the server downsampled
+        "metadata": {"description": "pulled by ndex", "resolutions": [s.resolution for s in specs]},
+    }
+    if version == 2:
+        entry = {"version": NGFF[2], **entry}
+    return entry
 
-    supports_partial_writes = True
 
-    def __init__(self, spec: OutputSpec) -> None:
-        self.spec = spec
-        self.path = Path(spec.outdir) / zarr_name(spec)
-        self._partial = partial_of(self.path)
-        self._ledger = SlabLedger(self.path.with_name(self.path.name + ".progress.json"), fingerprint(spec, "zarr"))
-        resume = self._ledger.load() and (self._partial / LEVEL_PATH / ".zarray").is_file()
-        if not resume:
-            remove(self._partial)
-            make_dir(self._partial)
-            self._ledger.save()
-        self._write_group()
-        self._array = self._open_array(create=not resume)
+def provenance(specs: list[OutputSpec]) -> dict:
+    """The pull's record, with each level's own resolution, region and voxel size."""
+    record = pull_record(specs[0])
+    record["levels"] = [{"path": str(i), "resolution": s.resolution, "region": box_record(s.box),
+                         "voxel_size": [float(v) for v in s.voxel_size]} for i, s in enumerate(specs)]
+    return record
 
-    def _write_group(self) -> None:
-        write_json(self._partial / ".zgroup", {"zarr_format": 2})
-        write_json(self._partial / ".zattrs", multiscales(self.spec, self.path.name[: -len(SUFFIX)]))
 
-    def _open_array(self, *, create: bool) -> ts.TensorStore:
-        shape = volume_shape(self.spec)
-        chunks = CHUNK_ZYX if len(shape) == 3 else (1, *CHUNK_ZYX)
-        spec: dict[str, Any] = {
-            "driver": "zarr",
-            "kvstore": {"driver": "file", "path": str(self._partial / LEVEL_PATH)},
-            "metadata": {"shape": list(shape), "chunks": list(chunks), "dtype": np.dtype(self.spec.dtype).newbyteorder("<").str,
-                         "compressor": compressor(self.spec), "fill_value": 0, "order": "C",
-                         "dimension_separator": "/"},
-        }
-        spec.update({"create": True, "delete_existing": True} if create else {"open": True})
+def group_attributes(specs: list[OutputSpec], name: str, version: int) -> dict:
+    ms = multiscales(specs, name, version)
+    if version == 2:
+        return {"multiscales": [ms], "ndex": provenance(specs)}
+    return {"ome": {"version": NGFF[3], "multiscales": [ms]}, "ndex": provenance(specs)}
+
+
+def array_spec(spec: OutputSpec, path: Path, version: int) -> dict:
+    """The tensorstore spec of one level's array."""
+    shape = volume_shape(spec)
+    chunks = CHUNK_ZYX if len(shape) == 3 else (1, *CHUNK_ZYX)
+    kvstore = {"driver": "file", "path": str(path)}
+    if version == 2:
+        return {"driver": "zarr", "kvstore": kvstore, "metadata": {
+            "shape": list(shape), "chunks": list(chunks), "dtype": np.dtype(spec.dtype).newbyteorder("<").str,
+            "compressor": compressor(spec), "fill_value": 0, "order": "C", "dimension_separator": "/"}}
+    return {"driver": "zarr3", "kvstore": kvstore, "metadata": {
+        "shape": list(shape), "data_type": np.dtype(spec.dtype).name, "fill_value": 0,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "codecs": codecs_v3(spec), "dimension_names": [a["name"] for a in axes(spec)]}}
+
+
+class ZarrPyramid(Pyramid):
+    """One OME-Zarr image holding the levels `specs` (lowest first), resumable level by level and slab by slab."""
+
+    kind = "zarr"
+
+    def __init__(self, specs: list[OutputSpec]) -> None:
+        self.version = zarr_version(specs[0])
+        self._arrays: dict[int, ts.TensorStore] = {}
+        path = Path(specs[0].outdir) / zarr_name(specs[0])
+        super().__init__(path, specs, {"zarr_version": self.version})
+
+    def _meta_name(self) -> str:
+        return "zarr.json" if self.version == 3 else ".zarray"
+
+    def array_exists(self, index: int) -> bool:
+        return (self.partial / str(index) / self._meta_name()).is_file()
+
+    def create_array(self, index: int) -> None:
+        self._open(index, {"create": True, "delete_existing": True})
+
+    def open_array(self, index: int) -> None:
+        self._open(index, {"open": True})
+
+    def _open(self, index: int, mode: dict) -> None:
+        spec = array_spec(self.specs[index], self.partial / str(index), self.version)
         try:
-            return ts.open(spec).result()
+            self._arrays[index] = ts.open({**spec, **mode}).result()
         except ValueError as exc:  # tensorstore reports I/O failures as ValueError
             raise self._error(exc) from exc
 
-    def _error(self, exc: BaseException) -> SinkError:
-        return disk_error(self._partial, _oserror_in(exc))
+    def write_metadata(self) -> None:
+        attrs = group_attributes(self.specs, self.path.name[: -len(SUFFIX)], self.version)
+        if self.version == 2:
+            write_json(self.partial / ".zgroup", {"zarr_format": 2})
+            write_json(self.partial / ".zattrs", attrs)
+        else:
+            write_json(self.partial / "zarr.json", {"zarr_format": 3, "node_type": "group", "attributes": attrs})
 
-    def completed(self, slabs: list[Box]) -> set[Box]:
-        return self._ledger.completed(slabs)
-
-    def write(self, box: Box, data: np.ndarray, t: int | None) -> None:
-        ti = time_index(self.spec, t)
-        data = conform(self.spec, box, data)
-        index = box.slices_in(self.spec.box)
-        target = self._array[index] if ti is None else self._array[(ti, *index)]
+    def put(self, index: int, box: Box, data: np.ndarray, ti: int | None) -> None:
+        where = box.slices_in(self.specs[index].box)
+        array = self._arrays[index]
+        target = array[where] if ti is None else array[(ti, *where)]
         try:
             target.write(data).result()
         except ValueError as exc:
             raise self._error(exc) from exc
 
-    def slab_failed(self, slab: Box) -> None:
-        """Nothing to undo: the ledger records only complete slabs."""
+    def _error(self, exc: BaseException) -> SinkError:
+        return disk_error(self.partial, _oserror_in(exc))
 
-    def slab_done(self, slab: Box) -> None:
-        self._ledger.mark(slab)
 
-    def finish(self) -> list[Path]:
-        self._ledger.require_all(z_slabs(self.spec.box), self.path)
-        publish(self._partial, self.path)
-        self._ledger.remove()
-        return [self.path]
+class OmeZarr(ZarrPyramid):
+    """A single-level OME-Zarr of the pulled region: the Sink `open_sink("zarr", spec)` gives."""
 
-    def abort(self) -> None:
-        """Nothing to undo: the .partial directory and the ledger are the resumable state."""
+    def __init__(self, spec: OutputSpec) -> None:
+        super().__init__([spec])
 
 
 def _oserror_in(exc: BaseException) -> OSError:

@@ -21,6 +21,7 @@ from ndex.geometry import Box
 from ndex.sinks._files import disk_errors, make_dir, partial_of, publish, remove
 from ndex.sinks.base import OutputSpec
 from ndex.sinks.layout import check_whole_slab, conform, slice_name, time_index
+from ndex.sinks.metadata import tiff_slice_tags
 from ndex.sinks.tiff_options import tiff_compression
 
 log = logging.getLogger(__name__)
@@ -59,21 +60,21 @@ class TiffSlices:
         check_whole_slab(self.spec, slab, "TiffSlices")
         time_index(self.spec, t)
         data = conform(self.spec, slab, data)
-        futures = [self._pool.submit(self._write_slice, self.path(z, t), page)
+        futures = [self._pool.submit(self._write_slice, self.path(z, t), page, tiff_slice_tags(self.spec, z, t))
                    for page, z in zip(data, range(*slab.z))]
         for future in futures:  # every slice finishes (or cleans up) before the first error is raised
             future.exception()
         for future in futures:
             future.result()
 
-    def _write_slice(self, final: Path, page: np.ndarray) -> None:
+    def _write_slice(self, final: Path, page: np.ndarray, tags: dict) -> None:
         partial = partial_of(final)
         with self._lock:
             self._writing.add(partial)
         try:
             with disk_errors(partial):
                 tifffile.imwrite(partial, page, photometric="minisblack", metadata=None,
-                                 extratags=[(DOCUMENT_NAME, "s", 0, final.name, True)], **self._codec)
+                                 extratags=[(DOCUMENT_NAME, "s", 0, final.name, True)], **tags, **self._codec)
             publish(partial, final)
         except BaseException:
             remove(partial)  # a half-written slice must not look resumable either

@@ -42,6 +42,7 @@ from ndex.sinks.layout import (
     volume_shape,
 )
 from ndex.sinks.ledger import SlabLedger
+from ndex.sinks.metadata import tiff_resolution, tiff_stack_metadata
 from ndex.sinks.tiff_options import CLASSIC_TIFF_LIMIT, needs_bigtiff, tiff_compression
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,8 @@ class TiffStack:
     def _assemble(self, partial: Path) -> None:
         with disk_errors(partial), tifffile.TiffWriter(partial, bigtiff=self.bigtiff, ome=self.ome) as tw:
             tw.write(self._pages(), shape=volume_shape(self.spec), dtype=self.spec.dtype,
-                     photometric="minisblack", metadata=self._metadata(), **self._codec)
+                     photometric="minisblack", metadata=tiff_stack_metadata(self.spec, self._metadata(), ome=self.ome),
+                     **tiff_resolution(self.spec), **self._codec)
 
     def _pages(self) -> Iterator[np.ndarray]:
         """Every page in (t, z) order, read from memory-mapped parts; each part is dropped once used."""

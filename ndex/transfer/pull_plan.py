@@ -18,8 +18,10 @@ from ndex.errors import FieldError
 from ndex.geometry import BOSS_CUBOID, DEFAULT_BLOCK_BYTES, Box, plan_blocks, z_slabs
 from ndex.progress import mb
 from ndex.sinks.base import COMPRESSIONS, OutputSpec
-from ndex.sinks.factory import PARTIAL_WRITES, output_kind
+from ndex.sinks.factory import PARTIAL_WRITES, PYRAMIDS, output_kind
+from ndex.sinks.metadata import source_record
 from ndex.transfer.convert import MODES
+from ndex.transfer.levels import parse_levels
 from ndex.transfer.options import TransferOptions, known_fields, slab_bytes, too_small
 
 
@@ -45,9 +47,13 @@ class PullSpec:
     force_datatype: str | None = None
     force_datatype_mode: str = "scale"
     z_digits: int | None = None  # zero padding of z in TIFF slice names (a planned pull keeps one width)
+    levels: tuple[int, int] | None = None  # first-last (inclusive) levels into one pyramid; `box` is at the first
+    zarr_version: int | None = None  # OME-Zarr: 3 (NGFF 0.5, the default) or 2 (NGFF 0.4)
+    encoding: str | None = None  # precomputed chunk encoding; None: compressed_segmentation for labels, else raw
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output", output_kind(self.output, self.stack_filename))
+        check_pyramid_fields(self)
         object.__setattr__(self, "outdir", Path(self.outdir))
         if self.compression is not None and self.compression not in COMPRESSIONS:
             raise FieldError("compression", f"unknown {{field}} {self.compression!r}: use one of "
@@ -65,7 +71,8 @@ class PullSpec:
         out = {f: getattr(self, f) for f in self.__dataclass_fields__}
         out.update(ref=self.ref.path, outdir=str(self.outdir),
                    box=None if self.box is None else [list(self.box.start), list(self.box.stop)],
-                   time_range=None if self.time_range is None else list(self.time_range))
+                   time_range=None if self.time_range is None else list(self.time_range),
+                   levels=None if self.levels is None else list(self.levels))
         return out
 
     @classmethod
@@ -142,6 +149,25 @@ class PullPlan:
         ]
 
 
+def check_pyramid_fields(spec: PullSpec) -> None:
+    """`levels` (a pyramid output, first level = `res`), `zarr_version` and `encoding` (their format only)."""
+    if spec.levels is not None:
+        lo, hi = parse_levels(spec.levels)
+        if spec.res not in (0, lo):
+            raise FieldError("res", f"{{field}} {spec.res} is not the first of levels {lo}-{hi}: the region is given "
+                                    "at the first level, drop {field}")
+        if hi > lo and spec.output not in PYRAMIDS:
+            raise FieldError("levels", f"{{field}} {lo}-{hi} writes a pyramid, which output {spec.output} cannot hold: "
+                                       f"write {' or '.join(PYRAMIDS)}, or pull one level with --res")
+        object.__setattr__(spec, "levels", (lo, hi))
+        object.__setattr__(spec, "res", lo)
+    if spec.zarr_version is not None and (spec.output != "zarr" or spec.zarr_version not in (2, 3)):
+        raise FieldError("zarr_version", f"{{field}} {spec.zarr_version} is for OME-Zarr output, 2 (NGFF 0.4) or "
+                                         "3 (NGFF 0.5)")
+    if spec.encoding is not None and spec.output != "precomputed":
+        raise FieldError("encoding", f"{{field}} {spec.encoding} is for precomputed output: drop it")
+
+
 def resolve_box(spec: PullSpec, info: ChannelInfo, built_before: bool = False) -> Box:
     """The requested region at `spec.res`, checked against the frame at that level (`built_before`: see
     `ChannelInfo.check_res`)."""
@@ -188,6 +214,8 @@ def fit_memory(options: TransferOptions, slab_bytes: int, itemsize: int) -> tupl
 def default_compression(info: ChannelInfo, spec: PullSpec) -> tuple[str, int | None]:
     if spec.compression is not None:
         return spec.compression, spec.compression_level
+    if spec.output == "precomputed":  # its chunks are encoded, not compressed
+        return "none", None
     if spec.output == "zarr":  # chunks are compressed anyway; zstd-1 is fast and well supported by readers
         return "zstd", 1 if spec.compression_level is None else spec.compression_level
     if info.channel.type == "annotation" or info.dtype.itemsize == 8:
@@ -199,11 +227,12 @@ def make_plan(client: Any, spec: PullSpec, options: TransferOptions, info: Chann
     """The resolved pull, checked against the channel: every error that can be known beforehand is raised here."""
     info = info or client.channel_info(spec.ref)
     box, warning = resolve_region(client, spec, info)
-    return layout(spec, options, info, box, (warning,) if warning else ())
+    remote = getattr(client, "remote", None)
+    return layout(spec, options, info, box, (warning,) if warning else (), url=getattr(remote, "url", None))
 
 
 def layout(spec: PullSpec, options: TransferOptions, info: ChannelInfo, box: Box,
-           warnings: tuple[str, ...] = ()) -> PullPlan:
+           warnings: tuple[str, ...] = (), url: str | None = None) -> PullPlan:
     """The slabs and blocks of a pull of `box` (already resolved), fitted to `options.max_memory`."""
     times = None if spec.time_range is None else tuple(range(*spec.time_range))
     ntimes = 1 if times is None else len(times)
@@ -218,5 +247,12 @@ def layout(spec: PullSpec, options: TransferOptions, info: ChannelInfo, box: Box
         box=box, dtype=out_dtype, prefix=spec.ref.prefix, outdir=Path(spec.outdir), time_points=times,
         voxel_size=info.voxel_size_at(spec.res, spec.iso), voxel_unit=info.frame.voxel_unit, resolution=spec.res,
         compression=compression, compression_level=level, stack_filename=spec.stack_filename,
-        z_digits=spec.z_digits)
+        z_digits=spec.z_digits, extra=output_extra(spec, info, url))
     return PullPlan(spec, options, info, box, slabs, blocks, block_bytes, inflight, out_dtype, output_spec, warnings)
+
+
+def output_extra(spec: PullSpec, info: ChannelInfo, url: str | None) -> dict[str, Any]:
+    """What a sink records about the pull (metadata.py) and the format options of the spec."""
+    source = source_record(url, spec.ref, iso=spec.iso, channel_type=info.channel.type)
+    return {"source": source, "base_voxel_size": info.frame.voxel_size, "zarr_version": spec.zarr_version,
+            "encoding": spec.encoding}

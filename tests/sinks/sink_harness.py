@@ -11,8 +11,10 @@ from ndex.testing.sinks import REGION, feed, make_spec, part_of, volume
 __all__ = ["REGION", "feed", "files_under", "make_spec", "part_of", "read_zarr", "volume"]
 
 
-def read_zarr(path: Path) -> np.ndarray:
-    store = ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": str(path / "0")}, "open": True}).result()
+def read_zarr(path: Path, level: str = "0") -> np.ndarray:
+    """Level `level` of an OME-Zarr, zarr v3 (NGFF 0.5) or v2 (NGFF 0.4)."""
+    driver = "zarr3" if (path / "zarr.json").is_file() else "zarr"
+    store = ts.open({"driver": driver, "kvstore": {"driver": "file", "path": str(path / level)}, "open": True}).result()
     return store.read().result()
 
 

@@ -147,7 +147,7 @@ def test_full_disk_while_assembling_the_stack_then_resume(tmp_path, monkeypatch,
 def test_full_disk_in_zarr_is_a_sink_error(tmp_path):
     spec = make_spec(tmp_path)
     sink = open_sink("zarr", spec)
-    chunk_dir = tmp_path / "col_exp_chan_x500-530_y1000-1022_z14-37.ome.zarr.partial" / "0" / "0"
+    chunk_dir = tmp_path / "col_exp_chan_x500-530_y1000-1022_z14-37.ome.zarr.partial" / "0" / "c"
     chunk_dir.write_bytes(b"")  # a file where tensorstore needs a directory: a real I/O failure
     with pytest.raises(SinkError, match=r"cannot write .*ome\.zarr\.partial: Not a directory"):
         feed(sink, spec, volume(spec))

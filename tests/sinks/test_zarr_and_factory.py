@@ -16,7 +16,7 @@ from ndex.sinks import OmeZarr, open_sink
 
 def test_zarr_is_ngff_04_with_units_scale_and_origin(tmp_path):
     spec = make_spec(tmp_path, "uint16", times=(2, 3), voxel_unit="micrometers", stack_filename="vol.zarr",
-                     compression="zstd", compression_level=3)
+                     compression="zstd", compression_level=3, extra={"zarr_version": 2})
     sink = open_sink("zarr", spec)
     feed(sink, spec, vol := volume(spec))
     (path,) = sink.finish()
@@ -44,7 +44,8 @@ def test_zarr_lives_as_partial_until_finish(tmp_path):
     assert not sink.path.exists() and (tmp_path / (sink.path.name + ".partial")).is_dir()
     progress = json.loads((tmp_path / (sink.path.name + ".progress.json")).read_text())
     assert progress["done"] == [[14, 37]]  # three slabs, merged into one run
-    assert json.loads((tmp_path / (sink.path.name + ".partial") / "0" / ".zarray").read_text())["chunks"] == [16, 512, 512]
+    array = json.loads((tmp_path / (sink.path.name + ".partial") / "0" / "zarr.json").read_text())
+    assert array["chunk_grid"]["configuration"]["chunk_shape"] == [16, 512, 512]
     sink.finish()
     assert sink.path.is_dir()
 

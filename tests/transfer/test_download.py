@@ -138,7 +138,8 @@ def test_peak_memory_does_not_grow_with_depth(boss, output, tmp_path):
     assert deep < 3 * estimate + 8 * 2**20  # and near the plan's estimate (the volume itself is 160 MiB)
 
 
-NAMES = {"tif": None, "stack": "v.tif", "ome-tiff": "v.ome.tif", "zarr": "v.ome.zarr", "numpy": "v.npy"}
+NAMES = {"tif": None, "stack": "v.tif", "ome-tiff": "v.ome.tif", "zarr": "v.ome.zarr", "numpy": "v.npy",
+         "precomputed": "v.precomputed"}
 
 
 @pytest.mark.parametrize("output", OUTPUTS)

@@ -1,0 +1,126 @@
+"""What every output records about the pull that made it, and the physical placement of its voxels.
+
+A file found on a disk a year later should say where it came from: the server (its URL, never a
+token), the channel, the region and level, the time range and the ndex that wrote it. Each format
+keeps that record in its own metadata: OME-Zarr in the group's attributes (`ndex`), precomputed in
+its `info` (`ndex`), a TIFF stack in its ImageDescription (JSON, or OME-XML's Description and a
+MapAnnotation), a TIFF slice in its own ImageDescription.
+
+Placement: a voxel of level L covers f = (level-L size / level-0 size) voxels of level 0, so its
+centre lies (f - 1) / 2 level-0 voxels past its corner. OME-Zarr (whose coordinates are voxel
+centres, as the server's own /zarr/ documents) takes that shift; precomputed's voxel_offset and
+TIFF's plane positions are corners, as neuroglancer and OME readers take them.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ndex.geometry import Box
+from ndex.sinks.base import OutputSpec
+from ndex.sinks.layout import units
+
+# BOSS voxel unit -> nanometres per unit (precomputed's resolution is always in nm)
+NANOMETERS = {"nanometers": 1.0, "micrometers": 1e3, "millimeters": 1e6, "centimeters": 1e7}
+TIFF_UNIT_PER_CM = {"nanometers": 1e7, "micrometers": 1e4, "millimeters": 10.0, "centimeters": 1.0}
+
+
+def public_url(url: str | None) -> str | None:
+    """The server URL without user info, query or fragment: nothing secret is ever written to a file."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def source_record(url: str | None, ref: Any, *, iso: bool = False, channel_type: str | None = None) -> dict:
+    """The pull's source as `OutputSpec.extra["source"]` carries it: server, channel, its type, iso."""
+    return {"url": public_url(url), "collection": ref.collection, "experiment": ref.experiment,
+            "channel": ref.channel, "channel_type": channel_type, "iso": bool(iso)}
+
+
+def box_record(box: Box) -> dict:
+    return {axis: [lo, hi] for axis, lo, hi in zip("xyz", box.start, box.stop)}
+
+
+def pull_record(spec: OutputSpec) -> dict:
+    """Everything about the pull of `spec` that its output keeps (JSON-able)."""
+    from ndex import __version__
+
+    source: Mapping[str, Any] = spec.extra.get("source") or {}
+    times = None if spec.time_points is None else [min(spec.times), max(spec.times) + 1]  # type: ignore[type-var, operator]  # time_points given: ints
+    return {"written_by": f"ndex {__version__}", "source": dict(source), "resolution": spec.resolution,
+            "region": box_record(spec.box), "time_range": times, "voxel_size": [float(v) for v in spec.voxel_size],
+            "voxel_unit": spec.voxel_unit, "dtype": str(spec.dtype)}
+
+
+def unit_key(spec: OutputSpec) -> str:
+    """The spec's BOSS unit in its canonical plural form ('nanometer' -> 'nanometers'); checked."""
+    units(spec)
+    key = spec.voxel_unit.strip().lower()
+    return key if key.endswith("s") else key + "s"
+
+
+def base_voxel(spec: OutputSpec) -> tuple[float, float, float]:
+    """Level-0 voxel size (x, y, z): the source's, if the pull recorded it, else this level's."""
+    base = spec.extra.get("base_voxel_size")
+    return tuple(float(v) for v in base) if base else tuple(float(v) for v in spec.voxel_size)  # type: ignore[return-value]
+
+
+def centre_origin(spec: OutputSpec) -> tuple[float, float, float]:
+    """Physical position (x, y, z) of the centre of the region's first voxel."""
+    return tuple(lo * v + (v - v0) / 2 for lo, v, v0 in  # type: ignore[return-value]
+                 zip(spec.box.start, map(float, spec.voxel_size), base_voxel(spec)))
+
+
+def corner_origin(spec: OutputSpec) -> tuple[float, float, float]:
+    """Physical position (x, y, z) of the corner of the region's first voxel."""
+    return tuple(lo * float(v) for lo, v in zip(spec.box.start, spec.voxel_size))  # type: ignore[return-value]
+
+
+def resolution_nm(spec: OutputSpec) -> list[float]:
+    """The level's voxel size (x, y, z) in nanometres."""
+    per = NANOMETERS[unit_key(spec)]
+    return [float(v) * per for v in spec.voxel_size]
+
+
+# --- TIFF ------------------------------------------------------------------------------------------
+
+
+def tiff_resolution(spec: OutputSpec) -> dict:
+    """tifffile write() arguments for XResolution / YResolution: pixels per centimetre of this level."""
+    per_cm = TIFF_UNIT_PER_CM[unit_key(spec)]
+    vx, vy, _ = (float(v) for v in spec.voxel_size)
+    return {"resolution": (per_cm / vx, per_cm / vy), "resolutionunit": "CENTIMETER"}
+
+
+def tiff_stack_metadata(spec: OutputSpec, metadata: dict, *, ome: bool) -> dict:
+    """`metadata` (what the stack writer chose) plus the pull's record and, for OME, every plane's position."""
+    record = pull_record(spec)
+    if not ome:  # tifffile writes these keys into the stack's JSON ImageDescription
+        return {**metadata, "ndex": record}
+    symbol, _ = units(spec)
+    x0, y0, z0 = corner_origin(spec)
+    vz = float(spec.voxel_size[2])
+    planes = [(t, z) for t in spec.times for z in range(spec.box.z[1] - spec.box.z[0])]
+    plane = {"PositionX": [x0] * len(planes), "PositionXUnit": [symbol] * len(planes),
+             "PositionY": [y0] * len(planes), "PositionYUnit": [symbol] * len(planes),
+             "PositionZ": [z0 + z * vz for _, z in planes], "PositionZUnit": [symbol] * len(planes)}
+    flat = {f"ndex.{k}": _text(v) for k, v in record.items()}
+    return {**metadata, "Plane": plane, "Description": f"pulled by ndex: {_text(record)}",
+            "MapAnnotation": {"Namespace": "ndex/pull", **flat}}
+
+
+def tiff_slice_tags(spec: OutputSpec, z: int, t: int | None) -> dict:
+    """tifffile imwrite() arguments for one slice: resolution tags and a JSON description naming its place."""
+    record = {**pull_record(spec), "z": z, "t": t,
+              "position": [corner_origin(spec)[0], corner_origin(spec)[1], z * float(spec.voxel_size[2])]}
+    return {"description": json.dumps({"ndex": record}, sort_keys=True), **tiff_resolution(spec)}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)

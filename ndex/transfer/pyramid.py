@@ -35,7 +35,11 @@ def level_specs(spec: PullSpec, info: ChannelInfo) -> list[PullSpec]:
     first, last = spec.levels  # type: ignore[misc]  # is_pyramid(spec)
     whole = replace(spec, levels=None, res=first)
     box = spec.box if spec.box is not None else info.extent_at(first, spec.iso)
-    return [replace(whole, res=res, box=level_box(info, box, first, res, spec.iso)) for res in range(first, last + 1)]
+    out = []
+    for res in range(first, last + 1):
+        info.check_res(res, built_before=True)  # a level outside the hierarchy is named as such (built: make_plan)
+        out.append(replace(whole, res=res, box=level_box(info, box, first, res, spec.iso)))
+    return out
 
 
 def plan_levels(client: Any, spec: PullSpec, options: TransferOptions) -> list[PullPlan]:

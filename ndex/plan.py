@@ -22,7 +22,7 @@ from ndex.errors import UsageError
 from ndex.geometry import Box, ceil_div, z_slabs
 from ndex.progress import mb
 from ndex.sinks.layout import stop_digits
-from ndex.transfer import pull_plan, push_plan
+from ndex.transfer import pull_plan, push_plan, pyramid
 from ndex.transfer.options import SLAB_DEPTH, TransferOptions
 from ndex.transfer.pull_plan import PullSpec
 from ndex.transfer.push_plan import COPIES_PER_BLOCK, PushSpec
@@ -187,9 +187,12 @@ def pull_footprint(spec: PullSpec, options: TransferOptions, info: ChannelInfo, 
     blocks in flight to fit, exactly as computed here; a cap too small for one slab is refused here.
     """
     slab = z_slabs(box)[0]  # every slab of the box has its XY tiling, so the first has every slab's footprint
-    plan = pull_plan.layout(spec, options, info, slab)
+    # a pyramid pulls its levels one after the other: the first holds the most, all of them add bytes and requests
+    ones = pyramid.level_specs(replace(spec, box=slab), info) if pyramid.is_pyramid(spec) else [replace(spec, box=slab)]
+    plans = [pull_plan.layout(one, options, info, one.box) for one in ones]  # type: ignore[arg-type]  # boxes given
+    plan = plans[0]
     return Footprint(plan.slab_bytes, 1 if plan.slab_bytes else 0, plan.block_bytes, plan.inflight,
-                     plan.nblocks, plan.nbytes // slab.shape[2])
+                     sum(p.nblocks for p in plans), sum(p.nbytes for p in plans) // slab.shape[2])
 
 
 def push_footprint(spec: PushSpec, options: TransferOptions, xy: Box, itemsize: int) -> Footprint:

@@ -77,7 +77,7 @@ def test_aligned_full_extent_to_stack_ome_tiff_zarr_and_npy(ndex_server, volume,
     with tifffile.TiffFile(tmp_path / "vol.ome.tif") as tif:
         assert np.array_equal(tif.asarray(), truth)
         assert 'PhysicalSizeX="4.0"' in tif.ome_metadata and 'PhysicalSizeZ="40.0"' in tif.ome_metadata
-    zarr = ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": str(tmp_path / "vol.ome.zarr" / "0")}}).result()
+    zarr = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(tmp_path / "vol.ome.zarr" / "0")}}).result()
     assert np.array_equal(zarr.read().result(), truth)
     assert np.array_equal(np.load(tmp_path / "vol.npy"), truth)
     assert not list(tmp_path.glob("*.partial"))

@@ -211,3 +211,27 @@ def test_bad_pyramid_requests_are_one_line_and_write_nothing(ndex_server, pyrami
     err = capsys.readouterr().err.strip()
     assert text in err and len(err.splitlines()) == 1 and err.startswith("error:"), err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_planned_pyramid_pull_writes_one_pyramid_per_job(ndex_server, pyramids, tmp_path, monkeypatch, capsys):
+    from ndex.cli.main import main
+
+    coll, rmt = pyramids
+    monkeypatch.chdir(tmp_path)  # jobs run where the plan was made
+    monkeypatch.setenv("NDEX_URL", ndex_server.url)
+    monkeypatch.setenv("NDEX_TOKEN", ndex_server.token)
+    argv = ["plan", "pull", "--collection", coll, "--experiment", "aniso", "--channel", "img16", "--full_extent",
+            "--levels", "0-2", "--stack_filename", "v.ome.zarr", "--outdir", "out", "--threads", "2", "--jobs", "2"]
+    assert main([*argv, "--format", "json", "--plan_dir", "dry"]) == 0
+    assert capsys.readouterr().out.count("ndex run ") == 2
+    job = json.loads((tmp_path / "dry" / "jobs" / "job_0.json").read_text())
+    assert job["spec"]["levels"] == [0, 2] and job["spec"]["stack_filename"] == "v_z0000000-0000032.ome.zarr"
+    # the plan counts every level's bytes (x and y halve per level, each clamped to the frame's x start)
+    boxes = [expected_box(FRAME, res, (100, 0, 0), z_halves=False) for res in range(3)]
+    assert job["nbytes"] == sum((x1 - x0) * (y1 - y0) for (x0, x1), (y0, y1), _ in boxes) * 32 * 2
+    assert main([*argv, "--run", "local", "--plan_dir", "ran"]) == 0
+    for name, (z0, z1) in (("v_z0000000-0000032.ome.zarr", (0, 32)), ("v_z0000032-0000040.ome.zarr", (32, 40))):
+        group = zarr.open_group(str(tmp_path / "out" / name), mode="r")
+        for res in range(3):
+            box = expected_box((FRAME[0], FRAME[1], (z0, z1)), res, (100, 0, 0), z_halves=False)
+            np.testing.assert_array_equal(group[str(res)][...], server_cutout(rmt, coll, "aniso", "img16", res, box))

@@ -55,6 +55,13 @@ EXTRAS = {
         "playwright>=1.40",  # drives Debian's chromium (never downloads a browser)
         "zarr>=3",  # reads /zarr/ over HTTP in tests
         "fsspec[http]>=2024.1",  # zarr-python's HTTP store
+        "cloud-volume>=12",  # reads ndpull's precomputed output, as CloudVolume users will
+        # ome-zarr's reader reads ndpull's OME-Zarr output; scripts/dev.py installs ome-zarr itself without
+        # dependencies (its fsspec[s3] needs an aiobotocore that refuses our botocore), these are the rest
+        "scikit-image>=0.22",
+        "toolz>=0.12",
+        "rangehttpserver>=1.3",
+        "Deprecated>=1.2",
     ],
 }
 

@@ -83,7 +83,8 @@ def info(specs: list[OutputSpec], encoding: str) -> dict:
     """The volume's `info`: one scale per level, and the pull's record under `ndex`."""
     record = pull_record(specs[0])
     record["levels"] = [{"key": scale_key(s), "resolution": s.resolution} for s in specs]
-    segmentation = encoding == "compressed_segmentation" or np.dtype(specs[0].dtype).name == "uint64"
+    labels = (specs[0].extra.get("source") or {}).get("channel_type") == "annotation"
+    segmentation = labels or encoding == "compressed_segmentation" or np.dtype(specs[0].dtype).name == "uint64"
     return {"@type": "neuroglancer_multiscale_volume", "type": "segmentation" if segmentation else "image",
             "data_type": np.dtype(specs[0].dtype).name, "num_channels": 1,
             "scales": [scale(s, encoding) for s in specs], "ndex": record}

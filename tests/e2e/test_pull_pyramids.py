@@ -140,6 +140,16 @@ def test_precomputed_segmentation_pyramid_opens_in_cloudvolume(ndex_server, pyra
         np.testing.assert_array_equal(got, server_cutout(rmt, coll, "aniso", "ann", mip, box))
 
 
+def test_a_dry_run_describes_every_level_and_writes_nothing(ndex_server, pyramids, tmp_path, capsys):
+    coll, _ = pyramids
+    assert ndpull(args(ndex_server, coll, "iso", "img16", "--full_extent", "--levels", "0-2", "--output", "zarr",
+                       "--dry_run", "--outdir", str(tmp_path / "out"))) == 0
+    out = capsys.readouterr().out
+    assert [line.split(" at resolution ")[1] for line in out.splitlines() if line.startswith("channel")] == ["0", "1", "2"]
+    assert "region    x 0:75, y 0:50, z 0:16" in out  # level 2 of 300x200x64, z halving too
+    assert not (tmp_path / "out").exists()
+
+
 def test_single_level_pulls_write_zarr_v3_and_precomputed(ndex_server, pyramids, tmp_path):
     coll, rmt = pyramids
     assert ndpull(args(ndex_server, coll, "iso", "img16", "--full_extent", "--res", "1", "--outdir", str(tmp_path),

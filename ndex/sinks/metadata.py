@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ndex import __version__
 from ndex.geometry import Box
 from ndex.sinks.base import OutputSpec
 from ndex.sinks.layout import units
@@ -49,8 +50,6 @@ def box_record(box: Box) -> dict:
 
 def pull_record(spec: OutputSpec) -> dict:
     """Everything about the pull of `spec` that its output keeps (JSON-able)."""
-    from ndex import __version__
-
     source: Mapping[str, Any] = spec.extra.get("source") or {}
     times = None if spec.time_points is None else [min(spec.times), max(spec.times) + 1]  # type: ignore[type-var, operator]  # time_points given: ints
     return {"written_by": f"ndex {__version__}", "source": dict(source), "resolution": spec.resolution,
@@ -106,10 +105,10 @@ def tiff_stack_metadata(spec: OutputSpec, metadata: dict, *, ome: bool) -> dict:
     symbol, _ = units(spec)
     x0, y0, z0 = corner_origin(spec)
     vz = float(spec.voxel_size[2])
-    planes = [(t, z) for t in spec.times for z in range(spec.box.z[1] - spec.box.z[0])]
-    plane = {"PositionX": [x0] * len(planes), "PositionXUnit": [symbol] * len(planes),
-             "PositionY": [y0] * len(planes), "PositionYUnit": [symbol] * len(planes),
-             "PositionZ": [z0 + z * vz for _, z in planes], "PositionZUnit": [symbol] * len(planes)}
+    depths = [z0 + z * vz for _ in spec.times for z in range(spec.box.shape[2])]  # OME planes in (t, z) order
+    n = len(depths)
+    plane = {"PositionX": [x0] * n, "PositionXUnit": [symbol] * n, "PositionY": [y0] * n,
+             "PositionYUnit": [symbol] * n, "PositionZ": depths, "PositionZUnit": [symbol] * n}
     flat = {f"ndex.{k}": _text(v) for k, v in record.items()}
     return {**metadata, "Plane": plane, "Description": f"pulled by ndex: {_text(record)}",
             "MapAnnotation": {"Namespace": "ndex/pull", **flat}}
@@ -117,8 +116,8 @@ def tiff_stack_metadata(spec: OutputSpec, metadata: dict, *, ome: bool) -> dict:
 
 def tiff_slice_tags(spec: OutputSpec, z: int, t: int | None) -> dict:
     """tifffile imwrite() arguments for one slice: resolution tags and a JSON description naming its place."""
-    record = {**pull_record(spec), "z": z, "t": t,
-              "position": [corner_origin(spec)[0], corner_origin(spec)[1], z * float(spec.voxel_size[2])]}
+    x0, y0, _ = corner_origin(spec)
+    record = {**pull_record(spec), "z": z, "t": t, "position": [x0, y0, z * float(spec.voxel_size[2])]}
     return {"description": json.dumps({"ndex": record}, sort_keys=True), **tiff_resolution(spec)}
 
 

@@ -1,5 +1,5 @@
 """ndpull's precomputed output opened by neuroglancer itself: the client in headless chromium reads the
-volume over HTTP (`precomputed://http://...`) and shows the pushed test pattern, pixel for pixel."""
+volume over HTTP from 127.0.0.1 (a `precomputed://` source) and shows the pushed test pattern, pixel for pixel."""
 from __future__ import annotations
 
 import functools

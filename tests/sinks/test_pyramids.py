@@ -20,6 +20,7 @@ from ndex.geometry import Box, z_slabs
 from ndex.sinks import open_sink
 from ndex.sinks.factory import open_pyramid
 from ndex.sinks.metadata import public_url
+from ndex.testing.sinks import FileSinkTests
 
 SOURCE = {"url": "http://127.0.0.1:8080", "collection": "col", "experiment": "exp", "channel": "chan",
           "channel_type": "image", "iso": False}
@@ -252,3 +253,25 @@ def test_plain_stack_and_slices_keep_the_record_in_their_description(tmp_path):
         one = json.loads(tif.pages[0].description)["ndex"]
         assert tif.pages[0].tags["ResolutionUnit"].value == 3
     assert one["z"] == 14 and one["position"] == [2000.0, 4000.0, 560.0] and one["source"]["url"] == SOURCE["url"]
+
+
+class TestPrecomputedConformance(FileSinkTests):
+    """The suite every file sink passes, for a single-level precomputed volume (3D only: no time axis)."""
+
+    final_suffixes = (".precomputed",)
+    resume_keeps_files = False  # the suite compares TIFF / npy files only
+
+    def make(self, spec):
+        return open_sink("precomputed", spec)
+
+    def read_back(self, sink, spec, paths):
+        (path,) = paths
+        return read_level("precomputed", path, spec, 0)
+
+    def test_time_series_round_trip(self, tmp_path):
+        with pytest.raises(UsageError, match="a precomputed volume has no time axis"):
+            self.make(make_spec(tmp_path, "uint8", times=(3, 4, 5)))
+
+    @pytest.mark.parametrize("times", [None])
+    def test_resume_continues_without_rewriting(self, tmp_path, times):
+        super().test_resume_continues_without_rewriting(tmp_path, times)

@@ -160,10 +160,11 @@ def execute(args: argparse.Namespace) -> int:
                 print(f"pulling {plan.box} of {spec.ref.collection}/{spec.ref.experiment}/{spec.ref.channel} "
                       f"res {plan.spec.res}: {plan.nblocks} blocks, {mb(plan.nbytes)}, "
                       f"~{plan.memory_estimate / 1e6:,.0f} MB memory", file=sys.stderr)
-        if is_pyramid(spec):
-            report = pull_levels(spec, options, client=client, progress=progress, plans=plans)
-        else:
-            report = pull(spec, options, client=client, progress=progress, plan=plans[0])
+        with flag_names():  # an output that cannot hold the pull (precomputed's encoding) names its flag
+            if is_pyramid(spec):
+                report = pull_levels(spec, options, client=client, progress=progress, plans=plans)
+            else:
+                report = pull(spec, options, client=client, progress=progress, plan=plans[0])
     print(report.summary())
     if (code := ended_early(report)) is not None:
         return code

@@ -118,10 +118,10 @@ def check_dtype(spec: OutputSpec) -> None:
 
 def open_pyramid(kind: str, specs: list[OutputSpec]) -> Any:
     """The output of `kind` holding one level per spec (lowest first): `.levels[i]` are their Sinks,
-    `.finish()` publishes the whole; UsageError for a kind that holds one level only."""
+    `.finish()` publishes the whole; FieldError for a kind that holds one level only."""
     if kind not in PYRAMIDS:
-        raise UsageError(f"output {kind} holds one resolution level: pull several levels into "
-                         f"{' or '.join(PYRAMIDS)}, or one level with --res")
+        raise FieldError("levels", f"output {kind} holds one resolution level: pull several {{field}} into "
+                                   f"{' or '.join(PYRAMIDS)}, or one level")
     for spec in specs:
         check_dtype(spec)
     return _lazy(*PYRAMIDS[kind])(specs)

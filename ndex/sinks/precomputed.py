@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tensorstore as ts
 
-from ndex.errors import SinkError, UsageError
+from ndex.errors import FieldError, SinkError, UsageError
 from ndex.geometry import Box
 from ndex.sinks._files import disk_error, remove, write_json
 from ndex.sinks.base import OutputSpec
@@ -43,28 +43,28 @@ def precomputed_name(spec: OutputSpec) -> str:
 
 def encoding_of(spec: OutputSpec) -> str:
     """The chunk encoding asked for (`extra["encoding"]`), or the default for the dtype and channel type;
-    UsageError for one that cannot hold the dtype."""
+    FieldError for one that cannot hold the dtype."""
     dtype = np.dtype(spec.dtype).name
     source = spec.extra.get("source") or {}
     labels = dtype == "uint64" or (source.get("channel_type") == "annotation" and dtype == "uint32")
     encoding = spec.extra.get("encoding") or ("compressed_segmentation" if labels else "raw")
     if encoding not in ENCODINGS:
-        raise UsageError(f"unknown precomputed encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
+        raise FieldError("encoding", f"unknown precomputed {{field}} {encoding!r}: use one of {', '.join(ENCODINGS)}")
     if dtype not in ENCODINGS[encoding]:
         fits = [name for name, dtypes in ENCODINGS.items() if dtype in dtypes]
-        raise UsageError(f"precomputed encoding {encoding} cannot hold {dtype} voxels (it takes "
-                         f"{', '.join(ENCODINGS[encoding])}): use --encoding {' or '.join(fits)}")
+        raise FieldError("encoding", f"precomputed encoding {encoding} cannot hold {dtype} voxels (it takes "
+                                     f"{', '.join(ENCODINGS[encoding])}): use {{field}} {' or '.join(fits)}")
     return encoding
 
 
 def check_spec(spec: OutputSpec) -> None:
-    """UsageError for what a precomputed volume cannot hold: several time points, a TIFF/zarr compression."""
+    """FieldError for what a precomputed volume cannot hold: several time points, a TIFF/zarr compression."""
     if spec.time_points is not None and len(spec.times) > 1:
-        raise UsageError(f"a precomputed volume has no time axis: pull one time point (--t T T+1) instead of "
-                         f"{len(spec.times)}, or write OME-Zarr")
+        raise FieldError("time_range", f"a precomputed volume has no time axis: pull one time point ({{field}} T T+1) "
+                                       f"instead of {len(spec.times)}, or write OME-Zarr")
     if spec.compression != "none":
-        raise UsageError(f"precomputed chunks are encoded (--encoding), not compressed: drop --compression "
-                         f"{spec.compression}")
+        raise FieldError("compression", f"precomputed chunks are encoded, not compressed: drop {{field}} "
+                                        f"{spec.compression}")
 
 
 def scale_key(spec: OutputSpec) -> str:

@@ -158,7 +158,7 @@ def check_pyramid_fields(spec: PullSpec) -> None:
                                     "at the first level, drop {field}")
         if hi > lo and spec.output not in PYRAMIDS:
             raise FieldError("levels", f"{{field}} {lo}-{hi} writes a pyramid, which output {spec.output} cannot hold: "
-                                       f"write {' or '.join(PYRAMIDS)}, or pull one level with --res")
+                                       f"write {' or '.join(PYRAMIDS)}, or pull one level")
         object.__setattr__(spec, "levels", (lo, hi))
         object.__setattr__(spec, "res", lo)
     if spec.zarr_version is not None and (spec.output != "zarr" or spec.zarr_version not in (2, 3)):

@@ -206,7 +206,9 @@ def test_an_interrupted_pyramid_pull_resumes_at_the_level_it_stopped(ndex_server
     (("--levels", "1-2", "--res", "2", "--output", "zarr"), "--res 2 is not the first of levels 1-2"),
     (("--output", "precomputed", "--encoding", "jpeg"), "precomputed encoding jpeg cannot hold uint16 voxels"),
     (("--output", "precomputed", "--encoding", "compressed_segmentation"),
-     "compressed_segmentation cannot hold uint16"),
+     "compressed_segmentation cannot hold uint16 voxels (it takes uint32, uint64): use --encoding raw"),
+    (("--output", "precomputed", "--compression", "zlib"), "precomputed chunks are encoded, not compressed: drop "
+                                                           "--compression zlib"),
     (("--stack_filename", "v.tif", "--zarr_version", "2"), "--zarr_version 2 is for OME-Zarr output"),
     (("--stack_filename", "v.ome.zarr", "--encoding", "raw"), "--encoding raw is for precomputed output"),
 ])

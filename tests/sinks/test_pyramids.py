@@ -190,7 +190,7 @@ def test_precomputed_jpeg_is_lossy_but_close(tmp_path):
 
 @pytest.mark.parametrize("dtype,extra,message", [
     ("uint16", {"encoding": "compressed_segmentation"},
-     "precomputed encoding compressed_segmentation cannot hold uint16 voxels (it takes uint32, uint64): use --encoding raw"),
+     "precomputed encoding compressed_segmentation cannot hold uint16 voxels (it takes uint32, uint64): use encoding raw"),
     ("uint16", {"encoding": "jpeg"}, "precomputed encoding jpeg cannot hold uint16 voxels"),
     ("uint8", {"encoding": "png"}, "unknown precomputed encoding 'png'"),
 ])
@@ -204,7 +204,7 @@ def test_precomputed_refuses_time_series_and_compression(tmp_path):
     spec = level_specs(tmp_path, "uint8", 1)[0]
     with pytest.raises(UsageError, match="a precomputed volume has no time axis"):
         open_sink("precomputed", replace(spec, time_points=(0, 1)))
-    with pytest.raises(UsageError, match="drop --compression zlib"):
+    with pytest.raises(UsageError, match="drop compression zlib"):
         open_sink("precomputed", replace(spec, compression="zlib"))
     one = open_sink("precomputed", replace(spec, time_points=(4,)))  # one time point is a 3D volume
     feed(one, one.spec, vol := volume(one.spec))
@@ -214,7 +214,7 @@ def test_precomputed_refuses_time_series_and_compression(tmp_path):
 
 def test_only_pyramid_kinds_hold_several_levels(tmp_path):
     with pytest.raises(UsageError, match="output stack holds one resolution level: pull several levels into zarr or "
-                                         "precomputed, or one level with --res"):
+                                         "precomputed, or one level"):
         open_pyramid("stack", level_specs(tmp_path))
 
 

@@ -247,3 +247,20 @@ def test_a_planned_pyramid_pull_writes_one_pyramid_per_job(ndex_server, pyramids
         for res in range(3):
             box = expected_box((FRAME[0], FRAME[1], (z0, z1)), res, (100, 0, 0), z_halves=False)
             np.testing.assert_array_equal(group[str(res)][...], server_cutout(rmt, coll, "aniso", "img16", res, box))
+
+
+def test_ome_tiff_of_a_level_records_where_it_lies_and_whence_it_came(ndex_server, pyramids, tmp_path):
+    import tifffile
+
+    coll, rmt = pyramids
+    assert ndpull(args(ndex_server, coll, "aniso", "img16", "--x", "160", "300", "--y", "10", "200", "--z", "5", "9",
+                       "--res", "1", "--stack_filename", "r1.ome.tif", "--outdir", str(tmp_path))) == 0
+    with tifffile.TiffFile(tmp_path / "r1.ome.tif") as tif:
+        data, ome, tags = tif.asarray(), tif.ome_metadata, tif.pages[0].tags
+    box = [(160, 300), (10, 200), (5, 9)]
+    np.testing.assert_array_equal(data, server_cutout(rmt, coll, "aniso", "img16", 1, box))
+    assert 'PositionX="1280.0"' in ome and 'PositionY="80.0"' in ome  # x 160, y 10 at 8 nm (level 1)
+    assert 'PositionZ="200.0"' in ome and 'PositionZ="320.0"' in ome  # z 5..8 at 40 nm
+    assert 'PhysicalSizeX="8.0"' in ome and tags["ResolutionUnit"].value == 3
+    assert tags["XResolution"].value[0] / tags["XResolution"].value[1] == pytest.approx(1e7 / 8)
+    assert ndex_server.url in ome and ndex_server.token not in ome and f"&quot;collection&quot;: &quot;{coll}" in ome

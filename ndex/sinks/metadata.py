@@ -6,10 +6,10 @@ keeps that record in its own metadata: OME-Zarr in the group's attributes (`ndex
 its `info` (`ndex`), a TIFF stack in its ImageDescription (JSON, or OME-XML's Description and a
 MapAnnotation), a TIFF slice in its own ImageDescription.
 
-Placement: a voxel of level L covers f = (level-L size / level-0 size) voxels of level 0, so its
-centre lies (f - 1) / 2 level-0 voxels past its corner. OME-Zarr (whose coordinates are voxel
-centres, as the server's own /zarr/ documents) takes that shift; precomputed's voxel_offset and
-TIFF's plane positions are corners, as neuroglancer and OME readers take them.
+Placement: voxel i of a level lies at i x the level's voxel size, in every output: OME-Zarr's
+translation, precomputed's voxel_offset and TIFF's plane positions. It is the rule the server's own
+/zarr/ uses (translation 0, array index = BOSS coordinate at that level) and neuroglancer's, so a
+pulled region and a level of the server's pyramid line up wherever they are opened together.
 """
 from __future__ import annotations
 
@@ -64,20 +64,8 @@ def unit_key(spec: OutputSpec) -> str:
     return key if key.endswith("s") else key + "s"
 
 
-def base_voxel(spec: OutputSpec) -> tuple[float, float, float]:
-    """Level-0 voxel size (x, y, z): the source's, if the pull recorded it, else this level's."""
-    base = spec.extra.get("base_voxel_size")
-    return tuple(float(v) for v in base) if base else tuple(float(v) for v in spec.voxel_size)  # type: ignore[return-value]
-
-
-def centre_origin(spec: OutputSpec) -> tuple[float, float, float]:
-    """Physical position (x, y, z) of the centre of the region's first voxel."""
-    return tuple(lo * v + (v - v0) / 2 for lo, v, v0 in  # type: ignore[return-value]
-                 zip(spec.box.start, map(float, spec.voxel_size), base_voxel(spec)))
-
-
 def corner_origin(spec: OutputSpec) -> tuple[float, float, float]:
-    """Physical position (x, y, z) of the corner of the region's first voxel."""
+    """Physical position (x, y, z) of the region's first voxel: its index times the level's voxel size."""
     return tuple(lo * float(v) for lo, v in zip(spec.box.start, spec.voxel_size))  # type: ignore[return-value]
 
 

@@ -4,8 +4,8 @@ Why v3 / 0.5 by default: it is the current NGFF version, what the server's own /
 what zarr-python 3, tensorstore, ome-zarr-py, neuroglancer and napari (via ome-zarr) open;
 `zarr_version=2` (`--zarr_version 2`) writes NGFF 0.4 for readers that have not moved on (Fiji's
 n5-zarr, MoBIE, older napari plugins). Levels are datasets "0", "1", ... (the first pulled level
-first), each with its voxel size as scale and the centre of its first voxel as translation (see
-metadata.py); chunks are the server's cuboid, 16x512x512 (x1 in t); the pull's record sits in the
+first), each with its voxel size as scale and the region's origin at that level as translation
+(metadata.py); chunks are the server's cuboid, 16x512x512 (x1 in t); the pull's record sits in the
 group attributes under "ndex".
 
 Blocks are written from worker threads as they arrive (tensorstore serialises read-modify-write of a
@@ -30,7 +30,7 @@ from ndex.sinks._files import disk_error, write_json
 from ndex.sinks.base import OutputSpec
 from ndex.sinks.layout import units, volume_name, volume_shape
 from ndex.sinks.levels import Pyramid
-from ndex.sinks.metadata import box_record, centre_origin, pull_record
+from ndex.sinks.metadata import box_record, corner_origin, pull_record
 from ndex.sinks.tiff_options import check_compression
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,9 @@ def axes(spec: OutputSpec) -> list[dict]:
 
 
 def dataset(spec: OutputSpec, path: str) -> dict:
-    """One level: its path, its voxel size as scale and its first voxel's centre as translation (z, y, x)."""
+    """One level: its path, its voxel size as scale and its origin (first voxel x voxel size) as translation (z, y, x)."""
     vx, vy, vz = (float(v) for v in spec.voxel_size)
-    ox, oy, oz = centre_origin(spec)
+    ox, oy, oz = corner_origin(spec)
     scale, shift = [vz, vy, vx], [oz, oy, ox]
     if spec.time_points is not None:
         scale.insert(0, 1.0)

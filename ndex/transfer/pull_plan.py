@@ -254,5 +254,5 @@ def layout(spec: PullSpec, options: TransferOptions, info: ChannelInfo, box: Box
 def output_extra(spec: PullSpec, info: ChannelInfo, url: str | None) -> dict[str, Any]:
     """What a sink records about the pull (metadata.py) and the format options of the spec."""
     source = source_record(url, spec.ref, iso=spec.iso, channel_type=info.channel.type)
-    return {"source": source, "base_voxel_size": info.frame.voxel_size, "zarr_version": spec.zarr_version,
+    return {"source": source, "zarr_version": spec.zarr_version,
             "encoding": spec.encoding}

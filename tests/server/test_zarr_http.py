@@ -152,7 +152,7 @@ def test_levels_line_up_with_what_ndpull_writes(server_app, volume, tmp_path):
                           "--x", *map(str, x), "--y", *map(str, y), "--z", *map(str, z), "--outdir", str(tmp_path),
                           "--output", "zarr", "--stack_filename", "region.ome.zarr"]) == 0
     pulled_dir = tmp_path / "region.ome.zarr"
-    pulled_ms = json.loads((pulled_dir / ".zattrs").read_text())["multiscales"][0]
+    pulled_ms = json.loads((pulled_dir / "zarr.json").read_text())["attributes"]["ome"]["multiscales"][0]
     scale, translation = (t[k] for t, k in zip(pulled_ms["datasets"][0]["coordinateTransformations"],
                                                 ("scale", "translation")))
     group = requests.get(f"{server_app.url}/zarr/{ch.path}/zarr.json", headers=server_app.headers).json()

@@ -35,8 +35,7 @@ def level_specs(tmp_path, dtype="uint16", levels=3, **extra):
         box = Box((BASE.start[0] // f, BASE.start[1] // f, BASE.start[2]),
                   (-(-BASE.stop[0] // f), -(-BASE.stop[1] // f), BASE.stop[2]))
         specs.append(make_spec(tmp_path, dtype, box=box, voxel_size=(4.0 * f, 4.0 * f, 40.0), resolution=res,
-                               stack_filename="vol", extra={"source": SOURCE, "base_voxel_size": (4.0, 4.0, 40.0),
-                                                            **extra}))
+                               stack_filename="vol", extra={"source": SOURCE, **extra}))
     return specs
 
 
@@ -62,9 +61,8 @@ def test_zarr_v3_pyramid_is_ngff_05_and_every_reader_sees_each_level(tmp_path):
         scale, shift = ds["coordinateTransformations"]
         f = 2**i
         assert ds["path"] == str(i) and scale["scale"] == [40.0, 4.0 * f, 4.0 * f]
-        # the centre of the first voxel: corner + half a voxel of this level - half a voxel of level 0
-        assert shift["translation"] == [14 * 40.0, specs[i].box.y[0] * 4.0 * f + 2.0 * (f - 1),
-                                        specs[i].box.x[0] * 4.0 * f + 2.0 * (f - 1)]
+        # voxel i of a level at i x its voxel size, as the server's /zarr/ places its levels
+        assert shift["translation"] == [14 * 40.0, specs[i].box.y[0] * 4.0 * f, specs[i].box.x[0] * 4.0 * f]
     assert group["attributes"]["ndex"]["source"]["url"] == "http://127.0.0.1:8080"
     assert [lv["resolution"] for lv in group["attributes"]["ndex"]["levels"]] == [0, 1, 2]
     tensorstore_levels = [read_zarr(path, str(i)) for i in range(3)]

@@ -98,6 +98,12 @@ def test_ome_zarr_v3_pyramid_matches_the_server_level_by_level(ndex_server, pyra
         f = 2**res
         assert scale["scale"] == [40.0, 4.0 * f, 4.0 * f]
         assert shift["translation"] == [box[2][0] * 40.0, box[1][0] * 4.0 * f, box[0][0] * 4.0 * f]
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    (image,) = [node for node in Reader(parse_url(str(path)))() if node.data]  # the `ome-zarr` package's reader
+    assert [np.asarray(level).shape for level in image.data] == [group[str(r)].shape for r in range(3)]
+    np.testing.assert_array_equal(np.asarray(image.data[2]), group["2"][...])
     assert attrs["ndex"]["source"] == {"url": ndex_server.url, "collection": coll, "experiment": "aniso",
                                        "channel": "img16", "channel_type": "image", "iso": False}
     assert ndex_server.token not in (path / "zarr.json").read_text()

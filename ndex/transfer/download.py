@@ -144,7 +144,7 @@ def pull(spec: PullSpec, options: TransferOptions | None = None, *, client: Boss
     """Download `spec`'s region into its output, run as `options` say; returns the report (failures
     listed, never raised). Pass a `client` (or a `remote` to build one). A re-run of the same spec resumes.
     """
-    if spec.levels is not None and sink is None:  # several levels into one pyramid (pyramid.py)
+    if spec.pyramid and sink is None:  # levels into one pyramid (pyramid.py)
         from ndex.transfer.pyramid import pull_levels
         return pull_levels(spec, options, client=client, remote=remote, progress=progress)
     options = options or TransferOptions()

@@ -67,6 +67,11 @@ class PullSpec:
                 raise FieldError("time_range", f"{{field}} {self.time_range[0]}:{self.time_range[1]} is empty "
                                                "or inverted")
 
+    @property
+    def pyramid(self) -> bool:
+        """Levels into one pyramid output (zarr, precomputed); a level range of another output is one level."""
+        return self.levels is not None and self.output in PYRAMIDS
+
     def to_dict(self) -> dict[str, Any]:
         out = {f: getattr(self, f) for f in self.__dataclass_fields__}
         out.update(ref=self.ref.path, outdir=str(self.outdir),

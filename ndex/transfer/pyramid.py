@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def is_pyramid(spec: PullSpec) -> bool:
-    """A pull with a `levels` range (even of one level) writes through `pull_levels`."""
-    return spec.levels is not None
+    """A pull of levels into a pyramid output (even of one level) writes through `pull_levels`."""
+    return spec.pyramid
 
 
 def level_specs(spec: PullSpec, info: ChannelInfo) -> list[PullSpec]:

@@ -269,3 +269,13 @@ def test_ome_tiff_of_a_level_records_where_it_lies_and_whence_it_came(ndex_serve
     assert 'PhysicalSizeX="8.0"' in ome and tags["ResolutionUnit"].value == 3
     assert tags["XResolution"].value[0] / tags["XResolution"].value[1] == pytest.approx(1e7 / 8)
     assert ndex_server.url in ome and ndex_server.token not in ome and f"&quot;collection&quot;: &quot;{coll}" in ome
+
+
+def test_one_level_into_a_tiff_is_a_pull_at_that_level(ndex_server, pyramids, tmp_path):
+    import tifffile
+
+    coll, rmt = pyramids
+    assert ndpull(args(ndex_server, coll, "iso", "img16", "--full_extent", "--levels", "1", "--stack_filename", "l1.tif",
+                       "--outdir", str(tmp_path))) == 0
+    box = expected_box(ISO_FRAME, 1, (0, 0, 0), z_halves=True)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "l1.tif"), server_cutout(rmt, coll, "iso", "img16", 1, box))

@@ -79,4 +79,5 @@ def test_a_spec_with_levels_round_trips_and_starts_at_its_first_level():
     assert PullSpec.from_json(spec.to_json()) == spec
     with pytest.raises(FieldError, match="levels 0-2 writes a pyramid, which output tif cannot hold"):
         PullSpec(ref=REF, levels=(0, 2))
-    assert PullSpec(ref=REF, levels=(2, 2)).res == 2  # one level: any output, as --res 2
+    one = PullSpec(ref=REF, levels=(2, 2))  # one level: any output, as --res 2
+    assert one.res == 2 and not one.pyramid and PullSpec(ref=REF, levels=(2, 2), output="zarr").pyramid

@@ -23,7 +23,8 @@ SOURCE_FLAGS = {  # SourceSpec field -> ndpush flag (fields left at their defaul
     "render_base_url": "--render_baseURL", "render_owner": "--render_owner", "render_project": "--render_project",
     "render_stack": "--render_stack", "render_channel": "--render_channel", "render_scale": "--render_scale",
     "render_window": "--render_window", "limit_x": "--limit_x", "limit_y": "--limit_y", "limit_z": "--limit_z",
-    "tile_pattern": "--tile_pattern", "tile_size": "--tile_size",
+    "tile_pattern": "--tile_pattern", "tile_size": "--tile_size", "source_url": "--source",
+    "source_level": "--source_level", "channel_index": "--source_channel_index",
 }
 DEFAULT_SOURCE = SourceSpec()
 DEFAULT_OPTIONS = TransferOptions()
@@ -65,6 +66,7 @@ def push_words(spec: PushSpec) -> list[str]:
     out = ref_words(spec.ref) + source_words(spec.source)
     if any(spec.offsets):
         out += words("--forced_offsets", spec.offsets)
+    out += words("--time_range", spec.time_range)
     return out + words("--res", spec.res or None) + words("--post_zero_blocks", spec.post_zero_blocks)
 
 

@@ -20,6 +20,15 @@ import tensorstore as ts
 from ndex.errors import BadInput
 
 PREFIXES = ("zarr2://", "zarr3://", "zarr://", "n5://", "precomputed://")
+# a few retries over seconds, not tensorstore's default of 32 over minutes: an address that refuses now
+# is a wrong --source far more often than a passing fault; and no chunk cache, so memory stays bounded
+_RETRIES = {"max_retries": 5, "initial_delay": "100ms", "max_delay": "2s"}
+CONTEXT_SPEC = {"cache_pool": {"total_bytes_limit": 0}, "http_request_retries": _RETRIES,
+                "s3_request_retries": _RETRIES, "gcs_request_retries": _RETRIES}
+
+
+def context() -> ts.Context:
+    return ts.Context(CONTEXT_SPEC)
 
 
 def strip_prefix(url: str) -> str:
@@ -79,7 +88,7 @@ def where(store: dict[str, Any], key: str = "") -> str:
 def read_json(store: dict[str, Any], key: str) -> Any | None:
     """The JSON document at `key`, None if there is none; BadInput if it cannot be read or parsed."""
     try:
-        result = ts.KvStore.open(store).result().read(key).result()
+        result = ts.KvStore.open(store, context=context()).result().read(key).result()
     except Exception as exc:  # tensorstore reports refused connections, 403s, bad buckets as ValueError etc.
         raise BadInput(f"cannot read {where(store, key)}: {first_line(exc)}: check --source and access") from None
     if result.state != "value":
@@ -94,7 +103,7 @@ def read_json(store: dict[str, Any], key: str) -> Any | None:
 def open_array(spec: dict[str, Any], name: str) -> ts.TensorStore:
     """The array `spec` describes, opened for reading (no cache: memory stays bounded by what is read)."""
     try:
-        return ts.open(spec, read=True, context=ts.Context({"cache_pool": {"total_bytes_limit": 0}})).result()
+        return ts.open(spec, read=True, context=context()).result()
     except Exception as exc:
         raise BadInput(f"tensorstore cannot open {name}: {first_line(exc)}") from None
 

@@ -4,6 +4,7 @@ for each kind of bad source."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from ndex.geometry import Box
 from ndex.sources import SourceSpec, open_source
 from ndex.testing.sources import SourceTests
 
-from .conftest import make_volume
+from .conftest import make_volume, s3_client
 
 
 def ome_zarr_v3(request, tmp_path):
@@ -250,3 +251,21 @@ def test_n5_dataset_with_a_cosem_transform(tmp_path):
     source = opened(datasource="n5", source_url=str(tmp_path / "em.n5"))
     assert (source.voxel_size, source.voxel_unit, source.voxel_offset) == ((2.0, 4.0, 8.0), "nanometers", (10, 10, 10))
     np.testing.assert_array_equal(source.read_slab(0, 6), volume)
+
+
+def ome_zarr_on_s3(request, tmp_path):
+    """An OME-Zarr uploaded to moto's S3 and read through tensorstore's s3 driver (AWS_ENDPOINT_URL)."""
+    endpoint = request.getfixturevalue("s3_env")
+    volume = request.getfixturevalue("volume16")
+    write_ome_zarr(tmp_path / "img.ome.zarr", volume, version=3, chunks=128)  # few objects: quick to upload
+    client = s3_client(endpoint)
+    bucket = f"zarr-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    for path in (tmp_path / "img.ome.zarr").rglob("*"):
+        if path.is_file():
+            client.put_object(Bucket=bucket, Key=f"lab/{path.relative_to(tmp_path).as_posix()}", Body=path.read_bytes())
+    return SourceSpec(datasource="zarr", source_url=f"s3://{bucket}/lab/img.ome.zarr"), volume, 0
+
+
+class TestOmeZarrOnS3(SourceTests):
+    case = staticmethod(ome_zarr_on_s3)

@@ -22,7 +22,7 @@ from ndex.sources.ts_store import child, read_json, where
 
 XYZ = ("x", "y", "z")
 # tensorstore reads these; cloud-volume's own encodings (fpzip, zfpc, kempressed) it does not
-PRECOMPUTED_ENCODINGS = ("raw", "jpeg", "png", "compressed_segmentation", "compresso")
+PRECOMPUTED_ENCODINGS = ("raw", "jpeg", "png", "compressed_segmentation")
 DEFAULT_AXES = {2: "yx", 3: "zyx", 4: "czyx", 5: "tczyx"}  # zarr arrays without names, C order
 METERS = {"angstrom": 1e-10, "picometer": 1e-12, "nanometer": 1e-9, "micrometer": 1e-6, "millimeter": 1e-3,
           "centimeter": 1e-2, "decimeter": 1e-1, "meter": 1.0}

@@ -50,10 +50,13 @@ class Located:
     time_points: int | None = None  # BigDataViewer: time point groups (None: the t axis tells)
 
 
-def boss_unit(unit: str | None, sizes: tuple[float, ...]) -> tuple[str | None, tuple[float, ...]]:
+Size = tuple[float, float, float]
+
+
+def boss_unit(unit: str | None, sizes: Size | None) -> tuple[str | None, Size | None]:
     """A BOSS unit and the sizes in it: NGFF / N5 unit names and abbreviations, others converted."""
-    if not unit:
-        return None, sizes
+    if not unit or sizes is None:
+        return None, sizes  # a unit without sizes says nothing the push can use
     name = UNIT_ALIASES.get(unit.strip().lower(), unit.strip().lower()).removesuffix("s")
     if name in BOSS_UNITS:
         return BOSS_UNITS[name], sizes
@@ -61,7 +64,7 @@ def boss_unit(unit: str | None, sizes: tuple[float, ...]) -> tuple[str | None, t
         raise BadInput(f"unknown length unit {unit!r} in the volume's metadata: give --voxel_size and --voxel_unit")
     target = "nanometer" if METERS[name] < 1e-9 else "centimeter"
     factor = METERS[name] / METERS[target]
-    return BOSS_UNITS[target], tuple(s * factor for s in sizes)
+    return BOSS_UNITS[target], (sizes[0] * factor, sizes[1] * factor, sizes[2] * factor)
 
 
 def check_level(level: int, count: int, name: str) -> None:
@@ -108,18 +111,22 @@ def _ome(store: dict[str, Any], level: int, attrs: dict[str, Any], driver: str, 
     outer_scale, outer_translation = _ngff_transform(ms.get("coordinateTransformations") or [], len(axes))
     scale = [a * b for a, b in zip(scale, outer_scale)]
     translation = [t * s + o for t, s, o in zip(translation, outer_scale, outer_translation)]
-    size = tuple(scale[axes.index(a)] if a in axes else 1.0 for a in XYZ)
-    offset = tuple(translation[axes.index(a)] / scale[axes.index(a)] if a in axes else 0.0 for a in XYZ)
-    units = {(a.get("unit") if isinstance(a, dict) else None) for a in ms.get("axes") or []
-             if _axis_name(a) in XYZ} - {None}
+    size = _xyz([scale[axes.index(a)] if a in axes else 1.0 for a in XYZ])
+    offset = _xyz([translation[axes.index(a)] / scale[axes.index(a)] if a in axes else 0.0 for a in XYZ])
+    units = {str(a["unit"]) for a in ms.get("axes") or [] if isinstance(a, dict) and a.get("unit")
+             and _axis_name(a) in XYZ}
     if len(units) > 1:
         raise BadInput(f"{where(store)} has x, y and z in different units ({', '.join(sorted(units))}): give "
                        "--voxel_size and --voxel_unit")
-    unit, size = boss_unit(units.pop() if units else None, size)
+    unit, converted = boss_unit(units.pop() if units else None, size)
     labels = tuple(str(c.get("label", "")) for c in (attrs.get("omero") or {}).get("channels") or [])
     path = datasets[level]["path"]
     return Located({"driver": driver, "kvstore": child(store, path)}, f"{where(store)} level {level} ('{path}')",
-                   kind, axes, len(datasets), size, unit, offset, labels)  # type: ignore[arg-type]
+                   kind, axes, len(datasets), converted, unit, offset, labels)
+
+
+def _xyz(values: list[float]) -> Size:
+    return values[0], values[1], values[2]
 
 
 def _axis_name(axis: Any) -> str:
@@ -190,12 +197,12 @@ def _n5_dataset(store: dict[str, Any], chain: list[dict[str, Any]], kind: str, l
     ndim = len(chain[0].get("dimensions") or [0, 0, 0])
     axes = tuple(str(a).lower() for a in chain[0].get("axes") or "xyzct"[:ndim])  # N5 lists x first
     size, unit, offset = _n5_resolution(chain, axes, factors or chain[0].get("downsamplingFactors") or [])
-    unit, size = boss_unit(unit, size)
-    return Located({"driver": "n5", "kvstore": store}, where(store), kind, axes, levels, size, unit,
-                   offset)  # type: ignore[arg-type]
+    unit, converted = boss_unit(unit, size)
+    return Located({"driver": "n5", "kvstore": store}, where(store), kind, axes, levels, converted, unit, offset)
 
 
-def _n5_resolution(chain: list[dict[str, Any]], axes: tuple[str, ...], factors: list[float]):
+def _n5_resolution(chain: list[dict[str, Any]], axes: tuple[str, ...],
+                   factors: list[float]) -> tuple[Size | None, str | None, Size]:
     """(voxel size x y z, unit, offset in voxels) from the first attributes in `chain` that give them."""
     for attrs in chain:
         if isinstance(attrs.get("transform"), dict):  # COSEM: names in C order, the dataset's own scale
@@ -204,17 +211,17 @@ def _n5_resolution(chain: list[dict[str, Any]], axes: tuple[str, ...], factors: 
             scale = {n: float(s) for n, s in zip(names, tr.get("scale", []))}
             shift = {n: float(s) for n, s in zip(names, tr.get("translate", []))}
             units = {u for n, u in zip(names, tr.get("units", [])) if n in XYZ}
-            size = tuple(scale.get(a, 1.0) for a in XYZ)
-            return size, (units.pop() if len(units) == 1 else None), tuple(
-                shift.get(a, 0.0) / s for a, s in zip(XYZ, size))
+            size = _xyz([scale.get(a, 1.0) for a in XYZ])
+            return size, (units.pop() if len(units) == 1 else None), _xyz(
+                [shift.get(a, 0.0) / s for a, s in zip(XYZ, size)])
         base, unit = _pixel_resolution(attrs)
         if base is not None:
             mult = [float(f) for f in factors] + [1.0] * 3
             per_axis = {a: b * m for a, b, m in zip(axes, base, mult)}
-            return tuple(per_axis.get(a, 1.0) for a in XYZ), unit, (0.0, 0.0, 0.0)
+            return _xyz([per_axis.get(a, 1.0) for a in XYZ]), unit, (0.0, 0.0, 0.0)
     mult = [float(f) for f in factors] + [1.0] * 3
     per_axis = {a: m for a, m in zip(axes, mult)}
-    return (tuple(per_axis.get(a, 1.0) for a in XYZ) if factors else None), None, (0.0, 0.0, 0.0)
+    return (_xyz([per_axis.get(a, 1.0) for a in XYZ]) if factors else None), None, (0.0, 0.0, 0.0)
 
 
 def _pixel_resolution(attrs: dict[str, Any]) -> tuple[list[float] | None, str | None]:
@@ -245,13 +252,13 @@ def locate_precomputed(store: dict[str, Any], level: int) -> Located:
         raise BadInput(f"scale {level} ({scale.get('key')}) of {where(store)} is {encoding}-encoded, which "
                        f"tensorstore cannot read (it reads {', '.join(PRECOMPUTED_ENCODINGS)}): re-encode it, "
                        "e.g. with igneous, or pick another --source_level")
-    resolution = tuple(float(v) for v in scale.get("resolution", (1, 1, 1)))
+    resolution = _xyz([float(v) for v in scale.get("resolution", (1, 1, 1))])
     if not all(math.isfinite(v) and v > 0 for v in resolution):
         raise BadInput(f"scale {level} of {where(store)} has resolution {list(resolution)}: give --voxel_size")
-    offset = tuple(float(v) for v in scale.get("voxel_offset", (0, 0, 0)))
+    offset = _xyz([float(v) for v in scale.get("voxel_offset", (0, 0, 0))])
     spec = {"driver": "neuroglancer_precomputed", "kvstore": store, "scale_index": level}
     return Located(spec, f"{where(store)} scale {level} ({scale.get('key')})", f"precomputed {encoding}",
-                   ("x", "y", "z", "c"), len(scales), resolution, "nanometers", offset)  # type: ignore[arg-type]
+                   ("x", "y", "z", "c"), len(scales), resolution, "nanometers", offset)
 
 
 def pick(index: int | None, count: int, label: str | None, labels: tuple[str, ...], what: str, name: str) -> int:

@@ -3,6 +3,7 @@ resources --create_resources makes from their metadata; a 4D volume; a volume se
 127.0.0.1; bad sources; and `ndex plan` cutting such a push into jobs that `ndex run` executes."""
 from __future__ import annotations
 
+import argparse
 import functools
 import http.server
 import threading
@@ -13,6 +14,7 @@ import pytest
 from volume_files import write_bdv_n5, write_n5_multiscale, write_ome_zarr, write_precomputed
 
 from ndex.cli import push as push_cli
+from ndex.cli import verify as verify_cli
 from ndex.cli.main import main as ndex_main
 from ndex.client import BossClient, ChannelRef
 from ndex.geometry import Box
@@ -122,6 +124,10 @@ def test_create_resources_takes_voxel_size_unit_and_offset_from_the_metadata(nde
     assert offsets == "[200, 100, 20]"
     got = stored(ndex_server, coll, exp, Box((200, 100, 20), (270, 140, 28)), np.uint8)
     np.testing.assert_array_equal(got, data)
+    where = ["--url", ndex_server.url, "--token", ndex_server.token, "-q", *common[:-2]]  # no --log_dir
+    parser = argparse.ArgumentParser()
+    verify_cli.configure(parser)
+    assert verify_cli.run(parser.parse_args([*where, "--exact"])) == 0  # ndex verify places it as ndpush did
     # a level of the pyramid is its own volume: half the voxels, twice the voxel size, into a new experiment
     coll1, exp1 = names()
     level1 = ["--collection", coll1, "--experiment", exp1, "--channel", "ch", "--datasource", "zarr",

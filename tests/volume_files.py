@@ -105,3 +105,15 @@ def write_precomputed(path: Path, volume: np.ndarray, *, encoding: str = "raw",
     store[...] = volume.T[..., np.newaxis]
     written = ts.open({"driver": "neuroglancer_precomputed", "kvstore": spec["kvstore"]}).result()
     return np.ascontiguousarray(written.read().result()[..., 0].T)
+
+
+def write_bdv_xml(path: Path, n5_name: str, setups: list[tuple[str, str, tuple[float, float, float]]]) -> Path:
+    """BigDataViewer's dataset.xml naming the N5 beside it; setups: (name, unit, voxel size x y z)."""
+    views = "".join(f"<ViewSetup><id>{i}</id><name>{name}</name><voxelSize><unit>{unit}</unit>"
+                    f"<size>{' '.join(str(v) for v in size)}</size></voxelSize></ViewSetup>"
+                    for i, (name, unit, size) in enumerate(setups))
+    path.write_text(f'<?xml version="1.0" encoding="UTF-8"?><SpimData version="0.2"><BasePath type="relative">.'
+                    f'</BasePath><SequenceDescription><ImageLoader format="bdv.n5" version="1.0"><n5 type="relative">'
+                    f'{n5_name}</n5></ImageLoader><ViewSetups>{views}</ViewSetups></SequenceDescription></SpimData>',
+                    encoding="utf-8")
+    return path

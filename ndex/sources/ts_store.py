@@ -85,16 +85,22 @@ def where(store: dict[str, Any], key: str = "") -> str:
     return f"{scheme}://{store['bucket']}/{store['path']}{key}"
 
 
-def read_json(store: dict[str, Any], key: str) -> Any | None:
-    """The JSON document at `key`, None if there is none; BadInput if it cannot be read or parsed."""
+def read_bytes(store: dict[str, Any], key: str) -> bytes | None:
+    """The bytes at `key`, None if there are none; BadInput if they cannot be read."""
     try:
         result = ts.KvStore.open(store, context=context()).result().read(key).result()
     except Exception as exc:  # tensorstore reports refused connections, 403s, bad buckets as ValueError etc.
         raise BadInput(f"cannot read {where(store, key)}: {first_line(exc)}: check --source and access") from None
-    if result.state != "value":
+    return bytes(result.value) if result.state == "value" else None
+
+
+def read_json(store: dict[str, Any], key: str) -> Any | None:
+    """The JSON document at `key`, None if there is none; BadInput if it cannot be read or parsed."""
+    body = read_bytes(store, key)
+    if body is None:
         return None
     try:
-        return json.loads(result.value)
+        return json.loads(body)
     except ValueError:
         raise BadInput(f"{where(store, key)} is not JSON: is --source a volume of the format --datasource names?"
                        ) from None

@@ -13,7 +13,8 @@ which ndpush uses as the offsets unless --forced_offsets are given.
 
 A 4D/5D array's time axis is read one time point at a time (`time_index`), its channel axis one
 channel at a time (`channel_index`, or the channel whose OME label is `channel`); BigDataViewer N5's
-setups and time points are its channels and time points.
+setups and time points are its channels and time points (its dataset.xml, given as --source, adds the
+setups' names and voxel sizes: ndex/sources/bdv_xml.py).
 """
 from __future__ import annotations
 
@@ -171,6 +172,11 @@ def open_zarr(spec: SourceSpec) -> VolumeSource:
 
 
 def open_n5(spec: SourceSpec) -> VolumeSource:
+    url = source_url(spec)
+    if url.lower().endswith(".xml"):  # BigDataViewer's dataset.xml: the N5 it names, with its setups' voxel sizes
+        from ndex.sources.bdv_xml import locate_bdv_xml
+
+        return VolumeSource(spec, locate_bdv_xml(url, spec))
     return VolumeSource(spec, locate_n5(_store(spec), spec.source_level, spec.channel_index, spec.time_index))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from volume_files import (
     write_bdv_n5,
+    write_bdv_xml,
     write_n5_dataset,
     write_n5_multiscale,
     write_ome_zarr,
@@ -269,3 +270,19 @@ def ome_zarr_on_s3(request, tmp_path):
 
 class TestOmeZarrOnS3(SourceTests):
     case = staticmethod(ome_zarr_on_s3)
+
+
+def test_bigdataviewer_xml_names_setups_and_gives_their_voxel_size(tmp_path):
+    volumes = [[make_volume(np.uint8, (4, 32, 48), seed=c)] for c in range(2)]
+    write_bdv_n5(tmp_path / "dataset.n5", volumes)
+    write_bdv_xml(tmp_path / "dataset.xml", "dataset.n5", [("dapi", "µm", (0.5, 0.5, 2.0)), ("gfp", "µm", (0.5, 0.5, 2.0))])
+    source = opened(datasource="n5", source_url=str(tmp_path / "dataset.xml"), channel="gfp", source_level=1)
+    assert (source.voxel_size, source.voxel_unit, source.channel_labels) == ((1.0, 1.0, 2.0), "micrometers",
+                                                                            ("dapi", "gfp"))
+    np.testing.assert_array_equal(source.read_slab(0, 4), volumes[1][0][:, ::2, ::2])
+    with pytest.raises(UsageError, match=r"has 2 channels \(dapi, gfp\)"):
+        opened(datasource="n5", source_url=str(tmp_path / "dataset.xml"), channel="em")
+    (tmp_path / "h5.xml").write_text('<SpimData><SequenceDescription><ImageLoader format="bdv.hdf5">'
+                                     '<hdf5 type="relative">d.h5</hdf5></ImageLoader></SequenceDescription></SpimData>')
+    with pytest.raises(BadInput, match="keeps its images as bdv.hdf5, not bdv.n5"):
+        opened(datasource="n5", source_url=str(tmp_path / "h5.xml"))

@@ -286,3 +286,14 @@ def test_bigdataviewer_xml_names_setups_and_gives_their_voxel_size(tmp_path):
                                      '<hdf5 type="relative">d.h5</hdf5></ImageLoader></SequenceDescription></SpimData>')
     with pytest.raises(BadInput, match="keeps its images as bdv.hdf5, not bdv.n5"):
         opened(datasource="n5", source_url=str(tmp_path / "h5.xml"))
+
+
+def test_a_box_reads_only_the_chunks_under_it(tmp_path):
+    """A damaged chunk outside the box does not matter: only the chunks a block needs are fetched."""
+    volume = make_volume(np.uint8, (32, 64, 64))
+    write_ome_zarr(tmp_path / "p.ome.zarr", volume, version=2, chunks=32)  # chunks of 32x32x32, v2 keys z.y.x
+    (tmp_path / "p.ome.zarr" / "0" / "0.1.1").write_bytes(b"damaged")
+    source = opened(datasource="zarr", source_url=str(tmp_path / "p.ome.zarr"))
+    np.testing.assert_array_equal(source.read(Box((0, 0, 0), (32, 64, 16))), volume[:16, :, :32])
+    with pytest.raises(Exception, match="cannot read"):
+        source.read(Box((32, 32, 0), (33, 33, 1)))

@@ -222,10 +222,11 @@ def source_spec(args: argparse.Namespace, channel: str, channel_index: int | Non
 
 def volume_picks(args: argparse.Namespace, names: list[str]) -> list[tuple[str, int | None, int | None]]:
     """(channel name, source channel index, time point) of every run: one per channel, and per time point
-    of a 4D volume. A --channels_list_file's names are the channels of the volume's channel axis, in order."""
+    of a 4D volume. A --channels_list_file's names are the channels of the volume's channel axis, in order,
+    unless '<ch>' in --source names one volume per channel."""
     if args.datasource not in VOLUMES:
         return [(name, None, None) for name in names]
-    indexed = bool(args.channels_list_file)
+    indexed = bool(args.channels_list_file) and "<ch>" not in args.source_url  # else one volume per channel
     points = time_points(args, names[0], 0 if indexed else None)
     return [(name, i if indexed else None, t) for i, name in enumerate(names) for t in points]
 

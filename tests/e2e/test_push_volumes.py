@@ -172,6 +172,21 @@ def test_channels_of_a_volume_go_into_the_listed_channels(ndex_server, tmp_path)
                                       data[c])
 
 
+def test_ch_in_the_source_names_one_volume_per_channel(ndex_server, tmp_path):
+    data = volume(np.uint8, (2, 1, 5, 20, 30))  # per channel a volume with a channel axis of its own (c = 1)
+    for c, chan in enumerate(("nuclei", "membrane")):
+        write_ome_zarr(tmp_path / f"{chan}.ome.zarr", data[c], axes="czyx")
+    (tmp_path / "chans.txt").write_text("nuclei\nmembrane\n")
+    coll, exp = names()
+    common = ["--collection", coll, "--experiment", exp, "--channels_list_file", str(tmp_path / "chans.txt"),
+              "--datasource", "zarr", "--source", str(tmp_path / "<ch>.ome.zarr"), "--log_dir", str(tmp_path)]
+    assert ndpush(ndex_server, *common, "--create_resources") == 0
+    assert ndpush(ndex_server, *common) == 0
+    for c, chan in enumerate(("nuclei", "membrane")):
+        np.testing.assert_array_equal(stored(ndex_server, coll, exp, Box((0, 0, 0), (30, 20, 5)), np.uint8, chan),
+                                      data[c, 0])
+
+
 @pytest.fixture
 def http_root(tmp_path):
     """tmp_path/www served read-only over HTTP on 127.0.0.1 (a free port)."""

@@ -4,6 +4,8 @@ for each kind of bad source."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 
 import numpy as np
@@ -297,3 +299,18 @@ def test_a_box_reads_only_the_chunks_under_it(tmp_path):
     np.testing.assert_array_equal(source.read(Box((0, 0, 0), (32, 64, 16))), volume[:16, :, :32])
     with pytest.raises(Exception, match="cannot read"):
         source.read(Box((32, 32, 0), (33, 33, 1)))
+
+
+@pytest.mark.parametrize("datasource", ["zarr", "n5", "precomputed"])
+def test_without_tensorstore_the_datasource_names_the_install(monkeypatch, datasource):
+    monkeypatch.setitem(sys.modules, "tensorstore", None)  # makes `import tensorstore` fail as if not installed
+    for module in ("ndex.sources.volume", "ndex.sources.volume_formats", "ndex.sources.ts_store"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    with pytest.raises(UsageError, match=rf"the {datasource} datasource needs tensorstore.*pip install 'ndex\[zarr\]'"):
+        opened(datasource=datasource, source_url="/nowhere")
+
+
+def test_importing_sources_does_not_import_tensorstore():
+    code = "import sys, ndex.sources, ndex.cli.push; print('tensorstore' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == [
+        "False"]

@@ -92,7 +92,7 @@ def write_bdv_n5(path: Path, volumes: list[list[np.ndarray]], levels: int = 2) -
 
 def write_precomputed(path: Path, volume: np.ndarray, *, encoding: str = "raw",
                       resolution: tuple[float, float, float] = (4, 4, 40),
-                      voxel_offset: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+                      voxel_offset: tuple[int, int, int] = (0, 0, 0), sharded: bool = False) -> np.ndarray:
     """A one-scale precomputed volume of a (z, y, x) volume; returns what tensorstore reads back (jpeg is lossy)."""
     kind = "segmentation" if encoding == "compressed_segmentation" else "image"
     z, y, x = volume.shape
@@ -101,6 +101,10 @@ def write_precomputed(path: Path, volume: np.ndarray, *, encoding: str = "raw",
             "multiscale_metadata": {"type": kind, "data_type": volume.dtype.name, "num_channels": 1},
             "scale_metadata": {"size": [x, y, z], "resolution": list(resolution), "encoding": encoding,
                                "chunk_size": [64, 64, 8], "voxel_offset": list(voxel_offset)}}
+    if sharded:  # igneous' and CloudVolume's layout for large volumes: chunks packed into shard files
+        spec["scale_metadata"]["sharding"] = {
+            "@type": "neuroglancer_uint64_sharded_v1", "preshift_bits": 0, "hash": "identity", "minishard_bits": 2,
+            "shard_bits": 1, "minishard_index_encoding": "gzip", "data_encoding": "gzip"}
     store = ts.open(spec).result()
     store[...] = volume.T[..., np.newaxis]
     written = ts.open({"driver": "neuroglancer_precomputed", "kvstore": spec["kvstore"]}).result()

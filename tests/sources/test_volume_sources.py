@@ -78,6 +78,16 @@ def precomputed_jpeg(request, tmp_path):
     return SourceSpec(datasource="precomputed", source_url=str(tmp_path / "jpg")), written, 0
 
 
+def precomputed_sharded(request, tmp_path):
+    volume = request.getfixturevalue("volume16")
+    write_precomputed(tmp_path / "sharded", volume, sharded=True)
+    return SourceSpec(datasource="precomputed", source_url=str(tmp_path / "sharded")), volume, 0
+
+
+class TestPrecomputedSharded(SourceTests):
+    case = staticmethod(precomputed_sharded)
+
+
 class TestOmeZarrV3(SourceTests):
     case = staticmethod(ome_zarr_v3)
 

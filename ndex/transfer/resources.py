@@ -133,8 +133,9 @@ def check_frame(frame: CoordFrame, spec: ResourceSpec) -> None:
         have = getattr(frame, name)
         if (not math.isclose(have, value, rel_tol=1e-9)) if isinstance(value, float) else have != value:
             raise ResourceMismatch(
-                f"coordinate frame {frame.name!r} exists with {name} {have}, but this push gives {value}: drop "
-                "--voxel_size/--voxel_unit to use the frame's, or fix them (frames are never changed)")
+                f"coordinate frame {frame.name!r} exists with {name} {have}, but this push gives {value} "
+                "(--voxel_size/--voxel_unit, or a volume's metadata): drop or fix the flags, or give a volume the "
+                "frame's (frames are never changed)")
 
 
 def check_channel_matches(channel: Any, spec: ResourceSpec) -> None:

@@ -1,17 +1,24 @@
 """A push of one time point of a volume as plain data: its spec round-trips through JSON, its manifest key
-differs per time point, and its job renders as the ndpush command that builds it again."""
+differs per time point, and its job renders as the ndpush command that builds it again; the experiment's
+time samples its resources need."""
 from __future__ import annotations
 
 import argparse
+import uuid
 from dataclasses import replace
+
+import pytest
 
 from ndex.cli import push as push_cli
 from ndex.cli.plan_argv import job_argv
 from ndex.client import ChannelRef
+from ndex.errors import ResourceNotFound
+from ndex.geometry import Box
 from ndex.jobs.spec import JobSpec
 from ndex.sources.base import SourceSpec
 from ndex.transfer.options import TransferOptions
 from ndex.transfer.push_plan import PushSpec
+from ndex.transfer.resources import ResourceMismatch, ResourceSpec, ensure_resources
 
 SOURCE = SourceSpec(datasource="zarr", source_url="s3://lab/brain.ome.zarr", source_level=2, channel="gfp",
                     channel_index=1, time_index=3, z_range=(0, 64))
@@ -39,3 +46,17 @@ def test_the_job_renders_as_the_ndpush_command_that_builds_the_same_spec():
     rebuilt = push_cli.push_spec(args, ChannelRef(args.collection, args.experiment, args.channel), source,
                                  push_cli.offsets_for(args, None))
     assert rebuilt == replace(SPEC, source=replace(SOURCE, read_threads=rebuilt.source.read_threads))
+
+
+def test_time_samples_of_a_new_experiment_and_too_few_in_an_existing_one(client):
+    tag = uuid.uuid4().hex[:8]
+    ref = ChannelRef(f"c-{tag}", f"e-{tag}", "ch")
+    lines = ensure_resources(client, ResourceSpec(ref, Box((0, 0, 0), (64, 64, 8)), num_time_samples=3))
+    assert any("3 time samples" in line for line in lines)
+    assert client.get_experiment(ref.collection, ref.experiment).num_time_samples == 3
+    more = ResourceSpec(ChannelRef(ref.collection, ref.experiment, "other"), Box((0, 0, 0), (64, 64, 8)),
+                        num_time_samples=5)
+    with pytest.raises(ResourceMismatch, match="has 3 time sample.*this push writes 5: push fewer with --time_range"):
+        ensure_resources(client, more)
+    with pytest.raises(ResourceNotFound):  # checked before anything was created
+        client.get_channel(more.ref)

@@ -81,6 +81,8 @@ def locate_zarr(store: dict[str, Any], level: int) -> Located:
         if v3.get("node_type") == "array":
             return _plain_array(store, level, "zarr3", tuple(v3.get("dimension_names") or ()), "zarr v3 array")
         ome = (v3.get("attributes") or {}).get("ome") or {}
+        if _series_root(ome):
+            return locate_zarr(child(store, "0"), level)
         return _ome(store, level, ome, "zarr3", f"OME-Zarr {ome.get('version', '0.5')}")
     if read_json(store, ".zarray") is not None:
         return _plain_array(store, level, "zarr", (), "zarr v2 array")
@@ -88,8 +90,15 @@ def locate_zarr(store: dict[str, Any], level: int) -> Located:
     if attrs is None:
         raise BadInput(f"{where(store)} has no zarr.json, .zattrs or .zarray: --source must name an OME-Zarr image "
                        "(the group with the multiscales metadata) or a zarr array")
+    if _series_root(attrs):
+        return locate_zarr(child(store, "0"), level)
     version = (attrs.get("multiscales") or [{}])[0].get("version", "0.4")
     return _ome(store, level, attrs, "zarr", f"OME-Zarr {version}")
+
+
+def _series_root(attrs: dict[str, Any]) -> bool:
+    """bioformats2raw's root (images in 0/, 1/, ...): its first image is read, as OME-Zarr viewers open it."""
+    return "bioformats2raw.layout" in attrs and not attrs.get("multiscales")
 
 
 def _plain_array(store: dict[str, Any], level: int, driver: str, names: tuple, kind: str) -> Located:

@@ -10,6 +10,7 @@ import uuid
 
 import numpy as np
 import pytest
+import zarr
 from volume_files import (
     write_bdv_n5,
     write_bdv_xml,
@@ -324,3 +325,16 @@ def test_importing_sources_does_not_import_tensorstore():
     code = "import sys, ndex.sources, ndex.cli.push; print('tensorstore' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == [
         "False"]
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_bioformats2raw_root_reads_its_first_image(tmp_path, version):
+    volume = make_volume(np.uint16, (4, 24, 40))
+    write_ome_zarr(tmp_path / "b.ome.zarr" / "0", volume, version=version)
+    root = zarr.open_group(str(tmp_path / "b.ome.zarr"), mode="a", zarr_format=version)
+    if version == 3:
+        root.attrs["ome"] = {"version": "0.5", "bioformats2raw.layout": 3}
+    else:
+        root.attrs["bioformats2raw.layout"] = 3
+    source = opened(datasource="zarr", source_url=str(tmp_path / "b.ome.zarr"))
+    np.testing.assert_array_equal(source.read_slab(0, 4), volume)

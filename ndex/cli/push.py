@@ -225,6 +225,11 @@ def volume_picks(args: argparse.Namespace, names: list[str]) -> list[tuple[str, 
     of a 4D volume. A --channels_list_file's names are the channels of the volume's channel axis, in order,
     unless '<ch>' in --source names one volume per channel."""
     if args.datasource not in VOLUMES:
+        given = [flag for flag, value in (("--source", args.source_url), ("--source_level", args.source_level),
+                                           ("--time_range", args.time_range),
+                                           ("--source_channel_index", args.channel_index)) if value]
+        if given:
+            raise UsageError(f"{', '.join(given)} read volumes: add --datasource zarr, n5 or precomputed")
         return [(name, None, None) for name in names]
     indexed = bool(args.channels_list_file) and "<ch>" not in args.source_url  # else one volume per channel
     points = time_points(args, names[0], 0 if indexed else None)

@@ -239,6 +239,14 @@ def test_bad_sources_are_one_line_and_exit_2(ndex_server, tmp_path, capsys, layo
     assert code == 2 and len(err) == 1 and err[0].startswith("error:") and expected in err[0]
 
 
+def test_volume_flags_without_a_volume_datasource_are_one_line(ndex_server, tmp_path, capsys):
+    write_ome_zarr(tmp_path / "img.ome.zarr", volume(np.uint8, (2, 8, 8)))
+    code = ndpush(ndex_server, "--collection", "c", "--experiment", "e", "--channel", "ch", "--source",
+                  str(tmp_path / "img.ome.zarr"), "--log_dir", str(tmp_path))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["error: --source read volumes: add --datasource zarr, n5 or precomputed"]
+
+
 def test_ndex_plan_cuts_a_volume_push_into_jobs_that_ndex_run_executes(ndex_server, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NDEX_URL", ndex_server.url)

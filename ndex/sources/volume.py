@@ -18,6 +18,7 @@ setups' names and voxel sizes: ndex/sources/bdv_xml.py).
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,8 @@ from ndex.geometry import Box
 from ndex.sources.base import SourceSpec, check_slab, sample_points
 from ndex.sources.ts_store import first_line, kvstore, open_array
 from ndex.sources.volume_formats import Located, locate_n5, locate_precomputed, locate_zarr, pick
+
+log = logging.getLogger(__name__)
 
 BOSS_DTYPES = ("uint8", "uint16", "uint32", "uint64")
 VALIDATE_XY = 64  # validation reads a corner this wide of a few slices: chunks decode, without reading a volume
@@ -68,6 +71,9 @@ class VolumeSource:
         self._check_extents()
         self.voxel_size, self.voxel_unit = located.voxel_size, located.unit
         self.voxel_offset = tuple(int(round(v)) for v in located.translation)
+        if any(abs(v - round(v)) > 1e-6 for v in located.translation):  # e.g. a pyramid level's half-voxel shift
+            log.info("%s: translation %s voxels is not whole; the volume is placed at %s", self.name,
+                     located.translation, self.voxel_offset)
 
     def _fixed_indices(self, sizes: dict[str, int]) -> dict[str, int]:
         """The index read on every axis that is not x, y or z: the chosen channel and time point, else 0."""

@@ -22,7 +22,7 @@ from ndex.sources.volume_formats import Located, boss_unit, locate_n5, pick
 
 def locate_bdv_xml(url: str, spec: SourceSpec) -> Located:
     directory, _, name = url.rstrip("/").rpartition("/")
-    store = kvstore(directory or ".", spec.s3_endpoint)
+    store = kvstore(directory or ".", spec.s3_endpoint, spec.aws_profile)
     body = read_bytes(store, name)
     if body is None:
         raise BadInput(f"{where(store, name)} does not exist: fix --source")
@@ -37,7 +37,7 @@ def locate_bdv_xml(url: str, spec: SourceSpec) -> Located:
         raise BadInput(f"{where(store, name)} keeps its images as {kind or 'nothing ndex knows'}, not bdv.n5: "
                        "ndex reads BigDataViewer N5 (re-save the dataset as N5 in BigDataViewer or BigStitcher)")
     path = (n5.text or "").strip()
-    n5_store = child(store, path) if n5.get("type", "relative") == "relative" else kvstore(path, spec.s3_endpoint)
+    n5_store = child(store, path) if n5.get("type", "relative") == "relative" else kvstore(path, spec.s3_endpoint, spec.aws_profile)
     setups = sorted(_setups(root), key=lambda s: s[0])
     labels = tuple(s[1] for s in setups)
     index = pick(spec.channel_index, len(setups), spec.channel, labels, "channel", where(store, name))

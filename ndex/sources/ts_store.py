@@ -3,7 +3,8 @@
 A `--source` is a local path (or file://), s3://BUCKET/KEY, gs://BUCKET/KEY or http(s)://HOST/PATH;
 neuroglancer's prefixes (`zarr://`, `zarr2://`, `zarr3://`, `n5://`, `precomputed://`) are accepted and
 dropped, so a layer's source can be pasted as it is. S3 takes its endpoint from the spec or
-AWS_ENDPOINT_URL(_S3), and credentials from the usual AWS variables, as the s3 datasource does.
+AWS_ENDPOINT_URL(_S3), and credentials from --aws_profile or the usual AWS variables, as the s3
+datasource does.
 
 Every failure is a `BadInput` naming the URL and what to check: a volume that cannot be read is the
 input's fault, and every retry would read the same bytes.
@@ -41,7 +42,7 @@ def strip_prefix(url: str) -> str:
     return text.rstrip("/") or text
 
 
-def kvstore(url: str, s3_endpoint: str | None = None) -> dict[str, Any]:
+def kvstore(url: str, s3_endpoint: str | None = None, aws_profile: str | None = None) -> dict[str, Any]:
     """tensorstore kvstore spec of the directory (or prefix) `url` names; its path ends with '/'."""
     text = strip_prefix(url)
     parts = urllib.parse.urlsplit(text)
@@ -55,6 +56,8 @@ def kvstore(url: str, s3_endpoint: str | None = None) -> dict[str, Any]:
         if endpoint:
             spec.update(endpoint=endpoint, aws_region=os.environ.get("AWS_REGION")
                         or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+        if aws_profile:  # --aws_profile, as the s3 datasource takes it
+            spec["aws_credentials"] = {"type": "profile", "profile": aws_profile}
         return spec
     if scheme in ("gs", "gcs"):
         return {"driver": "gcs", "bucket": parts.netloc, "path": _key(parts.path)}

@@ -170,7 +170,7 @@ def fit(data: np.ndarray, dtype: np.dtype, name: str, box: Box) -> np.ndarray:
 
 
 def _store(spec: SourceSpec) -> dict[str, Any]:
-    return kvstore(source_url(spec), spec.s3_endpoint)
+    return kvstore(source_url(spec), spec.s3_endpoint, spec.aws_profile)
 
 
 def open_zarr(spec: SourceSpec) -> VolumeSource:

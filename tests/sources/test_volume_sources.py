@@ -23,6 +23,7 @@ from volume_files import (
 from ndex.errors import BadInput, OutOfBounds, UsageError
 from ndex.geometry import Box
 from ndex.sources import SourceSpec, open_source
+from ndex.sources.ts_store import kvstore
 from ndex.testing.sources import SourceTests
 
 from .conftest import make_volume, s3_client
@@ -338,3 +339,14 @@ def test_a_bioformats2raw_root_reads_its_first_image(tmp_path, version):
         root.attrs["bioformats2raw.layout"] = 3
     source = opened(datasource="zarr", source_url=str(tmp_path / "b.ome.zarr"))
     np.testing.assert_array_equal(source.read_slab(0, 4), volume)
+
+
+def test_urls_become_tensorstore_stores(monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    assert kvstore("precomputed://gs://lab-data/em/seg/") == {"driver": "gcs", "bucket": "lab-data", "path": "em/seg/"}
+    assert kvstore("s3://lab/brain.ome.zarr", aws_profile="lab") == {
+        "driver": "s3", "bucket": "lab", "path": "brain.ome.zarr/", "aws_credentials": {"type": "profile", "profile": "lab"}}
+    assert kvstore("zarr://http://127.0.0.1:8000/a/img.zarr/") == {
+        "driver": "http", "base_url": "http://127.0.0.1:8000", "path": "/a/img.zarr/"}
+    assert kvstore("file:///data/v.n5")["path"] == "/data/v.n5/"

@@ -6,6 +6,7 @@ where the commands run.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ndex.jobs.spec import CREATE, JobSpec
@@ -98,6 +99,8 @@ def create_words(spec: CreateSpec) -> list[str]:
     out = [*words("--coord_frame_x_extent", r.frame.x), *words("--coord_frame_y_extent", r.frame.y),
            *words("--coord_frame_z_extent", r.frame.z), *words("--voxel_size", r.voxel_size),
            *words("--voxel_unit", r.voxel_unit), *words("--source_channel", r.source_channel)]
+    if r.num_time_samples > 1:  # a 4D volume's: ndpush --create_resources makes as many as --time_range reaches
+        out += words("--time_range", (0, r.num_time_samples))
     return out + words("--create_resources", True)
 
 
@@ -106,6 +109,7 @@ def job_argv(job: JobSpec, push: PushSpec | None = None) -> list[str]:
     if job.kind == CREATE:
         spec = CreateSpec.from_dict(dict(job.spec))
         assert push is not None, "a create step is rendered with the push it creates resources for"
+        push = replace(push, time_sample=None)  # the create step covers every time sample (create_words)
         return ["ndpush", *connection(job), *push_words(push), *words("--datatype", None if push.source.datatype
                 else spec.resources.datatype), *create_words(spec), *words("--log_dir", job.log_dir)]
     options = TransferOptions.from_dict(dict(job.options))

@@ -18,7 +18,7 @@ from ndex.jobs.spec import JobSpec
 from ndex.sources.base import SourceSpec
 from ndex.transfer.options import TransferOptions
 from ndex.transfer.push_plan import PushSpec
-from ndex.transfer.resources import ResourceMismatch, ResourceSpec, ensure_resources
+from ndex.transfer.resources import CreateSpec, ResourceMismatch, ResourceSpec, ensure_resources
 
 SOURCE = SourceSpec(datasource="zarr", source_url="s3://lab/brain.ome.zarr", source_level=2, channel="gfp",
                     channel_index=1, time_index=3, z_range=(0, 64))
@@ -60,3 +60,11 @@ def test_time_samples_of_a_new_experiment_and_too_few_in_an_existing_one(client)
         ensure_resources(client, more)
     with pytest.raises(ResourceNotFound):  # checked before anything was created
         client.get_channel(more.ref)
+
+
+def test_the_create_step_of_a_4d_push_renders_with_every_time_sample():
+    resources = ResourceSpec(SPEC.ref, Box((0, 0, 0), (64, 64, 8)), num_time_samples=5)
+    create = JobSpec(-1, "create", CreateSpec(resources).to_dict())
+    argv = job_argv(create, SPEC)
+    assert argv[argv.index("--time_range") + 1:argv.index("--time_range") + 3] == ["0", "5"]
+    assert argv.count("--time_range") == 1 and "--create_resources" in argv

@@ -239,6 +239,18 @@ def test_bad_sources_are_one_line_and_exit_2(ndex_server, tmp_path, capsys, layo
     assert code == 2 and len(err) == 1 and err[0].startswith("error:") and expected in err[0]
 
 
+def test_dry_run_describes_the_volume_level_and_time_point(ndex_server, tmp_path, capsys):
+    write_ome_zarr(tmp_path / "t.ome.zarr", volume(np.uint8, (2, 4, 40, 60)), axes="tzyx", levels=2)
+    coll, exp = names()
+    common = ["--collection", coll, "--experiment", exp, "--channel", "ch", "--datasource", "zarr", "--source",
+              str(tmp_path / "t.ome.zarr"), "--source_level", "1", "--time_range", "1", "2", "--log_dir", str(tmp_path)]
+    assert ndpush(ndex_server, *common, "--create_resources") == 0
+    capsys.readouterr()
+    assert ndpush(ndex_server, *common, "--dry_run") == 0
+    out = capsys.readouterr().out
+    assert "source    OME-Zarr 0.5" in out and "level 1 ('1') z 0:4 of 4 (30x20 uint8, t 1 of 2)" in out
+
+
 def test_volume_flags_without_a_volume_datasource_are_one_line(ndex_server, tmp_path, capsys):
     write_ome_zarr(tmp_path / "img.ome.zarr", volume(np.uint8, (2, 8, 8)))
     code = ndpush(ndex_server, "--collection", "c", "--experiment", "e", "--channel", "ch", "--source",

@@ -28,7 +28,8 @@ SERVER = [
     "fastapi-offline>=1.7",  # Swagger UI and ReDoc assets, so /docs and /redoc work offline
     "tensorstore>=0.1.60",  # the voxel store (ndex/server/volumes.py)
 ]
-# `pip install 'ndex[zarr]'`: OME-Zarr outputs (ndex/sinks/ome_zarr.py), named by the sink factory when missing
+# `pip install 'ndex[zarr]'`: OME-Zarr outputs (ndex/sinks/ome_zarr.py) and the zarr/n5/precomputed push sources
+# (ndex/sources/volume.py), named by the sink factory and the source registry when missing
 ZARR = ["tensorstore>=0.1.60"]
 EXTRAS = {
     "server": SERVER,

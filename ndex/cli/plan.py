@@ -168,9 +168,11 @@ def push_manifest(spec: PushSpec, log_dir: str | None) -> str | None:
     """The resume manifest beside the job's log, named as ndpush names it."""
     if log_dir is None:
         return None
+    from ndex.cli.push import timed_log_name
+
     ref = spec.ref
-    return str(Path(log_dir) / (job_log_name(ref.collection, ref.experiment, ref.channel, spec.source.z_range)
-                                + ".manifest.sqlite"))
+    name = job_log_name(ref.collection, ref.experiment, ref.channel, spec.source.z_range)
+    return str(Path(log_dir) / (timed_log_name(name, spec.time_sample) + ".manifest.sqlite"))
 
 
 def job_specs(draft: Draft, root: Path | None) -> tuple[list[JobSpec], JobSpec | None]:
@@ -218,14 +220,14 @@ def open_push_source(args: argparse.Namespace):
     from ndex.sources import open_source
 
     tool.check_names(args)
-    names = tool.channel_names(args)
-    source = open_source(tool.source_spec(args, names[0]))
+    picks = tool.volume_picks(args, tool.channel_names(args))  # (channel, source channel, time point) per run
+    source = open_source(tool.source_spec(args, *picks[0]))
     try:
         source.validate()
     except BaseException:
         source.close()
         raise
-    return source, names
+    return source, picks
 
 
 def push_draft(args: argparse.Namespace) -> Draft:
@@ -239,13 +241,13 @@ def push_draft(args: argparse.Namespace) -> Draft:
                          "downsample after every job is done (e.g. `ndpush ... --z_range Z0 Z1 --downsample` "
                          "re-running the last job)")
     metadata = load_metadata(args.metadata, args.metadata_schema) if args.metadata else None
-    source, names = open_push_source(args)
+    source, picks = open_push_source(args)
     try:
         extents = tool.data_extents(args, source)
-        offsets = tool.offsets_for(args, extents)
+        offsets = tool.offsets_for(args, extents, source)
         box = source_box(source, offsets)  # BOSS coordinates of the slices to ingest
-        refs = [ChannelRef(args.collection, args.experiment, name) for name in names]
-        specs = [tool.push_spec(args, ref, tool.source_spec(args, ref.channel), offsets) for ref in refs]
+        refs = [ChannelRef(args.collection, args.experiment, name) for name, _, _ in picks]
+        specs = [tool.push_spec(args, ref, tool.source_spec(args, *pick), offsets) for ref, pick in zip(refs, picks)]
         options = tool.push_options(args, None).with_memory_cap(args.memory_per_worker)
         with memory_flag(args):  # the footprint first: a plan that cannot fit fails before a probe sends anything
             footprint = push_footprint(specs[0], options, box, source.dtype.itemsize)

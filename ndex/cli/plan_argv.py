@@ -6,6 +6,7 @@ where the commands run.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ndex.jobs.spec import CREATE, JobSpec
@@ -23,7 +24,8 @@ SOURCE_FLAGS = {  # SourceSpec field -> ndpush flag (fields left at their defaul
     "render_base_url": "--render_baseURL", "render_owner": "--render_owner", "render_project": "--render_project",
     "render_stack": "--render_stack", "render_channel": "--render_channel", "render_scale": "--render_scale",
     "render_window": "--render_window", "limit_x": "--limit_x", "limit_y": "--limit_y", "limit_z": "--limit_z",
-    "tile_pattern": "--tile_pattern", "tile_size": "--tile_size",
+    "tile_pattern": "--tile_pattern", "tile_size": "--tile_size", "source_url": "--source",
+    "source_level": "--source_level", "channel_index": "--source_channel_index",
 }
 DEFAULT_SOURCE = SourceSpec()
 DEFAULT_OPTIONS = TransferOptions()
@@ -65,6 +67,7 @@ def push_words(spec: PushSpec) -> list[str]:
     out = ref_words(spec.ref) + source_words(spec.source)
     if any(spec.offsets):
         out += words("--forced_offsets", spec.offsets)
+    out += words("--time_range", spec.time_range)
     return out + words("--res", spec.res or None) + words("--post_zero_blocks", spec.post_zero_blocks)
 
 
@@ -96,6 +99,8 @@ def create_words(spec: CreateSpec) -> list[str]:
     out = [*words("--coord_frame_x_extent", r.frame.x), *words("--coord_frame_y_extent", r.frame.y),
            *words("--coord_frame_z_extent", r.frame.z), *words("--voxel_size", r.voxel_size),
            *words("--voxel_unit", r.voxel_unit), *words("--source_channel", r.source_channel)]
+    if r.num_time_samples > 1:  # a 4D volume's: ndpush --create_resources makes as many as --time_range reaches
+        out += words("--time_range", (0, r.num_time_samples))
     return out + words("--create_resources", True)
 
 
@@ -104,6 +109,7 @@ def job_argv(job: JobSpec, push: PushSpec | None = None) -> list[str]:
     if job.kind == CREATE:
         spec = CreateSpec.from_dict(dict(job.spec))
         assert push is not None, "a create step is rendered with the push it creates resources for"
+        push = replace(push, time_sample=None)  # the create step covers every time sample (create_words)
         return ["ndpush", *connection(job), *push_words(push), *words("--datatype", None if push.source.datatype
                 else spec.resources.datatype), *create_words(spec), *words("--log_dir", job.log_dir)]
     options = TransferOptions.from_dict(dict(job.options))

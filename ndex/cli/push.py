@@ -57,6 +57,7 @@ from ndex.transfer.upload import (
 )
 
 log = logging.getLogger("ndex.cli.push")
+VOLUMES = ("zarr", "n5", "precomputed")  # datasources read through tensorstore, with their own metadata
 M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
 MALLOC_ARENAS = 2
 
@@ -81,7 +82,18 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that say where the images are (shared with `ndex verify`)."""
     src = parser.add_argument_group("images")
     src.add_argument("--datasource", choices=DATASOURCES, default="local",
-                     help="local files, s3 objects, a TIFF stack, CATMAID tiles or a render-ws stack (default local)")
+                     help="local files, s3 objects, a TIFF stack, CATMAID tiles, a render-ws stack, or an OME-Zarr, "
+                          "N5 or neuroglancer precomputed volume (zarr, n5, precomputed; needs ndex[zarr]) "
+                          "(default local)")
+    src.add_argument("--source", dest="source_url", default="",
+                     help="zarr/n5/precomputed volume: a path, s3://, gs:// or http(s):// URL ('<ch>' is the "
+                          "channel name); voxel size, unit and offsets default to its metadata")
+    src.add_argument("--source_level", type=int, default=0,
+                     help="multiscale level of the volume to read (OME-Zarr dataset, N5 s<N>, precomputed scale)")
+    src.add_argument("--source_channel_index", type=int, dest="channel_index",
+                     help="channel of the volume's channel axis (default: the one labelled --channel, or the "
+                          "channel's position in --channels_list_file)")
+    _pair(src, "--time_range", "time points of a 4D volume to push, each into its BOSS time sample (default: all)")
     src.add_argument("--base_path", default="", help="directory of the slices (or the stack file); '<ch>' is the channel name: '/data/<ch>'")
     src.add_argument("--base_filename", default="",
                      help="file name template, quoted for the shell: 'img_<p:4>' ('<p:4>' zero-padded z, '<>' unpadded "
@@ -188,7 +200,8 @@ def check_names(args: argparse.Namespace) -> None:
         raise UsageError(f"missing {', '.join('--' + m for m in missing)}: name where the data goes")
 
 
-def source_spec(args: argparse.Namespace, channel: str) -> SourceSpec:
+def source_spec(args: argparse.Namespace, channel: str, channel_index: int | None = None,
+                time_index: int | None = None) -> SourceSpec:
     if args.z_range and args.z_extent and not (args.z_extent[0] <= args.z_range[0] < args.z_range[1]
                                                  <= args.z_extent[1]):
         raise OutOfBounds(f"--z_range {args.z_range[0]} {args.z_range[1]} lies outside --z_extent "
@@ -202,7 +215,41 @@ def source_spec(args: argparse.Namespace, channel: str) -> SourceSpec:
         render_base_url=args.render_base_url, render_owner=args.render_owner, render_project=args.render_project,
         render_stack=args.render_stack, render_channel=args.render_channel, render_scale=args.render_scale,
         render_window=args.render_window, limit_x=args.limit_x, limit_y=args.limit_y, limit_z=args.limit_z,
-        tile_pattern=args.tile_pattern, tile_size=tuple(args.tile_size))
+        tile_pattern=args.tile_pattern, tile_size=tuple(args.tile_size), source_url=args.source_url,
+        source_level=args.source_level, time_index=time_index,
+        channel_index=args.channel_index if args.channel_index is not None else channel_index)
+
+
+def volume_picks(args: argparse.Namespace, names: list[str]) -> list[tuple[str, int | None, int | None]]:
+    """(channel name, source channel index, time point) of every run: one per channel, and per time point
+    of a 4D volume. A --channels_list_file's names are the channels of the volume's channel axis, in order,
+    unless '<ch>' in --source names one volume per channel."""
+    if args.datasource not in VOLUMES:
+        given = [flag for flag, value in (("--source", args.source_url), ("--source_level", args.source_level),
+                                           ("--time_range", args.time_range),
+                                           ("--source_channel_index", args.channel_index)) if value]
+        if given:
+            raise UsageError(f"{', '.join(given)} read volumes: add --datasource zarr, n5 or precomputed")
+        return [(name, None, None) for name in names]
+    indexed = bool(args.channels_list_file) and "<ch>" not in args.source_url  # else one volume per channel
+    points = time_points(args, names[0], 0 if indexed else None)
+    return [(name, i if indexed else None, t) for i, name in enumerate(names) for t in points]
+
+
+def time_points(args: argparse.Namespace, name: str, index: int | None) -> list[int | None]:
+    """The time points to push: --time_range, else all of a 4D volume's; [None] for a 3D one."""
+    first = args.time_range[0] if args.time_range else 0
+    source = open_source(source_spec(args, name, index, first))
+    try:
+        count = source.time_points  # type: ignore[attr-defined]
+    finally:
+        source.close()
+    if not args.time_range:
+        return [None] if count == 1 else list(range(count))
+    if args.time_range[1] > count:
+        raise OutOfBounds(f"--time_range {args.time_range[0]} {args.time_range[1]} is outside the volume's time "
+                          f"points 0:{count}")
+    return list(range(*args.time_range))
 
 
 def data_extents(args: argparse.Namespace, source) -> Box:
@@ -210,8 +257,13 @@ def data_extents(args: argparse.Namespace, source) -> Box:
     return extents.data_extents(source, args.x_extent, args.y_extent, args.z_extent)
 
 
-def offsets_for(args: argparse.Namespace, data: Box | None) -> tuple[int, int, int]:
-    return extents.offsets_for(data, forced=args.forced_offsets, shift_negative=args.offset_extents)
+def offsets_for(args: argparse.Namespace, data: Box | None, source=None) -> tuple[int, int, int]:
+    """The flags' offsets; without --forced_offsets, a volume's own offset (its metadata's translation) first."""
+    placed = getattr(source, "voxel_offset", None)
+    if args.forced_offsets or data is None or not placed or not any(placed):
+        return extents.offsets_for(data, forced=args.forced_offsets, shift_negative=args.offset_extents)
+    shift = extents.offsets_for(data.shift(placed), shift_negative=args.offset_extents)
+    return tuple(a + b for a, b in zip(placed, shift))  # type: ignore[return-value]
 
 
 def check_non_negative(data: Box, offsets: tuple[int, int, int]) -> None:
@@ -225,9 +277,11 @@ def frame_box(args: argparse.Namespace, data: Box, offsets: tuple[int, int, int]
 
 
 def push_spec(args: argparse.Namespace, ref: ChannelRef, source: SourceSpec, offsets) -> PushSpec:
-    """What to push, from the flags (the offsets already worked out from the extents)."""
+    """What to push, from the flags (the offsets already worked out from the extents); a 4D volume's time
+    point goes into the BOSS time sample of the same number."""
     with flag_names():
-        return PushSpec(ref=ref, source=source, offsets=offsets, res=args.res, post_zero_blocks=args.post_zero_blocks)
+        return PushSpec(ref=ref, source=source, offsets=offsets, res=args.res, post_zero_blocks=args.post_zero_blocks,
+                        time_sample=source.time_index)
 
 
 def push_options(args: argparse.Namespace, manifest: Path | None) -> TransferOptions:
@@ -244,16 +298,26 @@ def create_spec(args: argparse.Namespace, ref: ChannelRef, source, extents: Box,
     """What --create_resources creates, from the flags and (when the flags leave it open) the images."""
     datatype = "uint64" if args.source_channel else (args.datatype or source.dtype.name)
     frame = frame_box(args, extents, offsets)
+    size = tuple(args.voxel_size) if args.voxel_size else getattr(source, "voxel_size", None)
+    times = args.time_range[1] if args.time_range else getattr(source, "time_points", 1)
     with flag_names(base_resolution="--res"):
-        resources = ResourceSpec(ref=ref, frame=frame, voxel_size=tuple(args.voxel_size) if args.voxel_size else None,
-                                 voxel_unit=args.voxel_unit, datatype=datatype, source_channel=args.source_channel,
-                                 base_resolution=args.res)
+        resources = ResourceSpec(ref=ref, frame=frame, voxel_size=size, num_time_samples=times,
+                                 voxel_unit=args.voxel_unit or getattr(source, "voxel_unit", None), datatype=datatype,
+                                 source_channel=args.source_channel, base_resolution=args.res)
     return CreateSpec(resources, tuple(offsets), metadata)
 
 
-def log_path(args: argparse.Namespace, ref: ChannelRef) -> Path:
+def log_path(args: argparse.Namespace, ref: ChannelRef, time: int | None = None) -> Path:
     z = tuple(args.z_range) if args.z_range else None
-    return Path(args.log_dir) / job_log_name(ref.collection, ref.experiment, ref.channel, z)
+    return Path(args.log_dir) / timed_log_name(job_log_name(ref.collection, ref.experiment, ref.channel, z), time)
+
+
+def timed_log_name(name: str, time: int | None) -> str:
+    """Each time point of a 4D volume is a run with its own log and manifest: 'ingest_log_..._t3.txt'."""
+    if time is None:
+        return name
+    stem, _, ext = name.rpartition(".")
+    return f"{stem}_t{time}.{ext}"
 
 
 def secrets_of(args: argparse.Namespace, remote: Remote) -> list[str]:
@@ -279,21 +343,25 @@ def execute(args: argparse.Namespace) -> int:
     notifier = make_notifier(token_file=args.slack_token_file, user=args.slack_usr, channel=args.slack_channel,
                              webhook_url=args.slack_webhook)
     worst = EXIT_OK
+    picks = volume_picks(args, names)
+    if args.create_resources:  # the resources of a channel are made once, whatever its time points
+        picks = [p for i, p in enumerate(picks) if i == 0 or p[0] != picks[i - 1][0]]
     with BossClient(remote, threads=max(1, args.threads)) as client:
-        for name in names:
+        for name, index, time in picks:
             ref = ChannelRef(args.collection, args.experiment, name)
-            worst = max(worst, run_channel(args, client, ref, notifier, metadata))
+            worst = max(worst, run_channel(args, client, ref, notifier, metadata, (index, time)))
     return worst
 
 
-def run_channel(args: argparse.Namespace, client: BossClient, ref: ChannelRef, notifier, metadata) -> int:
-    path = log_path(args, ref)
+def run_channel(args: argparse.Namespace, client: BossClient, ref: ChannelRef, notifier, metadata,
+                pick: tuple[int | None, int | None] = (None, None)) -> int:
+    path = log_path(args, ref, pick[1])
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = open_job_log(path, secrets=secrets_of(args, client.remote))
     try:
         log.info("ndpush %s: arguments %s", ref, {k: v for k, v in vars(args).items()
                                                    if k not in ("token", "_run") and v not in (None, False)})
-        return _run_channel(args, client, ref, notifier, metadata, path)
+        return _run_channel(args, client, ref, notifier, metadata, path, pick)
     except NdexError as exc:
         log.error("ndpush %s stopped: %s", ref, one_line(exc))
         notifier.send(f"ndpush {ref} stopped: {one_line(exc)}")
@@ -305,7 +373,8 @@ def run_channel(args: argparse.Namespace, client: BossClient, ref: ChannelRef, n
 def described_without_images(args: argparse.Namespace) -> bool:
     """--create_resources needs no image files when the flags say everything the resources need."""
     return bool(args.create_resources and args.x_extent and args.y_extent and args.z_extent
-                and (args.datatype or args.source_channel) and not args.base_filename)
+                and (args.datatype or args.source_channel) and not args.base_filename
+                and args.datasource not in VOLUMES)  # a volume's metadata has the voxel size: read it
 
 
 def missing_for_resources(args: argparse.Namespace) -> list[str]:
@@ -317,7 +386,8 @@ def missing_for_resources(args: argparse.Namespace) -> list[str]:
     return missing + ([] if args.datatype or args.source_channel else ["--datatype"])
 
 
-def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, path: Path) -> int:
+def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, path: Path,
+                 pick: tuple[int | None, int | None] = (None, None)) -> int:
     if missing := missing_for_resources(args):
         raise UsageError(f"--create_resources needs {', '.join(missing)} (or the images to read them from: "
                          "--base_path and --base_filename)")
@@ -326,12 +396,12 @@ def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, 
         offsets = offsets_for(args, extents)
         check_non_negative(extents, offsets)
         return create_resources(args, client, ref, None, extents, offsets, metadata)
-    spec_source = source_spec(args, ref.channel)
+    spec_source = source_spec(args, ref.channel, *pick)
     source = open_source(spec_source)
     try:
         source.validate()
         extents = data_extents(args, source)
-        offsets = offsets_for(args, extents)
+        offsets = offsets_for(args, extents, source)
         check_non_negative(extents, offsets)
         if args.create_resources:
             return create_resources(args, client, ref, source, extents, offsets, metadata)

@@ -63,7 +63,7 @@ def execute(args: argparse.Namespace) -> int:
     spec_source = source_spec(args, ref.channel)
     with BossClient(remote, threads=max(1, args.threads)) as client, closing(open_source(spec_source)) as source:
         source.validate()
-        offsets = offsets_for(args, data_extents(args, source))
+        offsets = offsets_for(args, data_extents(args, source), source)  # a volume's metadata places it, as in ndpush
         plan = make_plan(client, PushSpec(ref=ref, source=spec_source, offsets=offsets, res=args.res),
                          TransferOptions(threads=max(1, args.threads)), source)
         progress = TqdmProgress(f"verify {ref.channel}", enabled=not args.quiet and sys.stderr.isatty())

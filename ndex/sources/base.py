@@ -29,7 +29,7 @@ import numpy as np
 from ndex.errors import InvalidBox, OutOfBounds, UsageError
 from ndex.geometry import Box
 
-DATASOURCES = ("local", "s3", "render", "tiles", "stack")  # built in; open_source checks the name
+DATASOURCES = ("local", "s3", "render", "tiles", "stack", "zarr", "n5", "precomputed")  # built in; open_source checks the name
 RGB_NAMES = {"r": 0, "red": 0, "g": 1, "green": 1, "b": 2, "blue": 2, "a": 3, "alpha": 3}
 
 Range = tuple[int, int]
@@ -111,6 +111,11 @@ class SourceSpec:
     # CATMAID-style tiles
     tile_pattern: str = "{z}/{row}_{col}.png"
     tile_size: tuple[int, int] = (1024, 1024)  # (x, y)
+    # OME-Zarr / N5 / precomputed through tensorstore (ndex/sources/volume.py)
+    source_url: str = ""  # path, s3://, gs:// or http(s)://; '<ch>' is the channel name
+    source_level: int = 0  # multiscale level (OME-Zarr dataset, N5 s<N>, precomputed scale)
+    time_index: int | None = None  # time point of a 4D/5D volume (None: the only one)
+    channel_index: int | None = None  # channel of the volume's channel axis (None: the one labelled `channel`)
 
     def __post_init__(self) -> None:
         for name in ("z_range", "x_extent", "y_extent", "render_window", "limit_x", "limit_y", "limit_z"):

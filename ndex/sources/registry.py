@@ -18,6 +18,9 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "tiles": ("ndex.sources.tiles:open_tiles", ""),
     "s3": ("ndex.sources.s3:open_s3", "pip install 'ndex[s3]'"),
     "render": ("ndex.sources.render:open_render", ""),
+    "zarr": ("ndex.sources.volume:open_zarr", "pip install 'ndex[zarr]'"),
+    "n5": ("ndex.sources.volume:open_n5", "pip install 'ndex[zarr]'"),
+    "precomputed": ("ndex.sources.volume:open_precomputed", "pip install 'ndex[zarr]'"),
 }
 
 

@@ -45,6 +45,7 @@ class PushSpec:
     offsets: Triple = (0, 0, 0)  # added to source coordinates to give BOSS coordinates
     res: int = 0
     post_zero_blocks: bool = False  # replace instead of merge: clear each block (to_black) before posting it
+    time_sample: int | None = None  # the BOSS time sample written (a 4D source's time point); None: the default
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "offsets", tuple(int(v) for v in self.offsets))
@@ -53,7 +54,12 @@ class PushSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ref": self.ref.path, "source": self.source.to_dict(), "offsets": list(self.offsets),
-                "res": self.res, "post_zero_blocks": self.post_zero_blocks}
+                "res": self.res, "post_zero_blocks": self.post_zero_blocks, "time_sample": self.time_sample}
+
+    @property
+    def time_range(self) -> tuple[int, int] | None:
+        """The cutout time range of `time_sample` (None: the 3D cutout URL, the channel's default sample)."""
+        return None if self.time_sample is None else (self.time_sample, self.time_sample + 1)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PushSpec:
@@ -74,6 +80,8 @@ class PushSpec:
         source = {k: v for k, v in self.source.to_dict().items() if k != "read_threads"}
         what = {"server": server, "ref": self.ref.path, "source": source, "offsets": list(self.offsets),
                 "res": self.res, "block_bytes": block_bytes, "post_zero_blocks": self.post_zero_blocks}
+        if self.time_sample is not None:  # only then: manifests of 3D pushes keep their keys
+            what["time_sample"] = self.time_sample
         return hashlib.blake2b(json.dumps(what, sort_keys=True).encode(), digest_size=16).hexdigest()
 
     def for_z_range(self, z0: int, z1: int) -> PushSpec:

@@ -53,6 +53,7 @@ class ResourceSpec:
     frame_name: str | None = None
     num_hierarchy_levels: int | None = None  # None: enough levels for a 512-voxel top
     hierarchy_method: str | None = None  # None: isotropic if all voxel sizes are equal
+    num_time_samples: int = 1  # a new experiment's; an existing one must have at least as many (4D sources)
 
     def __post_init__(self) -> None:
         if self.source_channel and self.datatype != "uint64":
@@ -64,6 +65,8 @@ class ResourceSpec:
         check_voxel_size(self.voxel_size)
         if self.voxel_unit is not None and self.voxel_unit not in VOXEL_UNITS:
             raise FieldError("voxel_unit", f"{{field}} {self.voxel_unit!r} is not one of {', '.join(VOXEL_UNITS)}")
+        if int(self.num_time_samples) < 1:
+            raise FieldError("num_time_samples", f"{{field}} {self.num_time_samples} must be at least 1")
         if self.base_resolution < 0:
             raise FieldError("base_resolution", f"{{field}} {self.base_resolution} must not be negative")
 
@@ -130,8 +133,9 @@ def check_frame(frame: CoordFrame, spec: ResourceSpec) -> None:
         have = getattr(frame, name)
         if (not math.isclose(have, value, rel_tol=1e-9)) if isinstance(value, float) else have != value:
             raise ResourceMismatch(
-                f"coordinate frame {frame.name!r} exists with {name} {have}, but this push gives {value}: drop "
-                "--voxel_size/--voxel_unit to use the frame's, or fix them (frames are never changed)")
+                f"coordinate frame {frame.name!r} exists with {name} {have}, but this push gives {value} "
+                "(--voxel_size/--voxel_unit, or a volume's metadata): drop or fix the flags, or give a volume the "
+                "frame's (frames are never changed)")
 
 
 def check_channel_matches(channel: Any, spec: ResourceSpec) -> None:
@@ -179,6 +183,10 @@ def ensure_resources(client: Any, spec: ResourceSpec) -> list[str]:
         check_frame(found.frame, spec)
     if found.channel is not None:
         check_channel_matches(found.channel, spec)
+    if found.experiment is not None and found.experiment.num_time_samples < spec.num_time_samples:
+        raise ResourceMismatch(f"experiment {spec.ref.experiment} has {found.experiment.num_time_samples} time "
+                               f"sample(s), but this push writes {spec.num_time_samples}: push fewer with "
+                               "--time_range or into a new experiment (experiments are never changed)")
     ref, lines = spec.ref, []
     if found.collection is None:
         client.create_collection(ref.collection)
@@ -200,8 +208,9 @@ def _ensure_experiment(client: Any, spec: ResourceSpec, found: Existing) -> str:
         made = f"coordinate frame {frame_name} matches"
     if found.experiment is None:
         client.create_experiment(ref.collection, ref.experiment, frame_name, num_hierarchy_levels=spec.levels,
-                                 hierarchy_method=spec.method)
-        return f"{made}; created experiment {ref.experiment} ({spec.levels} levels, {spec.method})"
+                                 hierarchy_method=spec.method, num_time_samples=spec.num_time_samples)
+        times = f", {spec.num_time_samples} time samples" if spec.num_time_samples > 1 else ""
+        return f"{made}; created experiment {ref.experiment} ({spec.levels} levels, {spec.method}{times})"
     return f"{made}; experiment {ref.experiment} exists"
 
 

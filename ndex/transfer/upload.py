@@ -230,27 +230,27 @@ class _Pusher:
 
     def _send(self, block: Box, data: np.ndarray, nonzero: bool) -> None:
         """Post (after to_black when replacing); throttling shrinks the window and retries, never fails."""
-        s = self.spec
+        s, when = self.spec, self.spec.time_range
 
         def post() -> None:
             if s.post_zero_blocks:
-                self.client.cutout_to_black(s.ref, s.res, block)
+                self.client.cutout_to_black(s.ref, s.res, block, when)
             if nonzero:
-                self.client.post_cutout(s.ref, s.res, block, data)
+                self.client.post_cutout(s.ref, s.res, block, data if when is None else data[np.newaxis], time_range=when)
 
         throttled_call(self.limit, post)
 
     def _verify(self, block: Box, data: np.ndarray, nonzero: bool) -> None:
         """Read the block back; a mismatch is re-posted once, then the block is confirmed or failed."""
         s = self.spec
-        result = compare(block, data, self.client.get_cutout(s.ref, s.res, block, data.dtype),
+        result = compare(block, data, self._read_back(block, data.dtype),
                          strict=s.post_zero_blocks)
         if not result.ok:
             log.warning("verification: %s; posting it again", result.describe())
             self.report.add("verify_mismatches")
             self.report.add("reposted")
             self._send(block, data, nonzero)
-            result = compare(block, data, self.client.get_cutout(s.ref, s.res, block, data.dtype),
+            result = compare(block, data, self._read_back(block, data.dtype),
                              strict=s.post_zero_blocks)
             if not result.ok:
                 raise VerificationError(f"read back after a second post: {result.describe()}")
@@ -258,6 +258,11 @@ class _Pusher:
             log.info("verification: %s", result.describe())
         self.manifest.mark(block, VERIFIED)
         self.report.add("verified")
+
+    def _read_back(self, block: Box, dtype: np.dtype) -> np.ndarray:
+        when = self.spec.time_range
+        stored = self.client.get_cutout(self.spec.ref, self.spec.res, block, dtype, time_range=when)
+        return stored if when is None else stored[0]
 
     def _fail(self, block: Box, exc: BaseException) -> None:
         self.report.block_failed(block, exc)

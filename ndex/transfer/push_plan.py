@@ -77,7 +77,9 @@ class PushSpec:
 
     def key(self, server: str = "", block_bytes: int = DEFAULT_PUSH_BLOCK_BYTES) -> str:
         """Hash of what decides the blocks and their contents: the spec and the block size, not threads or memory."""
-        source = {k: v for k, v in self.source.to_dict().items() if k != "read_threads"}
+        # fields of volume sources count only when set, so manifests written before they existed keep their keys
+        source = {k: v for k, v in self.source.to_dict().items()
+                  if k != "read_threads" and not (k in VOLUME_FIELDS and v == VOLUME_FIELDS[k])}
         what = {"server": server, "ref": self.ref.path, "source": source, "offsets": list(self.offsets),
                 "res": self.res, "block_bytes": block_bytes, "post_zero_blocks": self.post_zero_blocks}
         if self.time_sample is not None:  # only then: manifests of 3D pushes keep their keys
@@ -88,6 +90,9 @@ class PushSpec:
         """The same push restricted to BOSS z range z0:z1 (how a planner cuts jobs on the cuboid grid)."""
         oz = self.offsets[2]
         return replace(self, source=replace(self.source, z_range=(z0 - oz, z1 - oz)))
+
+
+VOLUME_FIELDS = {"source_url": "", "source_level": 0, "time_index": None, "channel_index": None}  # their defaults
 
 
 def push_block_bytes(options: TransferOptions) -> int:

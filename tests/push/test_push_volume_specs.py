@@ -68,3 +68,14 @@ def test_the_create_step_of_a_4d_push_renders_with_every_time_sample():
     argv = job_argv(create, SPEC)
     assert argv[argv.index("--time_range") + 1:argv.index("--time_range") + 3] == ["0", "5"]
     assert argv.count("--time_range") == 1 and "--create_resources" in argv
+
+
+def test_a_slice_push_keeps_the_manifest_key_of_releases_before_volume_sources():
+    """A run interrupted under the previous release resumes: the volume fields count only when set
+    (the literal is what 4fcf72b, before volume sources, computed for this spec)."""
+    slices = SourceSpec(datasource="local", base_path="/data/slices", base_filename="img_<p:4>", extension="tif",
+                        z_range=(0, 64))
+    spec = PushSpec(ChannelRef("c", "e", "em"), slices, offsets=(0, 0, 0))
+    assert spec.key("http://127.0.0.1:8000") == "727a6852dda371cd21b0971ae16c6ed6"
+    assert replace(spec, source=replace(slices, source_level=1)).key("http://127.0.0.1:8000") != spec.key(
+        "http://127.0.0.1:8000")

@@ -25,7 +25,7 @@ from ndex.sinks.layout import stop_digits
 from ndex.transfer import pull_plan, push_plan, pyramid
 from ndex.transfer.options import SLAB_DEPTH, TransferOptions
 from ndex.transfer.pull_plan import PullSpec
-from ndex.transfer.push_plan import COPIES_PER_BLOCK, PushSpec
+from ndex.transfer.push_plan import PushSpec, block_copies
 
 DEFAULT_JOB_SLABS = 64  # without --workers/--jobs: 1024 slices per job, a restart unit of minutes, not days
 
@@ -34,20 +34,20 @@ DEFAULT_JOB_SLABS = 64  # without --workers/--jobs: 1024 slices per job, a resta
 class Footprint:
     """What one job holds in memory at its peak, in the transfer engine's own terms."""
 
-    slab_bytes: int  # one 16-slice slab of the XY extent (0 for engines that place blocks directly)
+    slab_bytes: int  # one band buffer of 16 slices (0 for engines that place blocks directly)
     slabs_in_flight: int
     block_bytes: int
     blocks_in_flight: int
     requests_per_slab: int  # blocks one 16-slice slab is cut into (edge slabs have the same XY tiling)
     bytes_per_slice: int  # voxel bytes of one z slice of the XY extent, all time points
-    process_memory: int | None = None  # the engine's own peak of a whole job process (push); None: it has none
+    process_memory: int | None = None  # the engine's own estimate of a whole job process's peak
 
     @property
     def memory(self) -> int:
         return self.slabs_in_flight * self.slab_bytes + self.blocks_in_flight * self.block_bytes
 
     def explain(self) -> str:
-        return (f"{self.slabs_in_flight} slab(s) of {mb(self.slab_bytes)} + {self.blocks_in_flight} block(s) "
+        return (f"{self.slabs_in_flight} band(s) of {mb(self.slab_bytes)} + {self.blocks_in_flight} block(s) "
                 f"of {mb(self.block_bytes)} in flight")
 
 
@@ -191,8 +191,9 @@ def pull_footprint(spec: PullSpec, options: TransferOptions, info: ChannelInfo, 
     ones = pyramid.level_specs(replace(spec, box=slab), info) if pyramid.is_pyramid(spec) else [replace(spec, box=slab)]
     plans = [pull_plan.layout(one, options, info, one.box) for one in ones]  # type: ignore[arg-type]  # boxes given
     plan = plans[0]
-    return Footprint(plan.slab_bytes, 1 if plan.slab_bytes else 0, plan.block_bytes, plan.inflight,
-                     sum(p.nblocks for p in plans), sum(p.nbytes for p in plans) // slab.shape[2])
+    return Footprint(plan.slab_bytes, 1 if plan.slab_bytes else 0, pull_plan.COPIES_PER_BLOCK * plan.block_bytes,
+                     plan.inflight, sum(p.nblocks for p in plans), sum(p.nbytes for p in plans) // slab.shape[2],
+                     plan.memory_estimate)
 
 
 def push_footprint(spec: PushSpec, options: TransferOptions, xy: Box, itemsize: int) -> Footprint:
@@ -203,7 +204,7 @@ def push_footprint(spec: PushSpec, options: TransferOptions, xy: Box, itemsize: 
     """
     slab = xy.with_z(0, SLAB_DEPTH)  # one whole slab: a push sizes its slab buffers for 16 slices whatever the range
     cut = push_plan.layout(spec, options, slab, itemsize)
-    return Footprint(cut.slab_bytes, cut.slabs_in_flight, COPIES_PER_BLOCK * cut.block_bytes, cut.inflight,
+    return Footprint(cut.slab_bytes, cut.slabs_in_flight, block_copies(options) * cut.block_bytes, cut.inflight,
                      cut.nblocks, cut.nbytes // SLAB_DEPTH, cut.process_estimate)
 
 

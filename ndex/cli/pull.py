@@ -88,7 +88,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--threads", type=int, default=8, help="parallel requests (default 8)")
     run.add_argument("--block_size", type=parse_size, default=DEFAULT_BLOCK_BYTES,
                      help="largest block per request, e.g. 32MiB (cuboid-aligned, never over the server's cap)")
-    run.add_argument("--max_memory", type=parse_size, help="cap on memory for data, e.g. 2GB")
+    run.add_argument("--max_memory", type=parse_size, help="cap on the peak memory of the pull (band buffer, blocks, interpreter), e.g. 2GB")
     run.add_argument("--print_metadata", action="store_true",
                      help="print the collection/experiment/channel/frame metadata as JSON and exit")
     run.add_argument("--dry_run", action="store_true", help="print the plan (blocks, bytes, memory) and exit")

@@ -58,8 +58,10 @@ from ndex.transfer.upload import (
 
 log = logging.getLogger("ndex.cli.push")
 VOLUMES = ("zarr", "n5", "precomputed")  # datasources read through tensorstore, with their own metadata
-M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+M_ARENA_MAX = -8  # glibc's mallopt parameter numbers (malloc.h)
+M_MMAP_THRESHOLD = -3
 MALLOC_ARENAS = 2
+MMAP_THRESHOLD = 2**20  # bytes: larger allocations are mapped, and unmapped when freed
 
 EPILOG = """\
 examples:
@@ -160,7 +162,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="largest block per request, in whole cuboids (default: one 512x512x16 cuboid, "
                           "which ndex serve stores without a read-modify-write)")
     how.add_argument("--slabs_in_flight", type=int, default=2, help="16-slice slabs held in memory (default 2)")
-    how.add_argument("--max_memory", type=parse_size, help="cap on memory for slabs and blocks, e.g. 2GB")
+    how.add_argument("--max_memory", type=parse_size, help="cap on the peak memory of the push (bands, blocks, decoding, interpreter), e.g. 2GB")
     how.add_argument("--downsample", action="store_true", help="after the ingest, build the resolution pyramid "
                      "on the server and wait for it")
     how.add_argument("--downsample_timeout", type=float, default=DOWNSAMPLE_TIMEOUT, metavar="SECONDS",
@@ -488,13 +490,18 @@ def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
     glibc gives each thread that allocates under contention an arena of its own (up to 8 per core)
     and keeps freed memory in it for that thread. ndpush's reader, decoder and upload threads each
     allocate slice- and body-sized buffers, so every arena kept a few of them: ~40 MB more peak RSS
-    on 1 GiB of 2048x2048 slices with 8 threads, at no measurable speed gain. False where this is
+    on 1 GiB of 2048x2048 slices with 8 threads, at no measurable speed gain. The mmap threshold is
+    fixed too (MALLOC_MMAP_THRESHOLD_, unless set): glibc raises it up to 32 MB after each large free,
+    so the strips, regions and bodies of band reads (a few MB each) came from the heap, where they
+    fragmented it: 16 slices of 8192 x 8192 peaked at 1.16 GB instead of 0.67 GB. False where this is
     not glibc (nothing to do there).
     """
     if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None)
+        if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+            libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         return bool(libc.mallopt(M_ARENA_MAX, count))
     except (OSError, AttributeError):  # not glibc: musl and others have no mallopt
         return False

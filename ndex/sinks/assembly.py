@@ -1,11 +1,12 @@
-"""Slab assembly: a wrapper that gives a sink without partial writes (TIFF) the `write(box, ...)` of one that has.
+"""Band assembly: a wrapper that gives a sink without partial writes (TIFF) the `write(box, ...)` of one that has.
 
-Blocks arrive from worker threads in any order within a slab. The wrapper copies each into one
-16-slice slab buffer of the output's XY extent; when the engine says the slab is done, the buffer is
-written to the inner sink (every time point, then `slab_done`), and the next slab in `order` becomes
-current. A block of a later slab waits, holding its memory and its slot in flight, until its slab is
-current: the engine submits blocks in slab order, so every block of the current slab is already
-running and the wait always ends. Memory: one slab buffer plus the blocks in flight.
+The engine cuts each z-slab into bands (the whole slab, or parts of its XY extent on the cuboid
+grid: see pull_plan.py) and feeds them in `order`. Blocks arrive from worker threads in any order
+within a band. The wrapper copies each into one buffer of the band's size; when the engine says the
+band is done, the buffer is written to the inner sink (every time point, then `slab_done`), and the
+next band becomes current. A block of a later band waits, holding its memory and its slot in flight,
+until its band is current: the engine submits blocks in band order, so every block of the current
+band is already running and the wait always ends. Memory: one band buffer plus the blocks in flight.
 """
 from __future__ import annotations
 
@@ -18,8 +19,13 @@ from ndex.geometry import Box
 from ndex.sinks.base import OutputSpec, Sink
 
 
+def band_key(box: Box) -> tuple[int, int, int]:
+    """The order bands are written in: z, then y, then x."""
+    return box.z[0], box.y[0], box.x[0]
+
+
 class SlabAssembly:
-    """`inner` fed whole slabs, in the order of `order`, from blocks written in any order."""
+    """`inner` fed whole bands, in the order of `order` (z, then y, then x), from blocks written in any order."""
 
     supports_partial_writes = True
 
@@ -72,16 +78,20 @@ class SlabAssembly:
             slab = self._current()
             if slab is not None and slab.contains(box):
                 return slab
-            if slab is None or slab.z[0] > box.z[0]:
-                raise ValueError(f"block {box} is not in a slab still to be written")
+            if slab is None or band_key(slab) > band_key(box):
+                raise ValueError(f"block {box} is not in a band still to be written")
             self._cond.wait(0.2)
         return None
 
     def _slab_buffer(self, slab: Box) -> np.ndarray:
+        # one allocation, reused for every band (an edge band is a smaller view of it): a fresh array per
+        # band of another shape would leave freed ones in malloc's arenas and grow the process
         shape = (len(self.spec.times), *slab.shape_zyx)
-        if self._buffer is None or self._buffer.shape != shape:
-            self._buffer = np.empty(shape, self.spec.dtype)
-        return self._buffer
+        count = int(np.prod(shape))
+        if self._buffer is None or self._buffer.size < count:
+            self._buffer = None
+            self._buffer = np.empty(count, self.spec.dtype)
+        return self._buffer[:count].reshape(shape)
 
     def _advance(self, slab: Box) -> None:
         with self._cond:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ndex.errors import InvalidBox, UsageError
-from ndex.geometry import VOXEL_UNITS, Box
+from ndex.geometry import BOSS_CUBOID, VOXEL_UNITS, Box, z_slabs
 from ndex.sinks.base import OutputSpec
 
 UNSIGNED = ("uint8", "uint16", "uint32", "uint64")  # uint32: ndex 1.x --force_datatype could ask for it
@@ -91,8 +91,12 @@ def units(spec: OutputSpec) -> tuple[str, str]:
     return VOXEL_UNITS[key]
 
 
-def check_whole_slab(spec: OutputSpec, box: Box, sink: str) -> None:
-    """A sink without partial writes takes one z-slab of the full XY extent at a time (SlabAssembly makes them)."""
-    if box.x != spec.box.x or box.y != spec.box.y or not spec.box.contains(box):
-        raise ValueError(f"{sink} writes whole z-slabs of the output's XY extent, not {box}: "
-                         "wrap it in ndex.sinks.SlabAssembly to write blocks")
+def check_band(spec: OutputSpec, box: Box, sink: str) -> None:
+    """A sink without partial writes takes one band at a time: a whole z-slab of the output, or a part of
+    its XY extent whose edges lie on the cuboid grid (SlabAssembly makes them from blocks)."""
+    slab = spec.box.with_z(*box.z)
+    on_grid = all(v in edge or v % c == 0 for v, edge, c in
+                  zip((*box.x, *box.y), (slab.x, slab.x, slab.y, slab.y), (BOSS_CUBOID[0],) * 2 + (BOSS_CUBOID[1],) * 2))
+    if not spec.box.contains(box) or slab not in z_slabs(spec.box) or not on_grid:
+        raise ValueError(f"{sink} writes whole z-slabs of the output, or bands of them on the cuboid grid, not "
+                         f"{box}: wrap it in ndex.sinks.SlabAssembly to write blocks")

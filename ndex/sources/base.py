@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ndex.errors import InvalidBox, OutOfBounds, UsageError
-from ndex.geometry import Box
+from ndex.geometry import BOSS_CUBOID, Box
 
 DATASOURCES = ("local", "s3", "render", "tiles", "stack", "zarr", "n5", "precomputed")  # built in; open_source checks the name
 RGB_NAMES = {"r": 0, "red": 0, "g": 1, "green": 1, "b": 2, "blue": 2, "a": 3, "alpha": 3}
@@ -251,3 +251,34 @@ class SliceBySlice:
         scratch = np.empty((self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
         for z in sample_points(self.z_range, sample):
             self._read_into(z, scratch)
+
+
+class BandBySlice(SliceBySlice):
+    """A SliceBySlice source that also reads XY bands: `read(box)` over `_region_into(z, rows, cols, out)`,
+    which reads rows x cols of slice z (slice coordinates) into `out`; `_spill` keeps slices decoded whole."""
+
+    supports_partial_reads = True
+    origin_xy: tuple[int, int]
+    _spill: Any
+    _region_into: Callable[[int, Range, Range, np.ndarray], None]
+
+    def read(self, box: Box) -> np.ndarray:
+        """The voxels of `box` (x/y in the input's coordinates, from origin_xy) as (z, y, x)."""
+        check_slab(self.z_range, *box.z)
+        (ox, oy), (sx, sy) = self.origin_xy, self.shape_xy
+        if box.shape[:2] == (sx, sy):
+            return self.read_slab(*box.z)
+        rows, cols = (box.y[0] - oy, box.y[1] - oy), (box.x[0] - ox, box.x[1] - ox)
+        self._spill.keep(box.z)  # slices of earlier slabs are no longer needed
+        out = np.empty(box.shape_zyx, dtype=self.dtype)
+        list(self._pool.map(lambda z: self._region_into(z, rows, cols, out[z - box.z[0]]), range(*box.z)))
+        return out
+
+    def validate(self, sample: int = 3) -> None:
+        """Read the sampled slices whole, one cuboid row at a time: a 50k x 50k section is not held at once."""
+        sx, sy = self.shape_xy
+        scratch = np.empty((min(sy, BOSS_CUBOID[1]), sx), dtype=self.dtype)
+        for z in sample_points(self.z_range, sample):
+            for y0 in range(0, sy, BOSS_CUBOID[1]):
+                y1 = min(sy, y0 + BOSS_CUBOID[1])
+                self._region_into(z, (y0, y1), (0, sx), scratch[:y1 - y0])

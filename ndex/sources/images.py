@@ -80,9 +80,11 @@ def to_grayscale(array: np.ndarray, name: str, rgb_channel: int | None) -> np.nd
     raise BadInput(f"{name} has shape {array.shape}; expected a 2D grayscale slice")
 
 
-def check_slice(array: np.ndarray, name: str, shape_xy: tuple[int, int], dtype: np.dtype) -> np.ndarray:
-    """The slice as `dtype`, or a SourceError naming the file, what was found and what was expected."""
-    y, x = array.shape
+def check_slice(array: np.ndarray, name: str, shape_xy: tuple[int, int], dtype: np.dtype,
+                size: tuple[int, int] | None = None) -> np.ndarray:
+    """The slice (or a part of one whose slice is `size` (x, y)) as `dtype`, or a SourceError naming the
+    file, what was found and what was expected."""
+    x, y = size or array.shape[::-1]
     if (x, y) != tuple(shape_xy):
         raise BadInput(f"{name} is {x}x{y} (x by y) but the x/y extents say {shape_xy[0]}x{shape_xy[1]}: "
                        "fix --x_extent/--y_extent or the file")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import IO
 
 from ndex.errors import SourceError
 from ndex.sources.base import SourceSpec
@@ -21,6 +22,15 @@ class LocalFiles:
         except FileNotFoundError:
             return None
         except OSError as exc:  # a directory, no permission, an I/O error of the disk
+            raise SourceError(f"cannot read {location}: {exc.strerror or exc}") from exc
+
+    def open_file(self, location: str) -> IO[bytes] | None:
+        """The file opened for random access (a band of a TIFF slice); None if it does not exist."""
+        try:
+            return open(location, "rb")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
             raise SourceError(f"cannot read {location}: {exc.strerror or exc}") from exc
 
     def describe(self) -> str:

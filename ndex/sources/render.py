@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ndex.errors import OutOfBounds, SourceError, UsageError
+from ndex.geometry import Box
 from ndex.sources.base import Range, SourceSpec, check_slab, sample_points
 from ndex.sources.images import decode_image
 
@@ -139,7 +140,9 @@ def _limit(full: Range, limit: Range | None, axis: str, name: str) -> Range:
 
 
 class RenderSource:
-    """Source protocol over a render-ws stack."""
+    """Source protocol over a render-ws stack; a band (`read(box)`) requests only the boxes it overlaps."""
+
+    supports_partial_reads = True
 
     def __init__(self, spec: SourceSpec, client: RenderClient | None = None) -> None:
         self.spec = spec
@@ -188,10 +191,27 @@ class RenderSource:
 
     def read_slab(self, z0: int, z1: int) -> np.ndarray:
         check_slab(self.z_range, z0, z1)
-        out = np.zeros((z1 - z0, self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
-        cells = [(z, box) for z in range(z0, z1) for box in self._boxes()]
-        list(self._pool.map(lambda cell: self._place(cell[0], cell[1], out[cell[0] - z0]), cells))
+        (x0, y0), (sx, sy) = self.origin_xy, self.shape_xy
+        return self.read(Box((x0, y0, z0), (x0 + sx, y0 + sy, z1)))
+
+    def read(self, box: Box) -> np.ndarray:
+        """The voxels of `box` (scaled render coordinates, from origin_xy) as (z, y, x)."""
+        check_slab(self.z_range, *box.z)
+        at = (box.y[0] - self.origin_xy[1], box.x[0] - self.origin_xy[0])
+        out = np.zeros(box.shape_zyx, dtype=self.dtype)
+        cells = [(z, b) for z in range(*box.z) for b in self._boxes() if self._overlaps(b, out.shape[1:], at)]
+        list(self._pool.map(lambda cell: self._place(cell[0], cell[1], out[cell[0] - box.z[0]], at), cells))
         return out
+
+    def _corner(self, box: tuple[int, int, int, int]) -> tuple[int, int]:
+        """Slice (y, x) where a request box's image lands."""
+        s = self.spec.render_scale
+        return round(box[1] * s) - self.origin_xy[1], round(box[0] * s) - self.origin_xy[0]
+
+    def _overlaps(self, box: tuple[int, int, int, int], shape: tuple[int, ...], at: tuple[int, int]) -> bool:
+        (top, left), s = self._corner(box), self.spec.render_scale
+        bottom, right = top + round(box[3] * s) + 1, left + round(box[2] * s) + 1  # render may round up by one
+        return top < at[0] + shape[0] and bottom > at[0] and left < at[1] + shape[1] and right > at[1]
 
     def validate(self, sample: int = 3) -> None:
         """Fetch a small box of the sampled slices: checks that images come back, decodable and typed."""
@@ -227,13 +247,16 @@ class RenderSource:
                               f"z={z}, expected {self.dtype.name}")
         return image
 
-    def _place(self, z: int, box: tuple[int, int, int, int], out: np.ndarray) -> None:
+    def _place(self, z: int, box: tuple[int, int, int, int], out: np.ndarray, at: tuple[int, int]) -> None:
+        """The box's image into `out`, whose first voxel is slice (y, x) `at`; render rounds the scaled box
+        size its own way: keep what lands inside the slice (and the band)."""
         image = self._fetch(z, box)
-        s = self.spec.render_scale
-        top, left = round(box[1] * s) - self.origin_xy[1], round(box[0] * s) - self.origin_xy[0]
-        # render rounds the scaled box size its own way: keep what lands inside the slice
-        h, w = min(image.shape[0], out.shape[0] - top), min(image.shape[1], out.shape[1] - left)
-        out[top:top + h, left:left + w] = image[:h, :w]
+        top, left = self._corner(box)
+        ys = max(top, at[0]), min(top + image.shape[0], at[0] + out.shape[0], self.shape_xy[1])
+        xs = max(left, at[1]), min(left + image.shape[1], at[1] + out.shape[1], self.shape_xy[0])
+        if ys[0] < ys[1] and xs[0] < xs[1]:
+            out[ys[0] - at[0]:ys[1] - at[0], xs[0] - at[1]:xs[1] - at[1]] = \
+                image[ys[0] - top:ys[1] - top, xs[0] - left:xs[1] - left]
 
 
 def open_render(spec: SourceSpec) -> RenderSource:

@@ -7,15 +7,17 @@ Credentials come from boto3's usual chain (--aws_profile, env, ~/.aws); the endp
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from ndex.errors import ConfigError, SourceError, UsageError
 from ndex.sources.base import SourceSpec
 from ndex.sources.slices import FileStore, SliceSource
 
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+RANGE_BUFFER = 2**16  # bytes per ranged GET at least: a TIFF's tags are read in a request or two, not dozens
 S = TypeVar("S")
 
 
@@ -63,12 +65,61 @@ class S3Files:
         except (self._errors.BotoCoreError, OSError) as exc:  # no credentials, endpoint unreachable, cut body
             raise SourceError(f"cannot read {url}: {exc}") from exc
 
+    def open_file(self, location: str) -> IO[bytes] | None:
+        """The object as a seekable file read by ranged GETs (a band of a TIFF slice); None if it does not exist."""
+        url = f"s3://{self.bucket}/{location}"
+        try:
+            size = int(self._client.head_object(Bucket=self.bucket, Key=location)["ContentLength"])
+        except self._errors.ClientError:
+            return None  # missing, or an error that the whole read reports in its own words
+        except (self._errors.BotoCoreError, OSError) as exc:
+            raise SourceError(f"cannot read {url}: {exc}") from exc
+        return io.BufferedReader(RangedObject(self, location, size), buffer_size=RANGE_BUFFER)
+
+    def read_range(self, location: str, start: int, stop: int) -> bytes:
+        """Bytes start:stop of an object (one ranged GET)."""
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=location, Range=f"bytes={start}-{stop - 1}")
+            return body["Body"].read()
+        except (self._errors.ClientError, self._errors.BotoCoreError, OSError) as exc:
+            raise SourceError(f"cannot read s3://{self.bucket}/{location} bytes {start}:{stop}: {exc}") from exc
+
     def describe(self) -> str:
         endpoint = self._client.meta.endpoint_url
         return f"s3://{self.bucket} ({endpoint})"
 
     def close(self) -> None:
         self._client.close()
+
+
+class RangedObject(io.RawIOBase):
+    """A read-only, seekable file over an S3 object: each read is one ranged GET (buffered by the caller)."""
+
+    def __init__(self, store: S3Files, location: str, size: int) -> None:
+        self.store, self.location, self.size, self.pos = store, location, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        stop = min(self.size, self.pos + len(buffer))
+        if stop <= self.pos:
+            return 0
+        data = self.store.read_range(self.location, self.pos, stop)
+        buffer[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
 
 
 def s3_location(spec: SourceSpec) -> SourceSpec:

@@ -1,7 +1,10 @@
 """One multipage TIFF (or OME-TIFF / ImageJ hyperstack) whose pages are the z slices.
 
 The stack is never loaded whole: an uncompressed contiguous stack is memory-mapped and sliced;
-any other is read page by page, so a slab costs only its own pages.
+any other is read page by page, so a slab costs only its own pages. A band of a slab (`read(box)`)
+costs only its part of the pages: the memory map is sliced, striped or tiled pages read only the
+strips or tiles of the band (regions.py), and pages of one compressed strip are decoded once into a
+spill file on local disk that the slab's bands are read from (slices.py).
 """
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ import numpy as np
 import tifffile
 
 from ndex.errors import BadInput, NdexError, OutOfBounds, SourceError, UsageError
-from ndex.sources.base import SliceBySlice, SourceSpec
+from ndex.sources.base import BandBySlice, SourceSpec
 from ndex.sources.images import check_slice, decoder_reason, page_array, to_grayscale
+from ndex.sources.regions import page_region
+from ndex.sources.slices import Spill
 
 # the plane and its samples; the one other axis longer than 1 (Z, or Q/I/C/T as tifffile may label a
 # plain page sequence, e.g. an ImageJ stack without hyperstack metadata) is read as z
@@ -31,8 +36,8 @@ def stack_path(spec: SourceSpec) -> str:
     return os.path.join(spec.base_path, name)
 
 
-class StackSource(SliceBySlice):
-    """Source protocol over the pages of one TIFF file; z = page index."""
+class StackSource(BandBySlice):
+    """Source protocol over the pages of one TIFF file; z = page index; reads XY bands (`read`)."""
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
@@ -46,6 +51,7 @@ class StackSource(SliceBySlice):
         self._tif.filehandle.lock = True  # type: ignore[assignment]  # its setter takes a bool: threads share the handle
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(spec.read_threads, thread_name_prefix="ndex-stack")
+        self._spill = Spill()
         try:
             self._open_series()
         except NdexError:
@@ -119,6 +125,24 @@ class StackSource(SliceBySlice):
     def _read_into(self, z: int, out: np.ndarray) -> None:
         out[...] = check_slice(self._slice(z), f"{self.path} page {z}", self.shape_xy, self.dtype)
 
+    def _region_into(self, z: int, rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray) -> None:
+        name = f"{self.path} page {z}"
+        region: np.ndarray | None
+        if self._memmap is not None:
+            region = np.asarray(self._memmap[z, rows[0]:rows[1], cols[0]:cols[1]])
+        elif self._spill.has(z):
+            region = self._spill.rows(z, rows, cols)
+        else:
+            with self._lock:
+                page = self._pages[z]
+            region = page_region(page, rows, cols)
+            if region is None:  # one compressed strip: decoded once, the other bands read from the spill
+                self._spill.put(z, check_slice(self._slice(z), name, self.shape_xy, self.dtype))
+                region = self._spill.rows(z, rows, cols)
+        assert region is not None  # a stack has no missing pages: the spill holds every page it was given
+        out[...] = check_slice(to_grayscale(region, name, self.spec.rgb_channel), name, self.shape_xy, self.dtype,
+                               size=self.shape_xy)
+
     def describe(self) -> str:
         x, y = self.shape_xy
         how = "memory-mapped" if self._memmap is not None else "page by page"
@@ -127,6 +151,7 @@ class StackSource(SliceBySlice):
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._spill.close()
         self._memmap = None
         self._tif.close()
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ndex.errors import SourceError, UsageError
-from ndex.geometry import ceil_div
+from ndex.geometry import Box, ceil_div
 from ndex.sources.base import SourceSpec, check_slab, sample_points
 from ndex.sources.images import check_slice, decode_image, to_grayscale
 from ndex.sources.local import LocalFiles
@@ -38,7 +38,9 @@ def check_pattern(pattern: str) -> None:
 
 
 class TileSource:
-    """Source protocol over tiled slices, stitched in parallel."""
+    """Source protocol over tiled slices, stitched in parallel; a band (`read(box)`) reads only its tiles."""
+
+    supports_partial_reads = True
 
     def __init__(self, spec: SourceSpec, store: FileStore) -> None:
         x, y = spec.size_xy
@@ -50,8 +52,7 @@ class TileSource:
         self.shape_xy = (x, y)
         self.origin_xy = spec.origin_xy
         self.grid = (ceil_div(self.shape_xy[0], spec.tile_size[0]), ceil_div(self.shape_xy[1], spec.tile_size[1]))
-        self.missing_tiles = 0
-        self._missing: set[int] = set()
+        self._absent: dict[int, set[tuple[int, int]]] = {}  # z -> (row, col) of the tiles found missing
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(spec.read_threads, thread_name_prefix="ndex-tiles")
         try:
@@ -62,8 +63,14 @@ class TileSource:
 
     @property
     def missing(self) -> list[int]:
+        """The z's none of whose tiles exist (seen so far)."""
         with self._lock:
-            return sorted(self._missing)
+            return sorted(z for z, cells in self._absent.items() if len(cells) == self.grid[0] * self.grid[1])
+
+    @property
+    def missing_tiles(self) -> int:
+        with self._lock:
+            return sum(len(cells) for cells in self._absent.values())
 
     def location(self, z: int, row: int, col: int) -> str:
         name = self.spec.tile_pattern.format(z=z, row=row, col=col, ch=self.spec.channel)
@@ -71,26 +78,32 @@ class TileSource:
 
     def read_slab(self, z0: int, z1: int) -> np.ndarray:
         check_slab(self.z_range, z0, z1)
-        out = np.zeros((z1 - z0, self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
-        absent = self._stitch(range(z0, z1), lambda z: out[z - z0])
-        with self._lock:
-            self.missing_tiles += sum(absent.values())
-            self._missing.update(z for z, n in absent.items() if n == self.grid[0] * self.grid[1])
+        (x0, y0), (sx, sy) = self.origin_xy, self.shape_xy
+        return self.read(Box((x0, y0, z0), (x0 + sx, y0 + sy, z1)))
+
+    def read(self, box: Box) -> np.ndarray:
+        """The voxels of `box` (x/y in the input's coordinates): only the tiles it overlaps are read."""
+        check_slab(self.z_range, *box.z)
+        (ox, oy), (tx, ty) = self.origin_xy, self.spec.tile_size
+        at = (box.y[0] - oy, box.x[0] - ox)
+        rows = range(at[0] // ty, ceil_div(box.y[1] - oy, ty))
+        cols = range(at[1] // tx, ceil_div(box.x[1] - ox, tx))
+        out = np.zeros(box.shape_zyx, dtype=self.dtype)
+        self._stitch([(z, r, c) for z in range(*box.z) for r in rows for c in cols], lambda z: out[z - box.z[0]], at)
         return out
 
     def validate(self, sample: int = 3) -> None:
-        scratch = np.zeros((self.shape_xy[1], self.shape_xy[0]), dtype=self.dtype)
         for z in sample_points(self.z_range, sample):
-            self._stitch([z], lambda _: scratch)
+            self.read_slab(z, z + 1)
 
-    def _stitch(self, zs: Iterable[int], target: Callable[[int], np.ndarray]) -> dict[int, int]:
-        """Place every tile of slices `zs` (all tiles in parallel); returns missing tiles per z."""
-        cells = [(z, row, col) for z in zs for row in range(self.grid[1]) for col in range(self.grid[0])]
-        results = self._pool.map(lambda cell: self._place_tile(cell[0], cell[1], cell[2], target(cell[0])), cells)
-        absent: dict[int, int] = {}
-        for (z, _, _), missing in zip(cells, results):
-            absent[z] = absent.get(z, 0) + missing
-        return absent
+    def _stitch(self, cells: list[tuple[int, int, int]], target: Callable[[int], np.ndarray],
+                at: tuple[int, int]) -> None:
+        """Place tiles (z, row, col) in parallel into `target(z)`, whose first voxel is slice (y, x) `at`."""
+        results = self._pool.map(lambda cell: self._place_tile(cell[0], cell[1], cell[2], target(cell[0]), at), cells)
+        for (z, row, col), missing in zip(cells, results):
+            if missing:
+                with self._lock:
+                    self._absent.setdefault(z, set()).add((row, col))
 
     def describe(self) -> str:
         x, y = self.shape_xy
@@ -102,7 +115,7 @@ class TileSource:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
-    def _place_tile(self, z: int, row: int, col: int, out: np.ndarray) -> int:
+    def _place_tile(self, z: int, row: int, col: int, out: np.ndarray, at: tuple[int, int]) -> int:
         location = self.location(z, row, col)
         data = self.store.read(location)
         if data is None:
@@ -116,7 +129,10 @@ class TileSource:
         if not (need_x <= w <= tx and need_y <= h <= ty):
             raise SourceError(f"tile {location} is {w}x{h} (x by y) but tiles are {tx}x{ty} "
                               f"(at least {need_x}x{need_y} at this edge): fix --tile_size or the extents")
-        out[y0:y0 + need_y, x0:x0 + need_x] = check_slice(tile[:need_y, :need_x], location, (need_x, need_y), self.dtype)
+        tile = check_slice(tile[:need_y, :need_x], location, (need_x, need_y), self.dtype)
+        ys = max(y0, at[0]), min(y0 + need_y, at[0] + out.shape[0])  # the part inside the band
+        xs = max(x0, at[1]), min(x0 + need_x, at[1] + out.shape[1])
+        out[ys[0] - at[0]:ys[1] - at[0], xs[0] - at[1]:xs[1] - at[1]] = tile[ys[0] - y0:ys[1] - y0, xs[0] - x0:xs[1] - x0]
         return 0
 
     def _probe_dtype(self) -> np.dtype:

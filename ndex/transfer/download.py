@@ -3,8 +3,8 @@
 What a pull is, and how it is cut, is `pull_plan.py`; the concurrency both engines share (blocks in
 flight adapted to the server's 429/503) is `pipeline.py`. There is one runner: every block is written
 at its box as it arrives; a sink without partial writes (TIFF) is wrapped in `SlabAssembly`, which
-builds its z-slabs. Slabs already written by an interrupted earlier run (the sink knows) are not
-fetched again.
+builds its bands (z-slabs cut along y, or x: pull_plan.py). Slabs and bands already written by an
+interrupted earlier run (the sink knows) are not fetched again.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ndex.errors import TransferFailed, UsageError, ends_transfer
 from ndex.geometry import Box
 from ndex.progress import NullProgress, Progress
 from ndex.sinks import SlabAssembly, open_sink
+from ndex.sinks.assembly import band_key
 from ndex.sinks.base import Sink
 from ndex.sinks.factory import SINKS
 from ndex.transfer.convert import convert
@@ -135,7 +136,7 @@ def block_sink(plan: PullPlan, sink: Sink, work: list[tuple[int, Box]]) -> Sink:
     """`sink` itself if it takes any box, else wrapped to assemble the slabs of `work` in order."""
     if sink.supports_partial_writes:
         return sink
-    return SlabAssembly(sink, plan.output_spec, sorted({plan.slabs[i] for i, _ in work}, key=lambda s: s.z))
+    return SlabAssembly(sink, plan.output_spec, sorted({plan.slabs[i] for i, _ in work}, key=band_key))
 
 
 def pull(spec: PullSpec, options: TransferOptions | None = None, *, client: BossClient | None = None,

@@ -5,10 +5,11 @@ A pull or a push is a spec (what: channel, source or output, region, offsets, re
 them into job files and `ndex run` hands them to the engine unchanged. Options never change what
 is stored or written: a job re-run with other options resumes the same transfer.
 
-Memory. Both engines stream a volume slab by slab on the server's cuboid grid, so besides their
-blocks in flight they hold at most a few 16-slice slabs of the XY extent, whatever the depth of the
-region; `ndex plan` budgets its jobs with the same figure. A cap below one slab plus one block cannot
-be met by shrinking what is in flight: `too_small` is the error both engines raise then, naming the
+Memory. Both engines stream a volume slab by slab on the server's cuboid grid, and each slab band by
+band (rows of whole cuboids, or for the widest regions parts of a cuboid row), so besides their
+blocks in flight they hold at most a few bands of 16 slices, whatever the depth or the slice size of
+the region; `ndex plan` budgets its jobs with the same figure. A cap below one band (one cuboid row,
+or one cuboid where x may be split) plus one block cannot be met by shrinking what is in flight: `too_small` is the error both engines raise then, naming the
 field `max_memory` (a CLI names its flag instead: ndpull's --max_memory, ndex plan's --memory_per_worker).
 """
 from __future__ import annotations
@@ -18,11 +19,16 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ndex.errors import FieldError, UsageError
-from ndex.geometry import BOSS_CUBOID, Box
+from ndex.geometry import BOSS_CUBOID, Box, align_down, align_up, iter_blocks
 from ndex.progress import mb
 
 VERIFY_MODES = ("sample", "all", "none")
 SLAB_DEPTH = BOSS_CUBOID[2]  # slices of one slab: the server's cuboid depth
+BAND_STEP = BOSS_CUBOID[1]  # bands are cut on the cuboid grid: whole cuboid rows (and columns)
+DEFAULT_BAND_BYTES = 256 * 2**20  # without --max_memory: a 4096 x 4096 uint8 slab is one band, as before
+# peak RSS of an engine process before its buffers: the interpreter with numpy, requests, blosc, tifffile,
+# Pillow and ndex imported and a client made (measured 53-58 MB on Linux x86-64, Python 3.11), rounded up
+PROCESS_BASE_BYTES = 60 * 10**6
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,51 @@ def slab_bytes(box: Box, itemsize: int, time_samples: int = 1) -> int:
     return box.with_z(0, SLAB_DEPTH).nbytes(itemsize, time_samples)
 
 
+Band = tuple[int, int]  # (rows, columns) of a band's grid; columns cover the width when it is not split
+
+
+def band_floor(box: Box, itemsize: int, time_samples: int = 1, split_x: bool = False) -> int:
+    """Bytes of the smallest band: one cuboid row of the slab (one cuboid, when x may be split)."""
+    width = min(box.shape[0], BAND_STEP) if split_x else box.shape[0]
+    return SLAB_DEPTH * min(box.shape[1], BAND_STEP) * width * itemsize * time_samples
+
+
+def band_shape(box: Box, itemsize: int, budget: int, time_samples: int = 1, split_x: bool = False) -> Band | None:
+    """The largest band grid (rows, columns, multiples of the cuboid) whose bands of `box`'s slabs fit in
+    `budget` bytes: whole slabs when they fit, else full-width bands of fewer rows, else (with `split_x`)
+    parts of one cuboid row; None when not even one cuboid row (or cuboid) fits."""
+    width, height = box.shape[0], box.shape[1]
+    per_row = SLAB_DEPTH * itemsize * time_samples
+    full_cols = align_up(box.x[1], BAND_STEP)
+    all_rows = align_up(box.y[1], BAND_STEP)
+    rows = align_down(budget // (per_row * width), BAND_STEP)
+    if rows >= BAND_STEP or budget >= per_row * width * height:
+        return min(max(rows, BAND_STEP), all_rows), full_cols
+    if not split_x:
+        return None
+    cols = align_down(budget // (per_row * min(height, BAND_STEP)), BAND_STEP)
+    return (BAND_STEP, cols) if cols >= BAND_STEP else None
+
+
+def band_bytes(box: Box, band: Band, itemsize: int, time_samples: int = 1) -> int:
+    """Bytes of the largest band of `box`'s slabs on the grid `band`."""
+    return SLAB_DEPTH * min(band[0], box.shape[1]) * min(band[1], box.shape[0]) * itemsize * time_samples
+
+
+def bands_in_flight(box: Box, band: Band, count: int, itemsize: int, time_samples: int = 1) -> int:
+    """Bytes of the `count` largest consecutive bands (a full slab's pattern, repeating slab after slab)."""
+    slab = box.with_z(0, SLAB_DEPTH)
+    sizes = [b.nbytes(itemsize, time_samples) for b in cut_bands(slab, band)]
+    cycle = sizes * (count + 1)
+    return max(sum(cycle[i:i + count]) for i in range(len(sizes)))
+
+
+def cut_bands(slab: Box, band: Band) -> list[Box]:
+    """`slab` cut on the band grid (anchored at 0, so on the cuboid grid), in z, y, x order."""
+    return list(iter_blocks(slab, (band[1], band[0], SLAB_DEPTH)))
+
+
 def too_small(limit: int, needed: int, parts: str, advice: str) -> FieldError:
-    """The one line for a memory cap that cannot hold one slab and one block: what is needed, and what to raise."""
-    return FieldError("max_memory", f"{{field}} {mb(limit)} is too small for one 16-slice slab: a transfer "
+    """The one line for a memory cap that cannot hold one band and one block: what is needed, and what to raise."""
+    return FieldError("max_memory", f"{{field}} {mb(limit)} is too small for one band of 16 slices: a transfer "
                                     f"needs at least {mb(needed)} ({parts}); raise {{field}}{advice}")

@@ -27,6 +27,7 @@ from ndex.errors import RemoteError, ResourceNotFound
 from ndex.geometry import Box, z_slabs
 from ndex.progress import mb
 from ndex.sources import Source
+from ndex.sources.base import read_box
 from ndex.transfer import pull_plan, upload
 from ndex.transfer.options import TransferOptions
 from ndex.transfer.pull_plan import PullSpec
@@ -88,7 +89,7 @@ def first_blocks(spec: PullSpec, options: TransferOptions, info: ChannelInfo, bo
     total = 0
     for slab in z_slabs(box):
         plan = pull_plan.layout(spec, options, info, slab)
-        for block in plan.blocks_per_slab[0]:
+        for block in (b for band in plan.blocks_per_slab for b in band):
             size = block.nbytes(info.dtype.itemsize, plan.ntimes)
             if chosen and (len(chosen) >= count or total + size > max_bytes):
                 return chosen
@@ -119,11 +120,12 @@ def probe_pull(client: BossClient, spec: PullSpec, options: TransferOptions, inf
 
 
 class HeldSlab:
-    """A source serving one slab already read, so that the posts are timed without reading it again."""
+    """A source serving one band already read (x/y and z in the source's coordinates), so that the posts are
+    timed without reading it again."""
 
-    def __init__(self, source: Source, z: tuple[int, int], data: np.ndarray) -> None:
-        self.dtype, self.shape_xy, self.origin_xy = source.dtype, source.shape_xy, source.origin_xy
-        self.z_range, self.data = z, data
+    def __init__(self, source: Source, band: Box, data: np.ndarray) -> None:
+        self.dtype, self.shape_xy, self.origin_xy = source.dtype, band.shape[:2], band.start[:2]
+        self.z_range, self.data = band.z, data
         self.missing = list(source.missing)
         self.description = source.describe()
 
@@ -140,11 +142,13 @@ class HeldSlab:
         self.data = None  # type: ignore[assignment]
 
 
-def read_step(source: Source, spec: PushSpec, slab: Box) -> tuple[Step, HeldSlab]:
-    z = (slab.z[0] - spec.offsets[2], slab.z[1] - spec.offsets[2])  # the source's numbering
-    seconds, data = timed(lambda: source.read_slab(*z))
+def read_step(source: Source, spec: PushSpec, options: TransferOptions, slab: Box) -> tuple[Step, HeldSlab]:
+    """Read the first band ndpush would read of `slab` (BOSS coordinates): a band, not a whole section."""
+    band = upload.layout(spec, options, slab, np.dtype(source.dtype).itemsize).slabs[0]
+    band = band.shift(tuple(-v for v in spec.offsets))  # type: ignore[arg-type]  # the source's coordinates
+    seconds, data = timed(lambda: read_box(source, band))
     what = f"read {data.shape[0]} slices ({mb(data.nbytes)}) from the source"
-    return Step(what, data.nbytes, seconds), HeldSlab(source, z, data)
+    return Step(what, data.nbytes, seconds), HeldSlab(source, band, data)
 
 
 def post_step(client: BossClient, spec: PushSpec, options: TransferOptions, held: HeldSlab,
@@ -164,7 +168,7 @@ def post_step(client: BossClient, spec: PushSpec, options: TransferOptions, held
 
 def probe_push(client: BossClient, spec: PushSpec, options: TransferOptions, source: Source, slab: Box) -> Probe:
     """Read `slab` (BOSS coordinates) from `source`, then post it to `spec.ref` if that channel exists."""
-    read, held = read_step(source, spec, slab)
+    read, held = read_step(source, spec, options, slab)
     try:
         info = client.channel_info(spec.ref)
     except ResourceNotFound:

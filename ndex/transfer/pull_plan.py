@@ -1,8 +1,10 @@
 """What a pull is and how it is cut: the spec, its region, slabs and blocks, and the memory they take.
 
-Memory is bounded by the blocks in flight (`inflight` x block size) plus, for sinks without partial
-writes (TIFF slices and stacks), one 16-slice slab of the requested XY extent. It does not grow with
-the depth of the volume.
+Memory is bounded by the blocks in flight (`inflight` x block size, each held as the array and its
+compressed body) plus, for sinks without partial writes (TIFF slices and stacks), one band buffer:
+16 slices of as many cuboid rows of the XY extent as fit (`options.band_shape`), the whole slab when
+it is small, down to one cuboid row, or one 512 x 512 cuboid for regions wide enough to be written as
+tiled TIFFs. It grows with neither the depth nor the slice size of the volume.
 """
 from __future__ import annotations
 
@@ -20,9 +22,26 @@ from ndex.progress import mb
 from ndex.sinks.base import COMPRESSIONS, OutputSpec
 from ndex.sinks.factory import PARTIAL_WRITES, PYRAMIDS, output_kind
 from ndex.sinks.metadata import source_record
+from ndex.sinks.tiff_bands import ChunkLayout
 from ndex.transfer.convert import MODES
 from ndex.transfer.levels import parse_levels
-from ndex.transfer.options import TransferOptions, known_fields, slab_bytes, too_small
+from ndex.transfer.options import (
+    DEFAULT_BAND_BYTES,
+    PROCESS_BASE_BYTES,
+    Band,
+    TransferOptions,
+    band_bytes,
+    band_floor,
+    band_shape,
+    cut_bands,
+    known_fields,
+    too_small,
+)
+
+# a block in flight is its decoded array; its compressed body lives only while it is decoded (measured:
+# blocks in flight cost 1.1-1.2x their size in all)
+COPIES_PER_BLOCK = 1
+BAND_SHARE = 0.9  # of the memory left for the band under a cap (measured: 16 x 16384^2 uint8 at 512MB, 551 MB without)
 
 
 @dataclass(frozen=True)
@@ -110,13 +129,14 @@ class PullPlan:
     options: TransferOptions
     info: ChannelInfo
     box: Box
-    slabs: tuple[Box, ...]
+    slabs: tuple[Box, ...]  # the units written in order: bands of z-slabs for TIFF outputs, else z-slabs
     blocks_per_slab: tuple[tuple[Box, ...], ...]
     block_bytes: int
     inflight: int
     out_dtype: np.dtype
     output_spec: OutputSpec = field(repr=False)
     warnings: tuple[str, ...] = ()  # e.g. a level that may miss writes made after its downsample
+    band: Band | None = None  # (rows, columns) of the band grid; None: no band buffer (partial writes)
 
     @property
     def nblocks(self) -> int:
@@ -132,11 +152,18 @@ class PullPlan:
 
     @property
     def slab_bytes(self) -> int:
-        return buffer_bytes(self.spec, self.box, self.info.dtype.itemsize, self.ntimes)
+        """Bytes of the band buffer (0 without one)."""
+        return 0 if self.band is None else band_bytes(self.box, self.band, self.out_dtype.itemsize, self.ntimes)
+
+    @property
+    def buffers_estimate(self) -> int:
+        """The band buffer and the blocks in flight (`max_memory` caps them with the interpreter)."""
+        return self.inflight * COPIES_PER_BLOCK * self.block_bytes + self.slab_bytes
 
     @property
     def memory_estimate(self) -> int:
-        return self.inflight * self.block_bytes + self.slab_bytes
+        """Peak RSS of the pulling process: its buffers and the interpreter."""
+        return self.buffers_estimate + PROCESS_BASE_BYTES
 
     def describe(self) -> list[str]:
         """The dry-run plan, one fact per line."""
@@ -145,10 +172,12 @@ class PullPlan:
             f"channel   {s.ref.collection}/{s.ref.experiment}/{s.ref.channel} ({self.info.channel.datatype}, "
             f"{self.info.channel.type}) at resolution {s.res}",
             f"region    {self.box}" + (f", time {s.time_range[0]}:{s.time_range[1]}" if s.time_range else ""),
-            f"blocks    {self.nblocks} cuboid-aligned requests in {len(self.slabs)} slabs of 16 slices",
+            f"blocks    {self.nblocks} cuboid-aligned requests in {len(self.slabs)} "
+            + ("slabs of 16 slices" if self.band is None else "bands of 16 slices"),
             f"bytes     {mb(self.nbytes)} uncompressed",
             f"memory    ~{self.memory_estimate / 1e6:,.0f} MB peak ({self.inflight} blocks of "
-            f"<= {mb(self.block_bytes)} in flight + {mb(self.slab_bytes)} slab buffer)",
+            f"<= {mb(self.block_bytes)} in flight x{COPIES_PER_BLOCK} + {mb(self.slab_bytes)} band buffer "
+            f"+ {PROCESS_BASE_BYTES / 1e6:,.0f} MB interpreter)",
             f"output    {s.output} in {s.outdir}" + (f" ({self.output_spec.compression} compression)"
                                                      if s.output not in PARTIAL_WRITES else ""),
         ]
@@ -192,28 +221,40 @@ def resolve_region(client: Any, spec: PullSpec, info: ChannelInfo) -> tuple[Box,
     return resolve_box(spec, info, built_before), info.stale_warning(spec.res)
 
 
-def buffer_bytes(spec: PullSpec, box: Box, itemsize: int, ntimes: int) -> int:
-    """Bytes of the one slab buffer a sink without partial writes needs (0 for the others)."""
-    return 0 if spec.output in PARTIAL_WRITES else slab_bytes(box, itemsize, ntimes)
+def fit_memory(options: TransferOptions, box: Box, itemsize: int, ntimes: int,
+               split_x: bool | None) -> tuple[int, int, Band | None]:
+    """(block_bytes, inflight, band grid) so that the blocks in flight and the band buffer fit `max_memory`.
 
-
-def fit_memory(options: TransferOptions, slab_bytes: int, itemsize: int) -> tuple[int, int]:
-    """(block_bytes, inflight) so that blocks in flight plus the slab buffer fit `max_memory`.
-
-    A cap below the slab buffer plus one cuboid is refused, naming the field `max_memory`.
+    `split_x` None: the sink takes any box, there is no band buffer. Blocks keep their share first
+    (every thread busy); what is left is the band's, down to one cuboid row (or cuboid). The cap is the
+    whole process's (`memory_estimate`): the interpreter comes off it first. A cap below the smallest band
+    plus one block of one cuboid is refused, naming the field `max_memory`.
     """
     inflight = options.threads + 2  # every thread busy, plus a couple of finished blocks waiting to be placed
     block_bytes = options.block_bytes or DEFAULT_BLOCK_BYTES
-    if options.max_memory is None:
-        return block_bytes, inflight
-    budget = options.max_memory - slab_bytes
     cuboid_bytes = BOSS_CUBOID[0] * BOSS_CUBOID[1] * BOSS_CUBOID[2] * itemsize
-    if budget < cuboid_bytes:
-        raise too_small(options.max_memory, slab_bytes + cuboid_bytes,
-                        f"a {mb(slab_bytes)} slab buffer plus one {mb(cuboid_bytes)} block",
-                        ", pull a narrower x/y region, or use output zarr (no slab buffer)")
-    inflight = max(1, min(inflight, budget // cuboid_bytes))
-    return max(cuboid_bytes, min(block_bytes, budget // inflight)), int(inflight)
+    if options.max_memory is None:
+        band = None if split_x is None else band_shape(box, itemsize, DEFAULT_BAND_BYTES, ntimes, split_x)
+        if split_x is not None and band is None:  # the smallest band is over the default: it is the band
+            band = band_shape(box, itemsize, band_floor(box, itemsize, ntimes, split_x), ntimes, split_x)
+        return block_bytes, inflight, band
+    cap = options.max_memory - PROCESS_BASE_BYTES  # the cap is the process's: the interpreter comes first
+    for blocks in range(inflight, 0, -1):
+        per_block = max(cuboid_bytes, min(block_bytes, max(cap, 0) // (blocks * COPIES_PER_BLOCK)))
+        budget = cap - blocks * COPIES_PER_BLOCK * per_block
+        if split_x is None and budget >= 0:
+            return per_block, blocks, None
+        # bands grow into 90% of what is left: the rest absorbs what the estimate does not itemise
+        # (response bodies being read, allocator slack); the smallest band may use all of it
+        band = None if split_x is None else (band_shape(box, itemsize, int(budget * BAND_SHARE), ntimes, split_x)
+                                             or band_shape(box, itemsize, budget, ntimes, split_x))
+        if band is not None:
+            return per_block, blocks, band
+    floor = 0 if split_x is None else band_floor(box, itemsize, ntimes, split_x)
+    raise too_small(options.max_memory, floor + COPIES_PER_BLOCK * cuboid_bytes + PROCESS_BASE_BYTES,
+                    f"a {mb(floor)} band buffer, one {mb(COPIES_PER_BLOCK * cuboid_bytes)} block and the "
+                    f"{mb(PROCESS_BASE_BYTES)} interpreter",
+                    ", pull a narrower x/y region, or use output zarr (no band buffer)")
 
 
 def default_compression(info: ChannelInfo, spec: PullSpec) -> tuple[str, int | None]:
@@ -242,18 +283,20 @@ def layout(spec: PullSpec, options: TransferOptions, info: ChannelInfo, box: Box
     times = None if spec.time_range is None else tuple(range(*spec.time_range))
     ntimes = 1 if times is None else len(times)
     itemsize = info.dtype.itemsize
-    block_bytes, inflight = fit_memory(options, buffer_bytes(spec, box, itemsize, ntimes), itemsize)
-    slabs = tuple(z_slabs(box))
+    out_dtype = np.dtype(spec.force_datatype) if spec.force_datatype else info.dtype
+    split_x = None if spec.output in PARTIAL_WRITES else ChunkLayout.choose(box).tiled
+    block_bytes, inflight, band = fit_memory(options, box, max(itemsize, out_dtype.itemsize), ntimes, split_x)
+    slabs = tuple(z_slabs(box) if band is None else (b for slab in z_slabs(box) for b in cut_bands(slab, band)))
     blocks = tuple(tuple(plan_blocks(slab, itemsize, block_bytes, time_samples=ntimes, depth=BOSS_CUBOID[2]))
                    for slab in slabs)
-    out_dtype = np.dtype(spec.force_datatype) if spec.force_datatype else info.dtype
     compression, level = default_compression(info, spec)
     output_spec = OutputSpec(
         box=box, dtype=out_dtype, prefix=spec.ref.prefix, outdir=Path(spec.outdir), time_points=times,
         voxel_size=info.voxel_size_at(spec.res, spec.iso), voxel_unit=info.frame.voxel_unit, resolution=spec.res,
         compression=compression, compression_level=level, stack_filename=spec.stack_filename,
         z_digits=spec.z_digits, extra=output_extra(spec, info, url))
-    return PullPlan(spec, options, info, box, slabs, blocks, block_bytes, inflight, out_dtype, output_spec, warnings)
+    return PullPlan(spec, options, info, box, slabs, blocks, block_bytes, inflight, out_dtype, output_spec, warnings,
+                    band)
 
 
 def output_extra(spec: PullSpec, info: ChannelInfo, url: str | None) -> dict[str, Any]:

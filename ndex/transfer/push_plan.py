@@ -6,10 +6,16 @@ its `origin_xy` (the x/y extent starts). Slabs and blocks are aligned to the 512
 of BOSS coordinates *after* the offsets, so a job boundary on the grid is a cuboid boundary on the
 server, and two jobs whose z ranges do not overlap never touch the same cuboid.
 
-Memory is bounded by `slabs_in_flight` slabs plus the blocks in flight (the copy, its compressed
+Bands. A slab is read and posted band by band: whole cuboid rows of its XY extent (parts of one
+cuboid row when even one row is too big), as many rows as fit (`options.band_shape`), the whole slab
+when it is small. Sources that read parts of a slice (TIFF strips or tiles, local or S3, stacks)
+read only the band; the others decode each slice once (see sources/slices.py).
+
+Memory is bounded by `slabs_in_flight` bands plus the blocks in flight (the copy, its compressed
 body and, when verified, the read-back); `Layout.memory_estimate` says how much, and
 `Layout.process_estimate` adds what the process holds besides (the interpreter and libraries,
-slices being decoded by the source).
+slices being decoded by the source: a band of a slice per read thread where the format reads
+parts, else a whole slice and its file).
 """
 from __future__ import annotations
 
@@ -25,15 +31,31 @@ from ndex.errors import FieldError, OutOfBounds, UsageError
 from ndex.geometry import Box, Triple, plan_blocks, z_slabs
 from ndex.progress import mb
 from ndex.sources import SourceSpec
-from ndex.transfer.options import SLAB_DEPTH, TransferOptions, known_fields, slab_bytes, too_small
+from ndex.transfer.options import (
+    DEFAULT_BAND_BYTES,
+    PROCESS_BASE_BYTES,
+    SLAB_DEPTH,
+    Band,
+    TransferOptions,
+    band_bytes,
+    band_floor,
+    band_shape,
+    bands_in_flight,
+    cut_bands,
+    known_fields,
+    too_small,
+)
 
+CHUNK_ROWS = 512  # the most rows of one strip or tile row a partial read decodes at once (what ndpull writes)
 DEFAULT_PUSH_BLOCK_BYTES = 4 * 2**20  # at most one cuboid of any dtype: ndex serve stores a whole cuboid without a merge
-# RSS of the interpreter with numpy, requests, tifffile, blosc, tensorstore and ndex imported
-# (measured 77 MB on Linux x86-64, Python 3.11), rounded up
-PROCESS_BASE_BYTES = 90 * 10**6
 # a block in flight holds a pooled contiguous copy, its compressed body (at most as big) and, when
 # verified, its read-back copy: what memory estimates (here and in `ndex plan`) count per block
 COPIES_PER_BLOCK = 3
+
+
+def block_copies(options: TransferOptions) -> int:
+    """Copies of a block in flight: the pooled copy and its body, and a read-back unless verify is none."""
+    return COPIES_PER_BLOCK - (options.verify == "none")
 
 
 @dataclass(frozen=True)
@@ -95,6 +117,20 @@ class PushSpec:
 VOLUME_FIELDS = {"source_url": "", "source_level": 0, "time_index": None, "channel_index": None}  # their defaults
 
 
+def reads_parts(source: SourceSpec) -> bool:
+    """Whether the source reads bands of its slices (TIFF slices, stacks, tiles, render, volumes), not whole
+    slices (PNG and other image files)."""
+    return source.datasource not in ("local", "s3") or source.extension.lower() in ("tif", "tiff")
+
+
+def decode_bytes(source: SourceSpec, box: Box, itemsize: int) -> int:
+    """Slices being fetched and decoded by the source, per read thread: a strip or a row of tiles (read
+    and decoded, at most a cuboid row) where the format reads parts, else a whole file and its slice."""
+    sx, sy, _ = box.shape
+    rows = min(sy, CHUNK_ROWS) if reads_parts(source) else sy
+    return source.read_threads * 2 * sx * rows * itemsize
+
+
 def push_block_bytes(options: TransferOptions) -> int:
     return options.block_bytes or DEFAULT_PUSH_BLOCK_BYTES
 
@@ -107,11 +143,12 @@ class Layout:
     options: TransferOptions
     box: Box  # BOSS coordinates of the data this job posts
     itemsize: int
-    slabs: tuple[Box, ...]
+    slabs: tuple[Box, ...]  # the units read in order: bands of the z-slabs (whole slabs when they fit)
     blocks_per_slab: tuple[tuple[Box, ...], ...]
     block_bytes: int  # bytes of the largest block
     slabs_in_flight: int
     inflight: int
+    band: Band  # (rows, columns) of the band grid
 
     @property
     def nblocks(self) -> int:
@@ -123,20 +160,23 @@ class Layout:
 
     @property
     def slab_bytes(self) -> int:
-        return slab_bytes(self.box, self.itemsize)
+        """Bytes of the largest band (what one slab in flight holds)."""
+        return band_bytes(self.box, self.band, self.itemsize)
 
     @property
     def memory_estimate(self) -> int:
-        """Slabs and blocks in flight (what --max_memory caps, and what `ndex plan` budgets per job)."""
-        # each block in flight holds a pooled contiguous copy and its compressed body (at most as
-        # big), and a verified block also its read-back copy
-        return self.slabs_in_flight * self.slab_bytes + self.inflight * COPIES_PER_BLOCK * self.block_bytes
+        """Bands and blocks in flight (what `ndex plan` budgets per job; --max_memory caps the process_estimate)."""
+        # the read-ahead holds consecutive bands (a large one and the small last one of its slab, ...)
+        return (bands_in_flight(self.box, self.band, self.slabs_in_flight, self.itemsize)
+                + self.inflight * block_copies(self.options) * self.block_bytes)
+
+    @property
+    def reads_parts(self) -> bool:
+        return reads_parts(self.spec.source)
 
     @property
     def decode_bytes(self) -> int:
-        """Slices being fetched and decoded by the source: a file's bytes and its decoded image per thread."""
-        sx, sy, _ = self.box.shape
-        return self.spec.source.read_threads * 2 * sx * sy * self.itemsize
+        return decode_bytes(self.spec.source, self.box, self.itemsize)
 
     @property
     def process_estimate(self) -> int:
@@ -168,10 +208,13 @@ class PushPlan(Layout):
             f"region    {self.box} (BOSS coordinates, offsets x {s.offsets[0]}, y {s.offsets[1]}, z {s.offsets[2]})",
             f"blocks    {self.nblocks} cuboid-aligned blocks in {len(self.slabs)} slabs of up to 16 slices",
             f"bytes     {mb(self.nbytes)} uncompressed",
-            f"memory    ~{self.process_estimate / 1e6:,.0f} MB peak: {self.slabs_in_flight} slabs of "
+            f"memory    ~{self.process_estimate / 1e6:,.0f} MB peak: {self.slabs_in_flight} bands of "
             f"{mb(self.slab_bytes)} + {self.inflight} blocks of <= {mb(self.block_bytes)} in flight "
-            f"x3 (copy, body, read-back) + {self.decode_bytes / 1e6:,.0f} MB of slices being decoded "
-            f"+ {PROCESS_BASE_BYTES / 1e6:,.0f} MB interpreter",
+            f"x{block_copies(o)} (copy, body{', read-back' if o.verify != 'none' else ''}) "
+            f"+ {self.decode_bytes / 1e6:,.0f} MB of slices being decoded "
+            + ("(bands of slices: the format reads parts) " if self.reads_parts else
+               "(whole slices: the format cannot be read in parts; decoded once, kept on disk for the bands) ")
+            + f"+ {PROCESS_BASE_BYTES / 1e6:,.0f} MB interpreter",
             f"verify    {o.verify}" + (f" ({o.verify_per_slab} block(s) per slab)" if o.verify == "sample" else ""),
             f"zeros     {'cleared (to_black) and posted' if s.post_zero_blocks else 'all-zero blocks skipped'}",
         ]
@@ -201,23 +244,33 @@ def check_channel(info: ChannelInfo, source: Any, res: int) -> None:
                           f"base resolution {base} (or {base + 1})")
 
 
-def fit_memory(options: TransferOptions, slab_bytes: int, block_bytes: int) -> tuple[int, int]:
-    """(slabs_in_flight, blocks in flight) within `max_memory`; blocks keep their size (the manifest's).
+def fit_memory(options: TransferOptions, box: Box, itemsize: int, block_bytes: int,
+               fixed: int = 0) -> tuple[int, int, Band]:
+    """(slabs_in_flight, blocks in flight, band grid) within `max_memory`; blocks keep their size (the manifest's).
 
-    A cap below one slab plus one block in flight is refused, naming the field `max_memory`.
+    `max_memory` caps the whole process: `fixed` (the interpreter, slices being decoded) comes off it
+    first. Without a cap, bands are at most DEFAULT_BAND_BYTES. With one, the engine keeps its read-ahead
+    and its threads busy as long as a band of at least one cuboid row fits, then gives them up, one by
+    one, down to one band of one cuboid and one block in flight; below that the cap is refused, naming
+    the field `max_memory`.
     """
     slabs, inflight = options.slabs_in_flight, options.threads
     if options.max_memory is None:
-        return slabs, inflight
-    per_block = COPIES_PER_BLOCK * block_bytes
-    while slabs > 1 and slabs * slab_bytes + per_block > options.max_memory:
-        slabs -= 1
-    budget = options.max_memory - slabs * slab_bytes
-    if budget < per_block:
-        raise too_small(options.max_memory, slab_bytes + per_block,
-                        f"one {mb(slab_bytes)} slab plus one block in flight of {mb(per_block)}",
-                        " or lower the block size")
-    return slabs, max(1, min(inflight, budget // per_block))
+        band = band_shape(box, itemsize, DEFAULT_BAND_BYTES, split_x=True)
+        return slabs, inflight, band or band_shape(box, itemsize, band_floor(box, itemsize, split_x=True),
+                                                   split_x=True)  # type: ignore[return-value]  # the floor fits
+    per_block = block_copies(options) * block_bytes
+    for whole_rows in (True, False):  # bands of whole cuboid rows at any parallelism, before split rows
+        for k in range(inflight, 0, -1):
+            for n in range(slabs, 0, -1):  # the read-ahead goes before the threads
+                budget = (options.max_memory - fixed - k * per_block) // n
+                band = band_shape(box, itemsize, budget, split_x=not whole_rows)
+                if band is not None:
+                    return n, k, band
+    floor = band_floor(box, itemsize, split_x=True)
+    raise too_small(options.max_memory, floor + per_block + fixed,
+                    f"one band of {mb(floor)}, one block in flight of {mb(per_block)}, {mb(fixed)} of slices "
+                    "being decoded and the interpreter", " or lower the block size")
 
 
 def make_plan(client: Any, spec: PushSpec, options: TransferOptions, source: Any,
@@ -233,8 +286,11 @@ def make_plan(client: Any, spec: PushSpec, options: TransferOptions, source: Any
 
 def layout(spec: PushSpec, options: TransferOptions, box: Box, itemsize: int) -> Layout:
     """The slabs and blocks of a push of `box` (BOSS coordinates), fitted to `options.max_memory`."""
-    slabs = tuple(z_slabs(box))
+    deepest = max(z_slabs(box), key=lambda slab: slab.shape[2])  # it has the largest blocks
+    largest = max(b.nbytes(itemsize) for b in plan_blocks(deepest, itemsize, push_block_bytes(options),
+                                                          depth=SLAB_DEPTH))
+    fixed = decode_bytes(spec.source, box, itemsize) + PROCESS_BASE_BYTES
+    nslabs, inflight, band = fit_memory(options, box, itemsize, largest, fixed)
+    slabs = tuple(b for slab in z_slabs(box) for b in cut_bands(slab, band))
     blocks = tuple(tuple(plan_blocks(slab, itemsize, push_block_bytes(options), depth=SLAB_DEPTH)) for slab in slabs)
-    largest = max((b.nbytes(itemsize) for s in blocks for b in s), default=0)
-    nslabs, inflight = fit_memory(options, slab_bytes(box, itemsize), largest)
-    return Layout(spec, options, box, itemsize, slabs, blocks, largest, nslabs, int(inflight))
+    return Layout(spec, options, box, itemsize, slabs, blocks, largest, nslabs, int(inflight), band)

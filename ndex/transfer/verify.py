@@ -27,6 +27,7 @@ import numpy as np
 
 from ndex.geometry import Box
 from ndex.progress import NullProgress, Progress, mb
+from ndex.sources.base import read_box
 from ndex.transfer.report import RunReport
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def verify_volume(client: Any, plan: Any, source: Any, *, strict: bool = False, 
                   progress: Progress | None = None) -> VerifyReport:
     """Read every block of `plan` (an `upload.PushPlan`) from the server and compare it with `source`.
 
-    Slab by slab, so memory is one slab plus one block. All-zero source blocks are not read back
+    Band by band (the push plan's), so memory is one band plus one block. All-zero source blocks are not read back
     unless `skip_zero` is False (then the server must hold zeros there too, whatever `strict` says).
     """
     progress = progress or NullProgress()
@@ -112,8 +113,8 @@ def verify_volume(client: Any, plan: Any, source: Any, *, strict: bool = False, 
 
 def _verify_slab(client: Any, plan: Any, source: Any, slab: Box, blocks: tuple[Box, ...], report: VerifyReport,
                  progress: Progress, strict: bool, skip_zero: bool) -> None:
-    try:
-        data = source.read_slab(*plan.source_z(slab))
+    try:  # `slab` is a band of the push plan: read as the push read it
+        data = read_box(source, slab.shift(tuple(-v for v in plan.spec.offsets)))  # type: ignore[arg-type]
     except Exception as exc:  # an unreadable slab fails its blocks, the others are still compared
         for block in blocks:
             report.block_failed(block, exc)

@@ -132,10 +132,11 @@ def test_slurm_array_script(tmp_path):
 
 
 def test_slurm_memory_of_a_push_job_is_ndpushs_own_whole_process_estimate(tmp_path):
-    # 8k x 8k uint16 slices: the source decodes 4 at once (0.5 GB), more than a flat process overhead
+    # 8k x 8k uint16 PNG slices (no partial reads): the source decodes 4 whole slices at once (1 GB), more
+    # than a flat process overhead
     xy, memory = Box((0, 0, 0), (8192, 8192, 1)), 6 * 10**9
     spec = PushSpec(ChannelRef("c", "e", "ch"), SourceSpec(datasource="local", base_path="x",
-                    base_filename="img_<p:4>", extension="tif", z_range=(0, 64)))
+                    base_filename="img_<p:4>", extension="png", z_range=(0, 64)))
     options = TransferOptions(max_memory=memory)
     parts = partition((0, 64), push_footprint(spec, options, xy, 2), workers=2)
     draft = Draft("push", parts, tuple((j, push_job(spec, j)) for j in parts.jobs), options, spec)

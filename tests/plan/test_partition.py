@@ -15,7 +15,8 @@ from ndex.plan import Footprint, partition, per_job_name, pull_footprint, push_f
 from ndex.progress import mb
 from ndex.sources.base import SourceSpec
 from ndex.transfer.download import PullSpec
-from ndex.transfer.options import TransferOptions
+from ndex.transfer.options import PROCESS_BASE_BYTES, TransferOptions, band_floor
+from ndex.transfer.push_plan import decode_bytes
 from ndex.transfer.upload import PushSpec
 
 FP = Footprint(slab_bytes=16 * 2**20, slabs_in_flight=2, block_bytes=3 * 2**20, blocks_in_flight=8,
@@ -114,13 +115,22 @@ def test_push_footprint_fits_the_memory_by_lowering_what_is_in_flight():
     eight = TransferOptions(threads=8)
     free = push_footprint(push_spec(), eight, xy, 2)
     assert free.slabs_in_flight == 2 and free.blocks_in_flight == 8
-    assert free.slab_bytes == 4096 * 4096 * 16 * 2
-    tight = push_footprint(push_spec(), eight.with_memory_cap(free.slab_bytes + 3 * free.block_bytes), xy, 2)
-    assert tight.slabs_in_flight == 1 and tight.blocks_in_flight == 3
-    assert tight.memory <= free.slab_bytes + 3 * free.block_bytes
-    with pytest.raises(FieldError, match=r"too small for one 16-slice slab: a transfer needs at least 562\.0 MB "
-                                         r"\(one 536\.9 MB slab"):
-        push_footprint(push_spec(), TransferOptions(max_memory=500 * 10**6), xy, 2)
+    assert free.slab_bytes == 4096 * 2048 * 16 * 2  # bands of at most 256 MiB without a cap
+    fixed = push_fixed(xy)  # the cap is the process's: slices being decoded and the interpreter come first
+    tight = push_footprint(push_spec(), eight.with_memory_cap(fixed + free.slab_bytes + 8 * free.block_bytes), xy, 2)
+    # the read-ahead is kept with half as high bands, and every thread stays busy
+    assert (tight.slab_bytes, tight.slabs_in_flight, tight.blocks_in_flight) == (free.slab_bytes // 2, 2, 8)
+    assert tight.process_memory <= fixed + free.slab_bytes + 8 * free.block_bytes
+    row = 4096 * 512 * 16 * 2
+    one_row = push_footprint(push_spec(), eight.with_memory_cap(fixed + row + free.block_bytes), xy, 2)
+    assert (one_row.slab_bytes, one_row.slabs_in_flight, one_row.blocks_in_flight) == (row, 1, 1)
+    with pytest.raises(FieldError, match=r"too small for one band of 16 slices: a transfer needs at least 127\.1 MB "
+                                         r"\(one band of 8\.4 MB, one block in flight of 25\.2 MB, 93\.6 MB of slices"):
+        push_footprint(push_spec(), TransferOptions(max_memory=30 * 10**6), xy, 2)
+
+
+def push_fixed(xy: Box) -> int:
+    return decode_bytes(push_spec().source, xy.with_z(0, 16), 2) + PROCESS_BASE_BYTES
 
 
 # a 4096 x 4096 uint16 job: one 16-slice slab buffer is 537 MB, so a worker's memory decides what is in flight
@@ -138,9 +148,11 @@ def footprint(engine: str, memory_per_worker: int | None, max_memory: int | None
 
 
 def least_memory(engine: str) -> int:
-    """One slab and one block in flight: below this no fitting helps."""
-    free = footprint(engine, None)
-    return free.slab_bytes + (free.block_bytes if engine == "push" else CUBOID16)
+    """One band (one cuboid row for pull, one cuboid for push) and one block in flight: below this no fitting helps."""
+    if engine == "pull":
+        return band_floor(XY, 2) + CUBOID16 + PROCESS_BASE_BYTES  # and one block, and the interpreter
+    free = footprint(engine, None)  # one cuboid of 16 slices, one block, the slices being decoded, the interpreter
+    return band_floor(XY, 2, split_x=True) + free.block_bytes + push_fixed(XY)
 
 
 @pytest.mark.parametrize("engine", ["push", "pull"])
@@ -149,7 +161,7 @@ def test_memory_bound_is_respected_or_refused(engine, memory):
     if memory >= least_memory(engine):
         assert footprint(engine, memory).memory <= memory
     else:
-        with pytest.raises(FieldError, match="too small for one 16-slice slab"):
+        with pytest.raises(FieldError, match="too small for one band of 16 slices"):
             footprint(engine, memory)
 
 
@@ -159,7 +171,7 @@ def test_a_worker_too_small_is_one_clear_line_that_names_the_memory_needed(engin
         footprint(engine, 10 * 2**20)
     text = str(info.value)
     assert "\n" not in text and info.value.field == "max_memory"
-    assert text.startswith(f"max_memory 10.5 MB is too small for one 16-slice slab: a transfer needs at least "
+    assert text.startswith(f"max_memory 10.5 MB is too small for one band of 16 slices: a transfer needs at least "
                            f"{mb(least_memory(engine))} (")
     assert "raise max_memory" in text
 

@@ -13,6 +13,7 @@ from ndex.errors import FieldError, OutOfBounds, SourceError, UsageError
 from ndex.geometry import Box
 from ndex.sources import open_source
 from ndex.transfer.manifest import FAILED, POSTED, VERIFIED, Manifest
+from ndex.transfer.options import PROCESS_BASE_BYTES
 from ndex.transfer.upload import InflightLimit, PushSpec, TransferOptions, make_plan, push
 
 CUBOID8 = 512 * 512 * 16  # block_bytes of one uint8 cuboid: one block per cuboid in these tests
@@ -225,8 +226,13 @@ def test_plan_memory_estimate_and_cap(tmp_path, boss, client):
     plan = make_plan(client, spec, TransferOptions(threads=4), source)
     slab = 1024 * 1024 * 16 * 2
     assert plan.slab_bytes == slab and plan.memory_estimate == 2 * slab + 4 * 3 * (512 * 512 * 2 * 2)  # blocks are 2 slices deep here
-    capped = make_plan(client, spec, TransferOptions(threads=4, max_memory=36 * 2**20), source)
-    assert capped.slabs_in_flight == 1 and capped.inflight == 1 and capped.memory_estimate <= 36 * 2**20
+    fixed = plan.decode_bytes + PROCESS_BASE_BYTES  # the cap is the process's: these come off it first
+    capped = make_plan(client, spec, TransferOptions(threads=4, max_memory=fixed + 36 * 2**20), source)
+    # a band of one cuboid row (16 MiB) fits with every thread busy: the read-ahead goes first
+    assert (capped.slabs_in_flight, capped.inflight, capped.band[0]) == (1, 4, 512)
+    assert capped.process_estimate <= fixed + 36 * 2**20 and len(capped.slabs) == 2
+    tight = make_plan(client, spec, TransferOptions(threads=4, max_memory=fixed + 12 * 2**20), source)
+    assert (tight.slabs_in_flight, tight.band) == (1, (512, 512)) and tight.process_estimate <= fixed + 12 * 2**20
     with pytest.raises(FieldError, match="^max_memory 1.0 MB is too small .*; raise max_memory or lower the block"):
         make_plan(client, spec, TransferOptions(max_memory=2**20), source)
     source.close()

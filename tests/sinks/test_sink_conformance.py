@@ -94,24 +94,43 @@ def _disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def _half_written_then_full(path, *args, **kwargs):
-    with open(path, "wb") as f:
-        f.write(b"II*\x00 half a tiff")
-    _disk_full()
+class _FullDisk:
+    """A file whose writes after the first few bytes fail as a full disk does."""
+
+    def __init__(self, path, mode="rb"):
+        self._f = open(path, mode)  # noqa: SIM115  # closed by close()/__exit__
+
+    def write(self, data):
+        if self._f.tell() > 8:
+            _disk_full()
+        return self._f.write(bytes(data)[:8])
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
 
 
 @pytest.mark.parametrize("kind", ["tif", "stack", "ome-tiff"])
 def test_full_disk_while_writing_slabs(tmp_path, monkeypatch, kind):
+    import ndex.sinks.tiff_bands
+    import ndex.sinks.tiff_stack
+
     spec = make_spec(tmp_path)
     sink = sink_for(kind, spec)
-    if kind == "tif":
-        monkeypatch.setattr(tifffile, "imwrite", _half_written_then_full)
-    else:
-        monkeypatch.setattr(np, "save", _disk_full)
+    module = ndex.sinks.tiff_bands if kind == "tif" else ndex.sinks.tiff_stack
+    monkeypatch.setattr(module, "open", _FullDisk, raising=False)
     with pytest.raises(SinkError, match=r"cannot write .*No space left on device; free disk space") as info:
         feed(sink, spec, volume(spec))
+    sink.abort()
     assert info.value.errno == errno.ENOSPC
-    assert not list(tmp_path.rglob("*.tif")) and not list(tmp_path.rglob("*.partial"))
+    assert not [p for p in tmp_path.rglob("*.tif") if p.is_file()]  # nothing under a final name
+    monkeypatch.undo()
+    assert sink_for(kind, spec).completed(z_slabs(spec.box)) == set()  # and nothing claimed done
 
 
 @pytest.mark.parametrize("kind", ["stack", "ome-tiff"])
@@ -125,7 +144,7 @@ def test_full_disk_while_assembling_the_stack_then_resume(tmp_path, monkeypatch,
     def write_two_pages_then_full(self, data, **kw):
         def pages():
             for i, page in enumerate(data):
-                if i == 20:  # two slabs in
+                if i == 60:  # two slabs in (3 strips per page)
                     _disk_full()
                 yield page
         return real_write(self, pages(), **kw)

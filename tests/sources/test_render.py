@@ -131,3 +131,18 @@ def test_impossible_render_specs_are_usage_errors(render_server, kw, message):
 def test_api_root_accepts_the_usual_spellings():
     for url in ("http://127.0.0.1:8080", "http://127.0.0.1:8080/", "http://127.0.0.1:8080/render-ws", "http://127.0.0.1:8080/render-ws/v1/"):
         assert api_root(url) == "http://127.0.0.1:8080/render-ws/v1"
+
+
+def test_a_band_requests_only_the_boxes_it_overlaps(render_server):
+    from ndex.geometry import Box
+
+    source = open_source(spec(render_server, datatype="uint16", render_scale=0.5, render_tile_size=32))
+    try:
+        (x0, y0) = source.origin_xy
+        before = len(render_server.requests)
+        band = Box((x0 + 40, y0 + 30, 3), (x0 + 70, y0 + 60, 5))
+        np.testing.assert_array_equal(source.read(band), render_server.volume[:2, ::2, ::2][:, 30:60, 40:70])
+        whole = len(source._boxes())
+        assert len(render_server.requests) - before < 2 * whole / 2  # not every box of the slices
+    finally:
+        source.close()

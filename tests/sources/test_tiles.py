@@ -107,3 +107,24 @@ def test_an_oversized_tile_names_itself(tmp_path):
 def test_bad_tile_specs_are_usage_errors(tmp_path, kw, message):
     with pytest.raises(UsageError, match=message):
         open_source(spec(tmp_path, **kw))
+
+
+def test_a_band_reads_only_its_tiles_and_counts_a_missing_one_once(tmp_path):
+    from ndex.geometry import Box
+
+    volume = make_volume(np.uint8, VOLUME_SHAPE, seed=4)
+    write_tiles(tmp_path, volume)
+    (tmp_path / "1/1_2_0.png").unlink()  # rows 16:32, columns 32:48 of z 1
+    volume[1, 16:32, 32:48] = 0
+    source = open_source(spec(tmp_path))
+    reads = []
+    real = source.store.read
+    source.store.read = lambda location: reads.append(location) or real(location)
+    try:
+        for y0, y1 in ((0, 20), (20, 40)):  # the second tile row is read by both bands
+            band = Box((30, y0, 0), (50, y1, 3))
+            np.testing.assert_array_equal(source.read(band), volume[:, y0:y1, 30:50])
+        assert len(reads) == 2 * (3 * 2 * 3)  # per band: 3 z x 2 tile rows x 3 tile columns (of 3 x 4 per slice)
+        assert source.missing_tiles == 1 and source.missing == []
+    finally:
+        source.close()

@@ -178,7 +178,7 @@ def test_bad_requests_fail_before_any_download(boss, tmp_path):
         make_plan(client, PullSpec(ref=REF, box=Box((0, 0, 0), (200, 50, 5))), TransferOptions())
     with pytest.raises(OutOfBounds, match="resolution 3"):
         make_plan(client, PullSpec(ref=REF, res=3), TransferOptions())
-    with pytest.raises(FieldError, match="^max_memory 0.0 MB is too small for one 16-slice slab") as info:
+    with pytest.raises(FieldError, match="^max_memory 0.0 MB is too small for one band of 16 slices") as info:
         make_plan(client, PullSpec(ref=REF), TransferOptions(max_memory=1000))
     assert info.value.field == "max_memory"
     assert boss.count("get") == 0

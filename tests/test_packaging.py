@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # distribution -> the module ndex imports it as (None: used through another package, never imported)
-IMPORT_NAME = {"Pillow": "PIL", "SQLAlchemy": "sqlalchemy", "psycopg": None, "imagecodecs": None,
+IMPORT_NAME = {"Pillow": "PIL", "SQLAlchemy": "sqlalchemy", "psycopg": None,
                "httptools": None, "uvloop": None, "fastapi-offline": "fastapi_offline"}
 # modules that arrive with a requirement rather than being one
 COMES_WITH = {"urllib3": "requests", "starlette": "fastapi", "anyio": "fastapi", "botocore": "boto3",

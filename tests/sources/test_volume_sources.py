@@ -350,3 +350,27 @@ def test_urls_become_tensorstore_stores(monkeypatch):
     assert kvstore("zarr://http://127.0.0.1:8000/a/img.zarr/") == {
         "driver": "http", "base_url": "http://127.0.0.1:8000", "path": "/a/img.zarr/"}
     assert kvstore("file:///data/v.n5")["path"] == "/data/v.n5/"
+
+
+def test_a_volume_under_the_wrong_datasource_names_the_right_one(tmp_path):
+    """A CloudVolume user who types --datasource zarr for a precomputed volume is told which one to use."""
+    volume = make_volume(np.uint8, (4, 32, 32))
+    write_ome_zarr(tmp_path / "v.ome.zarr", volume, version=2)
+    write_n5_multiscale(tmp_path / "v.n5", volume, [4, 4, 40], "nm")
+    write_precomputed(tmp_path / "v.precomputed", volume)
+    for path, given, right, marker in (("v.ome.zarr", "n5", "zarr", ".zattrs"), ("v.n5", "zarr", "n5", "attributes.json"),
+                                       ("v.precomputed", "zarr", "precomputed", "info"),
+                                       ("v.ome.zarr", "precomputed", "zarr", ".zattrs")):
+        with pytest.raises(BadInput) as caught:
+            opened(datasource=given, source_url=str(tmp_path / path))
+        assert f"looks like {right} (it has {marker}): use --datasource {right}" in one_line(caught)
+
+
+def test_a_path_that_does_not_exist_or_is_a_file(tmp_path):
+    with pytest.raises(BadInput) as caught:  # a URL without its scheme reads as a relative path
+        opened(datasource="zarr", source_url="bucket.example/brain.ome.zarr")
+    assert "brain.ome.zarr/ does not exist" in one_line(caught) and "a URL needs its scheme" in one_line(caught)
+    (tmp_path / "dataset.xml").write_text("<SpimData/>")
+    with pytest.raises(BadInput) as caught:
+        opened(datasource="zarr", source_url=str(tmp_path / "dataset.xml"))
+    assert "dataset.xml is a file" in one_line(caught) and "read with --datasource n5" in one_line(caught)

@@ -172,6 +172,24 @@ def test_channels_of_a_volume_go_into_the_listed_channels(ndex_server, tmp_path)
                                       data[c])
 
 
+@pytest.mark.parametrize("listed", ["a\nb\nc\n", "nuclei\ndapi\n"])
+def test_a_channel_list_that_does_not_match_the_volume_is_refused_before_anything_is_made(
+        ndex_server, tmp_path, capsys, listed):
+    """Three names for two channels, or a name that takes position 0 while another's label is dapi (channel 0
+    too): either would put one source channel into two BOSS channels."""
+    write_ome_zarr(tmp_path / "c.ome.zarr", volume(np.uint8, (2, 4, 16, 16)), axes="czyx", labels=["dapi", "gfp"])
+    (tmp_path / "chans.txt").write_text(listed)
+    coll, exp = names()
+    capsys.readouterr()
+    code = ndpush(ndex_server, "--collection", coll, "--experiment", exp, "--channels_list_file",
+                  str(tmp_path / "chans.txt"), "--datasource", "zarr", "--source", str(tmp_path / "c.ome.zarr"),
+                  "--log_dir", str(tmp_path), "--create_resources")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "has 2 (dapi, gfp): list one BOSS channel per source channel" in err[0]
+    with BossClient(ndex_server.remote) as client:
+        assert coll not in client.list_collections()  # nothing was created
+
+
 def test_ch_in_the_source_names_one_volume_per_channel(ndex_server, tmp_path):
     data = volume(np.uint8, (2, 1, 5, 20, 30))  # per channel a volume with a channel axis of its own (c = 1)
     for c, chan in enumerate(("nuclei", "membrane")):

@@ -33,6 +33,8 @@ from ndex.sources.volume_formats import Located, locate_n5, locate_precomputed, 
 log = logging.getLogger(__name__)
 
 BOSS_DTYPES = ("uint8", "uint16", "uint32", "uint64")
+LARGE_CHUNK = 64 << 20  # a stored chunk above this is named: each read decodes whole chunks, held beside the slab
+_WARNED: set[str] = set()
 VALIDATE_XY = 64  # validation reads a corner this wide of a few slices: chunks decode, without reading a volume
 
 
@@ -70,6 +72,12 @@ class VolumeSource:
         self.origin_xy = spec.origin_xy
         self._check_extents()
         self.voxel_size, self.voxel_unit = located.voxel_size, located.unit
+        self.chunk_bytes = chunk_bytes(self._array)
+        if self.chunk_bytes > LARGE_CHUNK and self.name not in _WARNED:  # ndpush opens a volume more than once
+            _WARNED.add(self.name)
+            log.warning("%s is stored in chunks of %.0f MB: each read decodes whole chunks, so the push needs up "
+                        "to %.0f MB more memory than estimated; re-chunk the volume (e.g. 64x512x512) to avoid it",
+                        self.name, self.chunk_bytes / 1e6, 2 * self.chunk_bytes / 1e6)
         self.voxel_offset = tuple(int(round(v)) for v in located.translation)
         if any(abs(v - round(v)) > 1e-6 for v in located.translation):  # e.g. a pyramid level's half-voxel shift
             log.info("%s: translation %s voxels is not whole; the volume is placed at %s", self.name,
@@ -140,6 +148,14 @@ class VolumeSource:
 
     def close(self) -> None:
         pass  # tensorstore holds no file open between reads
+
+
+def chunk_bytes(array: ts.TensorStore) -> int:
+    """Decoded bytes of one stored chunk of `array` (0 when the driver does not say)."""
+    shape = array.chunk_layout.read_chunk.shape
+    if not shape or any(v is None for v in shape):
+        return 0
+    return int(np.prod(shape, dtype=np.int64)) * array.dtype.numpy_dtype.itemsize
 
 
 def target_dtype(found: np.dtype, wanted: np.dtype | None, name: str) -> np.dtype:

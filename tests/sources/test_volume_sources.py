@@ -374,3 +374,18 @@ def test_a_path_that_does_not_exist_or_is_a_file(tmp_path):
     with pytest.raises(BadInput) as caught:
         opened(datasource="zarr", source_url=str(tmp_path / "dataset.xml"))
     assert "dataset.xml is a file" in one_line(caught) and "read with --datasource n5" in one_line(caught)
+
+
+def test_a_volume_in_huge_chunks_is_named_with_the_memory_it_costs(tmp_path, caplog):
+    """Each read decodes whole chunks: a volume stored as one 80 MB chunk needs that beside the slab, which
+    the push's estimate does not count, so the user is told (once) and how to avoid it."""
+    zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=(20, 2048, 2048), chunks=(20, 2048, 2048),
+                    dtype="uint8", zarr_format=2)
+    zarr.open_array(str(tmp_path / "fine.zarr"), mode="w", shape=(20, 2048, 2048), chunks=(16, 512, 512),
+                    dtype="uint8", zarr_format=2)
+    with caplog.at_level("WARNING", logger="ndex.sources.volume"):
+        for _ in range(2):
+            assert opened(datasource="zarr", source_url=str(tmp_path / "big.zarr")).chunk_bytes == 20 * 2048 * 2048
+        assert opened(datasource="zarr", source_url=str(tmp_path / "fine.zarr")).chunk_bytes == 16 * 512 * 512
+    warned = [r.getMessage() for r in caplog.records if "chunks of" in r.getMessage()]
+    assert len(warned) == 1 and "big.zarr" in warned[0] and "chunks of 84 MB" in warned[0] and "re-chunk" in warned[0]

@@ -11,6 +11,8 @@ import uuid
 
 import numpy as np
 import pytest
+from fake_gcs import TOKEN as GCS_TOKEN
+from fake_gcs import fake_gcs
 from volume_files import write_bdv_n5, write_n5_multiscale, write_ome_zarr, write_precomputed
 
 from ndex.cli import push as push_cli
@@ -233,6 +235,21 @@ def test_a_volume_served_over_http(ndex_server, tmp_path, http_root):
     write_ome_zarr(root / "img.ome.zarr", data, version=3, scale=(40, 4, 4))
     got, _, _ = push_and_read(ndex_server, tmp_path, "zarr", f"{base}/img.ome.zarr", np.uint16)
     np.testing.assert_array_equal(got, data)
+
+
+def test_an_ome_zarr_on_google_cloud_storage(ndex_server, tmp_path, monkeypatch):
+    """gs://BUCKET/KEY through tensorstore's gcs driver, pointed at a loopback GCS JSON API: resources from the
+    metadata, every voxel pushed, and only the image's own objects read."""
+    data = volume(np.uint16)
+    write_ome_zarr(tmp_path / "gcs" / "lab" / "brains" / "b1.ome.zarr", data, version=2, scale=(40, 4, 4), chunks=64)
+    with fake_gcs(tmp_path / "gcs") as (endpoint, reads):
+        monkeypatch.setenv("TENSORSTORE_GCS_HTTP_URL", endpoint)
+        monkeypatch.setenv("GOOGLE_AUTH_TOKEN_FOR_TESTING", GCS_TOKEN)
+        got, coll, exp = push_and_read(ndex_server, tmp_path, "zarr", "gs://lab/brains/b1.ome.zarr", np.uint16)
+    np.testing.assert_array_equal(got, data)
+    with BossClient(ndex_server.remote) as client:
+        assert tuple(client.channel_info(ChannelRef(coll, exp, "ch")).frame.voxel_size) == (4, 4, 40)
+    assert reads["brains/b1.ome.zarr/.zattrs"] >= 1 and any(k.startswith("brains/b1.ome.zarr/0/") for k in reads)
 
 
 @pytest.mark.parametrize("layout, flags, expected", [

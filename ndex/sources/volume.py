@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 BOSS_DTYPES = ("uint8", "uint16", "uint32", "uint64")
 LARGE_CHUNK = 64 << 20  # a stored chunk above this is named: each read decodes whole chunks, held beside the slab
 _WARNED: set[str] = set()
+# tensorstore's codes for bytes that are there but do not decode (truncated, corrupt): unlike a network
+# failure, a re-run reads the same bytes, so the user is told where the fix lies
+DAMAGED = ("FAILED_PRECONDITION", "DATA_LOSS", "INVALID_ARGUMENT")
+DAMAGED_HINT = " (a damaged chunk of the volume: re-write it there; re-running reads the same bytes)"
 VALIDATE_XY = 64  # validation reads a corner this wide of a few slices: chunks decode, without reading a volume
 
 
@@ -122,7 +126,9 @@ class VolumeSource:
         try:
             data = self._array[index].read().result()
         except Exception as exc:  # a chunk that cannot be fetched or decoded
-            raise SourceError(f"cannot read {box} of {self.name}: {first_line(exc)}") from None
+            text = first_line(exc)
+            hint = DAMAGED_HINT if text.startswith(DAMAGED) else ""
+            raise SourceError(f"cannot read {box} of {self.name}: {text}{hint}") from None
         kept = [a for a in self.axes if a in ranges]
         if "z" not in kept:
             data, kept = data[np.newaxis], ["z", *kept]

@@ -249,8 +249,19 @@ def test_a_damaged_chunk_fails_its_read_with_the_box(tmp_path):
     chunk = next(p for p in (tmp_path / "d.ome.zarr" / "0").rglob("*") if p.is_file() and not p.name.startswith("."))
     chunk.write_bytes(b"not a chunk")
     source = opened(datasource="zarr", source_url=str(tmp_path / "d.ome.zarr"))
-    with pytest.raises(Exception, match="cannot read .* of .*d.ome.zarr"):
+    with pytest.raises(Exception, match="cannot read .* of .*d.ome.zarr") as caught:
         source.read(Box((0, 0, 0), (32, 32, 8)))
+    assert "a damaged chunk of the volume: re-write it there; re-running reads the same bytes" in one_line(caught)
+
+
+def test_a_truncated_precomputed_chunk_is_named_as_damaged(tmp_path):
+    """A truncated chunk is the volume's fault: the failed block's line says a re-run reads the same bytes."""
+    write_precomputed(tmp_path / "pc", make_volume(np.uint16, (8, 16, 16)))
+    chunk = next(p for p in (tmp_path / "pc").rglob("*-*_*") if p.is_file())
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    with pytest.raises(Exception) as caught:
+        opened(datasource="precomputed", source_url=str(tmp_path / "pc")).read(Box((0, 0, 0), (16, 16, 8)))
+    assert "damaged chunk" in one_line(caught)
 
 
 def test_missing_source_url_says_which_flag(tmp_path):

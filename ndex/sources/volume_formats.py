@@ -192,7 +192,7 @@ def locate_n5(store: dict[str, Any], level: int, channel: int | None, time: int 
     if "dimensions" in attrs:
         check_level(level, 1, f"the N5 dataset {where(store)}")
         return _n5_dataset(store, [attrs], "N5 dataset", 1, [])
-    if read_json(store, "setup0/attributes.json") is not None:
+    if any(read_json(store, f"setup{c}/attributes.json") is not None for c in {0, channel or 0}):
         return _bdv(store, attrs, level, channel, time)
     count = _count(store, "s{}/attributes.json")
     if not count:
@@ -204,8 +204,12 @@ def locate_n5(store: dict[str, Any], level: int, channel: int | None, time: int 
 
 
 def _bdv(store: dict[str, Any], root: dict[str, Any], level: int, channel: int | None, time: int | None) -> Located:
-    setups, points = _count(store, "setup{}/attributes.json"), _count(store, "setup0/timepoint{}/s0/attributes.json")
-    c = pick(channel, setups, None, (), "channel", f"the BigDataViewer N5 {where(store)} (setups)")
+    setups = _count(store, "setup{}/attributes.json")
+    if channel is not None and read_json(store, f"setup{channel}/attributes.json") is not None:
+        c = channel  # setup ids need not run from 0 without a gap: BigStitcher keeps the ids of removed views
+    else:
+        c = pick(channel, setups, None, (), "channel", f"the BigDataViewer N5 {where(store)} (setups)")
+    points = _count(store, f"setup{c}/timepoint{{}}/s0/attributes.json")
     t = pick(time, points, None, (), "time point", f"the BigDataViewer N5 {where(store)}")
     setup = read_json(store, f"setup{c}/attributes.json") or {}
     factors = setup.get("downsamplingFactors") or [[1, 1, 1]]

@@ -400,3 +400,16 @@ def test_a_volume_in_huge_chunks_is_named_with_the_memory_it_costs(tmp_path, cap
         assert opened(datasource="zarr", source_url=str(tmp_path / "fine.zarr")).chunk_bytes == 16 * 512 * 512
     warned = [r.getMessage() for r in caplog.records if "chunks of" in r.getMessage()]
     assert len(warned) == 1 and "big.zarr" in warned[0] and "chunks of 84 MB" in warned[0] and "re-chunk" in warned[0]
+
+
+def test_bigdataviewer_setup_ids_with_a_gap(tmp_path):
+    """BigStitcher keeps the ids of removed views: setups 0 and 2, no setup1. The XML's second setup is read."""
+    volumes = [[make_volume(np.uint16, (4, 32, 48), seed=c)] for c in range(2)]
+    write_bdv_n5(tmp_path / "dataset.n5", volumes, levels=1)
+    (tmp_path / "dataset.n5" / "setup1").rename(tmp_path / "dataset.n5" / "setup2")
+    xml = write_bdv_xml(tmp_path / "dataset.xml", "dataset.n5", [("dapi", "nm", (4, 4, 40)), ("gfp", "nm", (4, 4, 40))])
+    xml.write_text(xml.read_text().replace("<id>1</id>", "<id>2</id>"))
+    for pick in ({"channel": "gfp"}, {"channel_index": 1}):
+        source = opened(datasource="n5", source_url=str(xml), **pick)
+        np.testing.assert_array_equal(source.read_slab(0, 4), volumes[1][0])
+    assert source.channel_count == 2

@@ -19,12 +19,13 @@ setups' names and voxel sizes: ndex/sources/bdv_xml.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import tensorstore as ts
 
-from ndex.errors import BadInput, OutOfBounds, SourceError
+from ndex.errors import BadInput, NdexError, OutOfBounds, SourceError
 from ndex.geometry import Box
 from ndex.sources.base import SourceSpec, check_slab, sample_points
 from ndex.sources.ts_store import first_line, kvstore, open_array
@@ -195,8 +196,20 @@ def _store(spec: SourceSpec) -> dict[str, Any]:
     return kvstore(source_url(spec), spec.s3_endpoint, spec.aws_profile)
 
 
+def _locate(spec: SourceSpec, find: Callable[..., Located], *args: Any) -> Located:
+    """`find(*args)`; metadata of the wrong shape (a list where an object belongs, text for a number) is the
+    input's fault: one line naming the volume, never a traceback."""
+    try:
+        return find(*args)
+    except NdexError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise BadInput(f"the metadata of {source_url(spec)} is malformed ({type(exc).__name__}: {exc}): it is not "
+                       f"what a {spec.datasource} volume's metadata holds; fix it or --source") from None
+
+
 def open_zarr(spec: SourceSpec) -> VolumeSource:
-    return VolumeSource(spec, locate_zarr(_store(spec), spec.source_level))
+    return VolumeSource(spec, _locate(spec, locate_zarr, _store(spec), spec.source_level))
 
 
 def open_n5(spec: SourceSpec) -> VolumeSource:
@@ -204,9 +217,10 @@ def open_n5(spec: SourceSpec) -> VolumeSource:
     if url.lower().endswith(".xml"):  # BigDataViewer's dataset.xml: the N5 it names, with its setups' voxel sizes
         from ndex.sources.bdv_xml import locate_bdv_xml
 
-        return VolumeSource(spec, locate_bdv_xml(url, spec))
-    return VolumeSource(spec, locate_n5(_store(spec), spec.source_level, spec.channel_index, spec.time_index))
+        return VolumeSource(spec, _locate(spec, locate_bdv_xml, url, spec))
+    return VolumeSource(spec, _locate(spec, locate_n5, _store(spec), spec.source_level, spec.channel_index,
+                                      spec.time_index))
 
 
 def open_precomputed(spec: SourceSpec) -> VolumeSource:
-    return VolumeSource(spec, locate_precomputed(_store(spec), spec.source_level))
+    return VolumeSource(spec, _locate(spec, locate_precomputed, _store(spec), spec.source_level))

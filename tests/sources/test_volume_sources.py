@@ -413,3 +413,19 @@ def test_bigdataviewer_setup_ids_with_a_gap(tmp_path):
         source = opened(datasource="n5", source_url=str(xml), **pick)
         np.testing.assert_array_equal(source.read_slab(0, 4), volumes[1][0])
     assert source.channel_count == 2
+
+
+@pytest.mark.parametrize("datasource, name, text, expected", [
+    ("precomputed", "info", "[1, 2]", "info is not a JSON object"),
+    ("zarr", "zarr.json", '"zarr"', "zarr.json is not a JSON object"),
+    ("n5", "attributes.json", "not json", "attributes.json is not a JSON object"),
+    ("precomputed", "info", '{"scales": [{"key": "a", "resolution": "8 8 8"}]}', "is malformed (ValueError"),
+    ("zarr", ".zattrs", '{"multiscales": [{"datasets": ["0"]}]}', "is malformed (AttributeError"),
+    ("n5", "attributes.json", '{"dimensions": 5}', "is malformed (TypeError"),
+])
+def test_malformed_metadata_is_one_line_not_a_traceback(tmp_path, datasource, name, text, expected):
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / name).write_text(text)
+    with pytest.raises(BadInput) as caught:
+        opened(datasource=datasource, source_url=str(tmp_path / "v"))
+    assert expected in one_line(caught)

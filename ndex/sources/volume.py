@@ -19,6 +19,7 @@ setups' names and voxel sizes: ndex/sources/bdv_xml.py).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -162,7 +163,7 @@ def chunk_bytes(array: ts.TensorStore) -> int:
     shape = array.chunk_layout.read_chunk.shape
     if not shape or any(v is None for v in shape):
         return 0
-    return int(np.prod(shape, dtype=np.int64)) * array.dtype.numpy_dtype.itemsize
+    return math.prod(int(v or 0) for v in shape) * array.dtype.numpy_dtype.itemsize
 
 
 def target_dtype(found: np.dtype, wanted: np.dtype | None, name: str) -> np.dtype:

@@ -184,7 +184,10 @@ def _ngff_transform(transforms: list[dict[str, Any]], ndim: int) -> tuple[list[f
 # --- N5 ---------------------------------------------------------------------------------------------
 
 
-def locate_n5(store: dict[str, Any], level: int, channel: int | None, time: int | None) -> Located:
+def locate_n5(store: dict[str, Any], level: int, channel: int | None, time: int | None,
+              time_ids: tuple[int, ...] | None = None) -> Located:
+    """`time_ids`: a BigDataViewer dataset's time point ids (its XML's), which need not start at 0; time
+    index i reads timepoint<time_ids[i]>. Without them, timepoint0, 1, ... are counted."""
     attrs = read_json(store, "attributes.json")
     if attrs is None:
         raise not_found(store, "n5", f"{where(store)} has no attributes.json: --source must name an N5 dataset, a "
@@ -193,7 +196,7 @@ def locate_n5(store: dict[str, Any], level: int, channel: int | None, time: int 
         check_level(level, 1, f"the N5 dataset {where(store)}")
         return _n5_dataset(store, [attrs], "N5 dataset", 1, [])
     if any(read_json(store, f"setup{c}/attributes.json") is not None for c in {0, channel or 0}):
-        return _bdv(store, attrs, level, channel, time)
+        return _bdv(store, attrs, level, channel, time, time_ids)
     count = _count(store, "s{}/attributes.json")
     if not count:
         raise BadInput(f"{where(store)} is an N5 group without datasets: point --source at a dataset, a "
@@ -203,14 +206,16 @@ def locate_n5(store: dict[str, Any], level: int, channel: int | None, time: int 
     return _n5_dataset(sub, [read_json(sub, "attributes.json") or {}, attrs], "N5 multiscale", count, [])
 
 
-def _bdv(store: dict[str, Any], root: dict[str, Any], level: int, channel: int | None, time: int | None) -> Located:
+def _bdv(store: dict[str, Any], root: dict[str, Any], level: int, channel: int | None, time: int | None,
+         time_ids: tuple[int, ...] | None) -> Located:
     setups = _count(store, "setup{}/attributes.json")
     if channel is not None and read_json(store, f"setup{channel}/attributes.json") is not None:
         c = channel  # setup ids need not run from 0 without a gap: BigStitcher keeps the ids of removed views
     else:
         c = pick(channel, setups, None, (), "channel", f"the BigDataViewer N5 {where(store)} (setups)")
-    points = _count(store, f"setup{c}/timepoint{{}}/s0/attributes.json")
-    t = pick(time, points, None, (), "time point", f"the BigDataViewer N5 {where(store)}")
+    ids = time_ids or tuple(range(_count(store, f"setup{c}/timepoint{{}}/s0/attributes.json")))
+    points = len(ids)
+    t = ids[pick(time, points, None, (), "time point", f"the BigDataViewer N5 {where(store)}")]
     setup = read_json(store, f"setup{c}/attributes.json") or {}
     factors = setup.get("downsamplingFactors") or [[1, 1, 1]]
     check_level(level, len(factors), f"the BigDataViewer N5 {where(store)} setup{c}")

@@ -429,3 +429,19 @@ def test_malformed_metadata_is_one_line_not_a_traceback(tmp_path, datasource, na
     with pytest.raises(BadInput) as caught:
         opened(datasource=datasource, source_url=str(tmp_path / "v"))
     assert expected in one_line(caught)
+
+
+@pytest.mark.parametrize("declared", ['<Timepoints type="range"><first>5</first><last>6</last></Timepoints>',
+                                      '<Timepoints type="pattern"><integerpattern>5-6</integerpattern></Timepoints>',
+                                      '<Timepoints type="list"><integerpattern>5, 6</integerpattern></Timepoints>'])
+def test_bigdataviewer_time_points_that_do_not_start_at_0(tmp_path, declared):
+    """A time series saved from time point 5 on: the XML's ids are its time points 0, 1, ... in order."""
+    series = [make_volume(np.uint8, (4, 16, 16), seed=t) for t in range(2)]
+    write_bdv_n5(tmp_path / "dataset.n5", [series], levels=1)
+    for t in (1, 0):  # timepoint0 -> timepoint5, timepoint1 -> timepoint6
+        (tmp_path / "dataset.n5" / "setup0" / f"timepoint{t}").rename(tmp_path / "dataset.n5" / "setup0" / f"timepoint{t + 5}")
+    xml = write_bdv_xml(tmp_path / "dataset.xml", "dataset.n5", [("gfp", "nm", (4, 4, 40))])
+    xml.write_text(xml.read_text().replace("</ViewSetups>", "</ViewSetups>" + declared))
+    source = opened(datasource="n5", source_url=str(xml), time_index=1)
+    assert source.time_points == 2
+    np.testing.assert_array_equal(source.read_slab(0, 4), series[1])

@@ -234,16 +234,20 @@ def volume_picks(args: argparse.Namespace, names: list[str]) -> list[tuple[str, 
             raise UsageError(f"{', '.join(given)} read volumes: add --datasource zarr, n5 or precomputed")
         return [(name, None, None) for name in names]
     indexed = bool(args.channels_list_file) and "<ch>" not in args.source_url  # else one volume per channel
-    points = time_points(args, names[0], 0 if indexed else None)
+    points = time_points(args, names[0], 0 if indexed else None, names if indexed else None)
     return [(name, i if indexed else None, t) for i, name in enumerate(names) for t in points]
 
 
-def time_points(args: argparse.Namespace, name: str, index: int | None) -> list[int | None]:
-    """The time points to push: --time_range, else all of a 4D volume's; [None] for a 3D one."""
+def time_points(args: argparse.Namespace, name: str, index: int | None,
+                listed: list[str] | None = None) -> list[int | None]:
+    """The time points to push: --time_range, else all of a 4D volume's; [None] for a 3D one. `listed`: the
+    --channels_list_file names, which must each pick their own channel of the volume."""
     first = args.time_range[0] if args.time_range else 0
     source = open_source(source_spec(args, name, index, first))
     try:
         count = source.time_points  # type: ignore[attr-defined]
+        if listed:
+            check_listed(listed, source)
     finally:
         source.close()
     if not args.time_range:
@@ -252,6 +256,16 @@ def time_points(args: argparse.Namespace, name: str, index: int | None) -> list[
         raise OutOfBounds(f"--time_range {args.time_range[0]} {args.time_range[1]} is outside the volume's time "
                           f"points 0:{count}")
     return list(range(*args.time_range))
+
+
+def check_listed(names: list[str], source) -> None:
+    """Each listed name reads its own channel of the volume (by label, else by position): never two the same."""
+    labels, count = source.channel_labels, source.channel_count
+    picked = [labels.index(n) if n in labels else i for i, n in enumerate(names)]
+    if len(names) > count or len(set(picked)) < len(picked):
+        shown = f" ({', '.join(labels)})" if any(labels) else ""
+        raise UsageError(f"--channels_list_file names {len(names)} channels ({', '.join(names)}) but {source.name} has "
+                         f"{count}{shown}: list one BOSS channel per source channel, in order, or use their labels")
 
 
 def data_extents(args: argparse.Namespace, source) -> Box:

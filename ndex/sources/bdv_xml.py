@@ -41,7 +41,7 @@ def locate_bdv_xml(url: str, spec: SourceSpec) -> Located:
     setups = sorted(_setups(root), key=lambda s: s[0])
     labels = tuple(s[1] for s in setups)
     index = pick(spec.channel_index, len(setups), spec.channel, labels, "channel", where(store, name))
-    located = locate_n5(n5_store, spec.source_level, setups[index][0], spec.time_index)
+    located = locate_n5(n5_store, spec.source_level, setups[index][0], spec.time_index, _time_ids(root))
     unit, size = boss_unit(*setups[index][2:])
     if size is not None:
         factors = located.voxel_size or (1.0, 1.0, 1.0)
@@ -60,3 +60,22 @@ def _setups(root: ET.Element) -> list[tuple[int, str, str | None, tuple[float, f
         found.append((ident, (setup.findtext("name") or f"setup{ident}").strip(),
                       (setup.findtext("voxelSize/unit") or "").strip() or None, size))
     return found
+
+
+def _time_ids(root: ET.Element) -> tuple[int, ...] | None:
+    """The time point ids the XML declares (`range` first..last, or a `list`/`pattern` such as '0, 3, 5-7'),
+    None when it declares none (the N5's timepoint0, 1, ... are counted)."""
+    points = root.find("SequenceDescription/Timepoints")
+    if points is None:
+        return None
+    try:
+        if points.get("type") == "range":
+            return tuple(range(int(points.findtext("first") or 0), int(points.findtext("last") or 0) + 1))
+        ids: list[int] = []
+        for part in (points.findtext("integerpattern") or "").replace(" ", "").split(","):
+            first, _, last = part.partition("-")
+            ids.extend(range(int(first), int(last or first) + 1))
+        return tuple(ids) or None
+    except ValueError:
+        raise BadInput(f"the BigDataViewer XML's Timepoints ({ET.tostring(points, 'unicode')[:80]}) are not "
+                       "numbers: fix the XML") from None

@@ -97,16 +97,19 @@ def read_bytes(store: dict[str, Any], key: str) -> bytes | None:
     return bytes(result.value) if result.state == "value" else None
 
 
-def read_json(store: dict[str, Any], key: str) -> Any | None:
-    """The JSON document at `key`, None if there is none; BadInput if it cannot be read or parsed."""
+def read_json(store: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The JSON object at `key`, None if there is none; BadInput if it cannot be read or is no JSON object."""
     body = read_bytes(store, key)
     if body is None:
         return None
     try:
-        return json.loads(body)
+        document = json.loads(body)
     except ValueError:
-        raise BadInput(f"{where(store, key)} is not JSON: is --source a volume of the format --datasource names?"
-                       ) from None
+        document = None
+    if not isinstance(document, dict):  # every metadata file of zarr, N5 and precomputed is a JSON object
+        raise BadInput(f"{where(store, key)} is not a JSON object: is --source a volume of the format --datasource "
+                       "names?")
+    return document
 
 
 def open_array(spec: dict[str, Any], name: str) -> ts.TensorStore:

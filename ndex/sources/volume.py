@@ -19,12 +19,14 @@ setups' names and voxel sizes: ndex/sources/bdv_xml.py).
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import tensorstore as ts
 
-from ndex.errors import BadInput, OutOfBounds, SourceError
+from ndex.errors import BadInput, NdexError, OutOfBounds, SourceError
 from ndex.geometry import Box
 from ndex.sources.base import SourceSpec, check_slab, sample_points
 from ndex.sources.ts_store import first_line, kvstore, open_array
@@ -33,6 +35,12 @@ from ndex.sources.volume_formats import Located, locate_n5, locate_precomputed, 
 log = logging.getLogger(__name__)
 
 BOSS_DTYPES = ("uint8", "uint16", "uint32", "uint64")
+LARGE_CHUNK = 64 << 20  # a stored chunk above this is named: each read decodes whole chunks, held beside the slab
+_WARNED: set[str] = set()
+# tensorstore's codes for bytes that are there but do not decode (truncated, corrupt): unlike a network
+# failure, a re-run reads the same bytes, so the user is told where the fix lies
+DAMAGED = ("FAILED_PRECONDITION", "DATA_LOSS", "INVALID_ARGUMENT")
+DAMAGED_HINT = " (a damaged chunk of the volume: re-write it there; re-running reads the same bytes)"
 VALIDATE_XY = 64  # validation reads a corner this wide of a few slices: chunks decode, without reading a volume
 
 
@@ -70,6 +78,12 @@ class VolumeSource:
         self.origin_xy = spec.origin_xy
         self._check_extents()
         self.voxel_size, self.voxel_unit = located.voxel_size, located.unit
+        self.chunk_bytes = chunk_bytes(self._array)
+        if self.chunk_bytes > LARGE_CHUNK and self.name not in _WARNED:  # ndpush opens a volume more than once
+            _WARNED.add(self.name)
+            log.warning("%s is stored in chunks of %.0f MB: each read decodes whole chunks, so the push needs up "
+                        "to %.0f MB more memory than estimated; re-chunk the volume (e.g. 64x512x512) to avoid it",
+                        self.name, self.chunk_bytes / 1e6, 2 * self.chunk_bytes / 1e6)
         self.voxel_offset = tuple(int(round(v)) for v in located.translation)
         if any(abs(v - round(v)) > 1e-6 for v in located.translation):  # e.g. a pyramid level's half-voxel shift
             log.info("%s: translation %s voxels is not whole; the volume is placed at %s", self.name,
@@ -114,7 +128,9 @@ class VolumeSource:
         try:
             data = self._array[index].read().result()
         except Exception as exc:  # a chunk that cannot be fetched or decoded
-            raise SourceError(f"cannot read {box} of {self.name}: {first_line(exc)}") from None
+            text = first_line(exc)
+            hint = DAMAGED_HINT if text.startswith(DAMAGED) else ""
+            raise SourceError(f"cannot read {box} of {self.name}: {text}{hint}") from None
         kept = [a for a in self.axes if a in ranges]
         if "z" not in kept:
             data, kept = data[np.newaxis], ["z", *kept]
@@ -140,6 +156,14 @@ class VolumeSource:
 
     def close(self) -> None:
         pass  # tensorstore holds no file open between reads
+
+
+def chunk_bytes(array: ts.TensorStore) -> int:
+    """Decoded bytes of one stored chunk of `array` (0 when the driver does not say)."""
+    shape = array.chunk_layout.read_chunk.shape
+    if not shape or any(v is None for v in shape):
+        return 0
+    return math.prod(int(v or 0) for v in shape) * array.dtype.numpy_dtype.itemsize
 
 
 def target_dtype(found: np.dtype, wanted: np.dtype | None, name: str) -> np.dtype:
@@ -173,8 +197,20 @@ def _store(spec: SourceSpec) -> dict[str, Any]:
     return kvstore(source_url(spec), spec.s3_endpoint, spec.aws_profile)
 
 
+def _locate(spec: SourceSpec, find: Callable[..., Located], *args: Any) -> Located:
+    """`find(*args)`; metadata of the wrong shape (a list where an object belongs, text for a number) is the
+    input's fault: one line naming the volume, never a traceback."""
+    try:
+        return find(*args)
+    except NdexError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise BadInput(f"the metadata of {source_url(spec)} is malformed ({type(exc).__name__}: {exc}): it is not "
+                       f"what a {spec.datasource} volume's metadata holds; fix it or --source") from None
+
+
 def open_zarr(spec: SourceSpec) -> VolumeSource:
-    return VolumeSource(spec, locate_zarr(_store(spec), spec.source_level))
+    return VolumeSource(spec, _locate(spec, locate_zarr, _store(spec), spec.source_level))
 
 
 def open_n5(spec: SourceSpec) -> VolumeSource:
@@ -182,9 +218,10 @@ def open_n5(spec: SourceSpec) -> VolumeSource:
     if url.lower().endswith(".xml"):  # BigDataViewer's dataset.xml: the N5 it names, with its setups' voxel sizes
         from ndex.sources.bdv_xml import locate_bdv_xml
 
-        return VolumeSource(spec, locate_bdv_xml(url, spec))
-    return VolumeSource(spec, locate_n5(_store(spec), spec.source_level, spec.channel_index, spec.time_index))
+        return VolumeSource(spec, _locate(spec, locate_bdv_xml, url, spec))
+    return VolumeSource(spec, _locate(spec, locate_n5, _store(spec), spec.source_level, spec.channel_index,
+                                      spec.time_index))
 
 
 def open_precomputed(spec: SourceSpec) -> VolumeSource:
-    return VolumeSource(spec, locate_precomputed(_store(spec), spec.source_level))
+    return VolumeSource(spec, _locate(spec, locate_precomputed, _store(spec), spec.source_level))

@@ -14,11 +14,12 @@ arrays are read from 0, whatever origin tensorstore gives them. Nothing here rea
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from ndex.errors import BadInput, OutOfBounds, UsageError
-from ndex.sources.ts_store import child, read_json, where
+from ndex.sources.ts_store import child, read_bytes, read_json, where
 
 XYZ = ("x", "y", "z")
 # tensorstore reads these; cloud-volume's own encodings (fpzip, zfpc, kempressed) it does not
@@ -67,6 +68,28 @@ def boss_unit(unit: str | None, sizes: Size | None) -> tuple[str | None, Size | 
     return BOSS_UNITS[target], (sizes[0] * factor, sizes[1] * factor, sizes[2] * factor)
 
 
+# the file that marks each format's volume, so a volume given under the wrong --datasource is named
+MARKERS = (("zarr", ("zarr.json", ".zattrs", ".zarray")), ("n5", ("attributes.json",)), ("precomputed", ("info",)))
+
+
+def not_found(store: dict[str, Any], datasource: str, text: str) -> BadInput:
+    """BadInput for a --source without `datasource`'s metadata: `text`, unless the directory does not exist
+    (a path, or a URL whose scheme was left out) or holds another format's volume (the --datasource to use)."""
+    path = store["path"].rstrip("/")
+    if store["driver"] == "file" and os.path.isfile(path):
+        xml = " (a BigDataViewer dataset.xml is read with --datasource n5)" if path.lower().endswith(".xml") else ""
+        return BadInput(f"{path} is a file: --source must name the volume's directory{xml}")
+    if store["driver"] == "file" and not os.path.isdir(path):
+        return BadInput(f"{where(store)} does not exist: fix --source (a URL needs its scheme: s3://, gs://, "
+                        "http(s)://)")
+    for other, names in MARKERS:
+        found = next((n for n in names if other != datasource and read_bytes(store, n) is not None), None)
+        if found:
+            return BadInput(f"{where(store)} is not a volume of --datasource {datasource} but looks like {other} "
+                            f"(it has {found}): use --datasource {other}")
+    return BadInput(text)
+
+
 def check_level(level: int, count: int, name: str) -> None:
     if not 0 <= level < count:
         raise OutOfBounds(f"--source_level {level} does not exist: {name} has levels 0 to {count - 1}")
@@ -88,8 +111,8 @@ def locate_zarr(store: dict[str, Any], level: int) -> Located:
         return _plain_array(store, level, "zarr", (), "zarr v2 array")
     attrs = read_json(store, ".zattrs")
     if attrs is None:
-        raise BadInput(f"{where(store)} has no zarr.json, .zattrs or .zarray: --source must name an OME-Zarr image "
-                       "(the group with the multiscales metadata) or a zarr array")
+        raise not_found(store, "zarr", f"{where(store)} has no zarr.json, .zattrs or .zarray: --source must name an "
+                        "OME-Zarr image (the group with the multiscales metadata) or a zarr array")
     if _series_root(attrs):
         return locate_zarr(child(store, "0"), level)
     version = (attrs.get("multiscales") or [{}])[0].get("version", "0.4")
@@ -161,16 +184,19 @@ def _ngff_transform(transforms: list[dict[str, Any]], ndim: int) -> tuple[list[f
 # --- N5 ---------------------------------------------------------------------------------------------
 
 
-def locate_n5(store: dict[str, Any], level: int, channel: int | None, time: int | None) -> Located:
+def locate_n5(store: dict[str, Any], level: int, channel: int | None, time: int | None,
+              time_ids: tuple[int, ...] | None = None) -> Located:
+    """`time_ids`: a BigDataViewer dataset's time point ids (its XML's), which need not start at 0; time
+    index i reads timepoint<time_ids[i]>. Without them, timepoint0, 1, ... are counted."""
     attrs = read_json(store, "attributes.json")
     if attrs is None:
-        raise BadInput(f"{where(store)} has no attributes.json: --source must name an N5 dataset, a multiscale "
-                       "group (s0, s1, ...) or a BigDataViewer N5 root")
+        raise not_found(store, "n5", f"{where(store)} has no attributes.json: --source must name an N5 dataset, a "
+                        "multiscale group (s0, s1, ...) or a BigDataViewer N5 root")
     if "dimensions" in attrs:
         check_level(level, 1, f"the N5 dataset {where(store)}")
         return _n5_dataset(store, [attrs], "N5 dataset", 1, [])
-    if read_json(store, "setup0/attributes.json") is not None:
-        return _bdv(store, attrs, level, channel, time)
+    if any(read_json(store, f"setup{c}/attributes.json") is not None for c in {0, channel or 0}):
+        return _bdv(store, attrs, level, channel, time, time_ids)
     count = _count(store, "s{}/attributes.json")
     if not count:
         raise BadInput(f"{where(store)} is an N5 group without datasets: point --source at a dataset, a "
@@ -180,10 +206,16 @@ def locate_n5(store: dict[str, Any], level: int, channel: int | None, time: int 
     return _n5_dataset(sub, [read_json(sub, "attributes.json") or {}, attrs], "N5 multiscale", count, [])
 
 
-def _bdv(store: dict[str, Any], root: dict[str, Any], level: int, channel: int | None, time: int | None) -> Located:
-    setups, points = _count(store, "setup{}/attributes.json"), _count(store, "setup0/timepoint{}/s0/attributes.json")
-    c = pick(channel, setups, None, (), "channel", f"the BigDataViewer N5 {where(store)} (setups)")
-    t = pick(time, points, None, (), "time point", f"the BigDataViewer N5 {where(store)}")
+def _bdv(store: dict[str, Any], root: dict[str, Any], level: int, channel: int | None, time: int | None,
+         time_ids: tuple[int, ...] | None) -> Located:
+    setups = _count(store, "setup{}/attributes.json")
+    if channel is not None and read_json(store, f"setup{channel}/attributes.json") is not None:
+        c = channel  # setup ids need not run from 0 without a gap: BigStitcher keeps the ids of removed views
+    else:
+        c = pick(channel, setups, None, (), "channel", f"the BigDataViewer N5 {where(store)} (setups)")
+    ids = time_ids or tuple(range(_count(store, f"setup{c}/timepoint{{}}/s0/attributes.json")))
+    points = len(ids)
+    t = ids[pick(time, points, None, (), "time point", f"the BigDataViewer N5 {where(store)}")]
     setup = read_json(store, f"setup{c}/attributes.json") or {}
     factors = setup.get("downsamplingFactors") or [[1, 1, 1]]
     check_level(level, len(factors), f"the BigDataViewer N5 {where(store)} setup{c}")
@@ -251,8 +283,8 @@ def _pixel_resolution(attrs: dict[str, Any]) -> tuple[list[float] | None, str | 
 def locate_precomputed(store: dict[str, Any], level: int) -> Located:
     info = read_json(store, "info")
     if info is None:
-        raise BadInput(f"{where(store)} has no info file: --source must name a neuroglancer precomputed volume "
-                       "(the directory holding 'info')")
+        raise not_found(store, "precomputed", f"{where(store)} has no info file: --source must name a neuroglancer "
+                        "precomputed volume (the directory holding 'info')")
     scales = info.get("scales") or []
     check_level(level, len(scales), f"the precomputed volume {where(store)}")
     scale = scales[level]

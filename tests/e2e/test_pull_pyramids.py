@@ -279,3 +279,32 @@ def test_one_level_into_a_tiff_is_a_pull_at_that_level(ndex_server, pyramids, tm
                        "--outdir", str(tmp_path))) == 0
     box = expected_box(ISO_FRAME, 1, (0, 0, 0), z_halves=True)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "l1.tif"), server_cutout(rmt, coll, "iso", "img16", 1, box))
+
+
+def test_planned_pyramids_of_an_isotropic_hierarchy_tile_every_level(ndex_server, pyramids, tmp_path, monkeypatch):
+    """z halves per level: the jobs' pyramids, placed by their own translations, cover each level of the
+    whole pull exactly once (no slice twice, none missing) with the server's voxels."""
+    from ndex.cli.main import main
+
+    coll, rmt = pyramids
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NDEX_URL", ndex_server.url)
+    monkeypatch.setenv("NDEX_TOKEN", ndex_server.token)
+    argv = ["plan", "pull", "--collection", coll, "--experiment", "iso", "--channel", "ann", "--full_extent",
+            "--levels", "0-2", "--stack_filename", "v.ome.zarr", "--outdir", "out", "--threads", "2", "--jobs", "3"]
+    assert main([*argv, "--run", "local", "--plan_dir", "ran"]) == 0
+    groups = [zarr.open_group(str(p), mode="r") for p in sorted((tmp_path / "out").glob("v_z*.ome.zarr"))]
+    assert len(groups) == 3
+    for res in range(3):
+        whole = expected_box(ISO_FRAME, res, (0, 0, 0), z_halves=True)
+        covered = np.zeros(whole[2][1] - whole[2][0], int)
+        for group in groups:
+            dataset = group.attrs["ome"]["multiscales"][0]["datasets"][res]
+            scale, shift = (t[k] for t, k in zip(dataset["coordinateTransformations"], ("scale", "translation")))
+            assert scale == [8.0 * 2**res] * 3
+            z0 = round(shift[0] / scale[0])
+            part = group[str(res)][...]
+            covered[z0 - whole[2][0]: z0 - whole[2][0] + part.shape[0]] += 1
+            box = (whole[0], whole[1], (z0, z0 + part.shape[0]))
+            np.testing.assert_array_equal(part, server_cutout(rmt, coll, "iso", "ann", res, box))
+        assert covered.tolist() == [1] * len(covered)

@@ -11,6 +11,8 @@ import uuid
 
 import numpy as np
 import pytest
+from fake_gcs import TOKEN as GCS_TOKEN
+from fake_gcs import fake_gcs
 from volume_files import write_bdv_n5, write_n5_multiscale, write_ome_zarr, write_precomputed
 
 from ndex.cli import push as push_cli
@@ -172,6 +174,24 @@ def test_channels_of_a_volume_go_into_the_listed_channels(ndex_server, tmp_path)
                                       data[c])
 
 
+@pytest.mark.parametrize("listed", ["a\nb\nc\n", "nuclei\ndapi\n"])
+def test_a_channel_list_that_does_not_match_the_volume_is_refused_before_anything_is_made(
+        ndex_server, tmp_path, capsys, listed):
+    """Three names for two channels, or a name that takes position 0 while another's label is dapi (channel 0
+    too): either would put one source channel into two BOSS channels."""
+    write_ome_zarr(tmp_path / "c.ome.zarr", volume(np.uint8, (2, 4, 16, 16)), axes="czyx", labels=["dapi", "gfp"])
+    (tmp_path / "chans.txt").write_text(listed)
+    coll, exp = names()
+    capsys.readouterr()
+    code = ndpush(ndex_server, "--collection", coll, "--experiment", exp, "--channels_list_file",
+                  str(tmp_path / "chans.txt"), "--datasource", "zarr", "--source", str(tmp_path / "c.ome.zarr"),
+                  "--log_dir", str(tmp_path), "--create_resources")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "has 2 (dapi, gfp): list one BOSS channel per source channel" in err[0]
+    with BossClient(ndex_server.remote) as client:
+        assert coll not in client.list_collections()  # nothing was created
+
+
 def test_ch_in_the_source_names_one_volume_per_channel(ndex_server, tmp_path):
     data = volume(np.uint8, (2, 1, 5, 20, 30))  # per channel a volume with a channel axis of its own (c = 1)
     for c, chan in enumerate(("nuclei", "membrane")):
@@ -215,6 +235,21 @@ def test_a_volume_served_over_http(ndex_server, tmp_path, http_root):
     write_ome_zarr(root / "img.ome.zarr", data, version=3, scale=(40, 4, 4))
     got, _, _ = push_and_read(ndex_server, tmp_path, "zarr", f"{base}/img.ome.zarr", np.uint16)
     np.testing.assert_array_equal(got, data)
+
+
+def test_an_ome_zarr_on_google_cloud_storage(ndex_server, tmp_path, monkeypatch):
+    """gs://BUCKET/KEY through tensorstore's gcs driver, pointed at a loopback GCS JSON API: resources from the
+    metadata, every voxel pushed, and only the image's own objects read."""
+    data = volume(np.uint16)
+    write_ome_zarr(tmp_path / "gcs" / "lab" / "brains" / "b1.ome.zarr", data, version=2, scale=(40, 4, 4), chunks=64)
+    with fake_gcs(tmp_path / "gcs") as (endpoint, reads):
+        monkeypatch.setenv("TENSORSTORE_GCS_HTTP_URL", endpoint)
+        monkeypatch.setenv("GOOGLE_AUTH_TOKEN_FOR_TESTING", GCS_TOKEN)
+        got, coll, exp = push_and_read(ndex_server, tmp_path, "zarr", "gs://lab/brains/b1.ome.zarr", np.uint16)
+    np.testing.assert_array_equal(got, data)
+    with BossClient(ndex_server.remote) as client:
+        assert tuple(client.channel_info(ChannelRef(coll, exp, "ch")).frame.voxel_size) == (4, 4, 40)
+    assert reads["brains/b1.ome.zarr/.zattrs"] >= 1 and any(k.startswith("brains/b1.ome.zarr/0/") for k in reads)
 
 
 @pytest.mark.parametrize("layout, flags, expected", [

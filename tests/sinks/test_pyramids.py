@@ -220,6 +220,7 @@ def test_a_recorded_url_never_carries_a_secret():
     with_secrets = "https://" + "user:s3cret@127.0.0.1:8443/base?token=abc#x"  # user info: not a host to scan
     assert public_url(with_secrets) == "https://127.0.0.1:8443/base"
     assert public_url(None) is None
+    assert public_url("http://" + "user:pw@[::1]:8080/v1?x=1") == "http://[::1]:8080/v1"  # still a URL
 
 
 def test_ome_tiff_records_origin_resolution_and_the_pull(tmp_path):

@@ -249,8 +249,19 @@ def test_a_damaged_chunk_fails_its_read_with_the_box(tmp_path):
     chunk = next(p for p in (tmp_path / "d.ome.zarr" / "0").rglob("*") if p.is_file() and not p.name.startswith("."))
     chunk.write_bytes(b"not a chunk")
     source = opened(datasource="zarr", source_url=str(tmp_path / "d.ome.zarr"))
-    with pytest.raises(Exception, match="cannot read .* of .*d.ome.zarr"):
+    with pytest.raises(Exception, match="cannot read .* of .*d.ome.zarr") as caught:
         source.read(Box((0, 0, 0), (32, 32, 8)))
+    assert "a damaged chunk of the volume: re-write it there; re-running reads the same bytes" in one_line(caught)
+
+
+def test_a_truncated_precomputed_chunk_is_named_as_damaged(tmp_path):
+    """A truncated chunk is the volume's fault: the failed block's line says a re-run reads the same bytes."""
+    write_precomputed(tmp_path / "pc", make_volume(np.uint16, (8, 16, 16)))
+    chunk = next(p for p in (tmp_path / "pc").rglob("*-*_*") if p.is_file())
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    with pytest.raises(Exception) as caught:
+        opened(datasource="precomputed", source_url=str(tmp_path / "pc")).read(Box((0, 0, 0), (16, 16, 8)))
+    assert "damaged chunk" in one_line(caught)
 
 
 def test_missing_source_url_says_which_flag(tmp_path):
@@ -350,3 +361,87 @@ def test_urls_become_tensorstore_stores(monkeypatch):
     assert kvstore("zarr://http://127.0.0.1:8000/a/img.zarr/") == {
         "driver": "http", "base_url": "http://127.0.0.1:8000", "path": "/a/img.zarr/"}
     assert kvstore("file:///data/v.n5")["path"] == "/data/v.n5/"
+
+
+def test_a_volume_under_the_wrong_datasource_names_the_right_one(tmp_path):
+    """A CloudVolume user who types --datasource zarr for a precomputed volume is told which one to use."""
+    volume = make_volume(np.uint8, (4, 32, 32))
+    write_ome_zarr(tmp_path / "v.ome.zarr", volume, version=2)
+    write_n5_multiscale(tmp_path / "v.n5", volume, [4, 4, 40], "nm")
+    write_precomputed(tmp_path / "v.precomputed", volume)
+    for path, given, right, marker in (("v.ome.zarr", "n5", "zarr", ".zattrs"), ("v.n5", "zarr", "n5", "attributes.json"),
+                                       ("v.precomputed", "zarr", "precomputed", "info"),
+                                       ("v.ome.zarr", "precomputed", "zarr", ".zattrs")):
+        with pytest.raises(BadInput) as caught:
+            opened(datasource=given, source_url=str(tmp_path / path))
+        assert f"looks like {right} (it has {marker}): use --datasource {right}" in one_line(caught)
+
+
+def test_a_path_that_does_not_exist_or_is_a_file(tmp_path):
+    with pytest.raises(BadInput) as caught:  # a URL without its scheme reads as a relative path
+        opened(datasource="zarr", source_url="bucket.example/brain.ome.zarr")
+    assert "brain.ome.zarr/ does not exist" in one_line(caught) and "a URL needs its scheme" in one_line(caught)
+    (tmp_path / "dataset.xml").write_text("<SpimData/>")
+    with pytest.raises(BadInput) as caught:
+        opened(datasource="zarr", source_url=str(tmp_path / "dataset.xml"))
+    assert "dataset.xml is a file" in one_line(caught) and "read with --datasource n5" in one_line(caught)
+
+
+def test_a_volume_in_huge_chunks_is_named_with_the_memory_it_costs(tmp_path, caplog):
+    """Each read decodes whole chunks: a volume stored as one 80 MB chunk needs that beside the slab, which
+    the push's estimate does not count, so the user is told (once) and how to avoid it."""
+    zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=(20, 2048, 2048), chunks=(20, 2048, 2048),
+                    dtype="uint8", zarr_format=2)
+    zarr.open_array(str(tmp_path / "fine.zarr"), mode="w", shape=(20, 2048, 2048), chunks=(16, 512, 512),
+                    dtype="uint8", zarr_format=2)
+    with caplog.at_level("WARNING", logger="ndex.sources.volume"):
+        for _ in range(2):
+            assert opened(datasource="zarr", source_url=str(tmp_path / "big.zarr")).chunk_bytes == 20 * 2048 * 2048
+        assert opened(datasource="zarr", source_url=str(tmp_path / "fine.zarr")).chunk_bytes == 16 * 512 * 512
+    warned = [r.getMessage() for r in caplog.records if "chunks of" in r.getMessage()]
+    assert len(warned) == 1 and "big.zarr" in warned[0] and "chunks of 84 MB" in warned[0] and "re-chunk" in warned[0]
+
+
+def test_bigdataviewer_setup_ids_with_a_gap(tmp_path):
+    """BigStitcher keeps the ids of removed views: setups 0 and 2, no setup1. The XML's second setup is read."""
+    volumes = [[make_volume(np.uint16, (4, 32, 48), seed=c)] for c in range(2)]
+    write_bdv_n5(tmp_path / "dataset.n5", volumes, levels=1)
+    (tmp_path / "dataset.n5" / "setup1").rename(tmp_path / "dataset.n5" / "setup2")
+    xml = write_bdv_xml(tmp_path / "dataset.xml", "dataset.n5", [("dapi", "nm", (4, 4, 40)), ("gfp", "nm", (4, 4, 40))])
+    xml.write_text(xml.read_text().replace("<id>1</id>", "<id>2</id>"))
+    for pick in ({"channel": "gfp"}, {"channel_index": 1}):
+        source = opened(datasource="n5", source_url=str(xml), **pick)
+        np.testing.assert_array_equal(source.read_slab(0, 4), volumes[1][0])
+    assert source.channel_count == 2
+
+
+@pytest.mark.parametrize("datasource, name, text, expected", [
+    ("precomputed", "info", "[1, 2]", "info is not a JSON object"),
+    ("zarr", "zarr.json", '"zarr"', "zarr.json is not a JSON object"),
+    ("n5", "attributes.json", "not json", "attributes.json is not a JSON object"),
+    ("precomputed", "info", '{"scales": [{"key": "a", "resolution": "8 8 8"}]}', "is malformed (ValueError"),
+    ("zarr", ".zattrs", '{"multiscales": [{"datasets": ["0"]}]}', "is malformed (AttributeError"),
+    ("n5", "attributes.json", '{"dimensions": 5}', "is malformed (TypeError"),
+])
+def test_malformed_metadata_is_one_line_not_a_traceback(tmp_path, datasource, name, text, expected):
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / name).write_text(text)
+    with pytest.raises(BadInput) as caught:
+        opened(datasource=datasource, source_url=str(tmp_path / "v"))
+    assert expected in one_line(caught)
+
+
+@pytest.mark.parametrize("declared", ['<Timepoints type="range"><first>5</first><last>6</last></Timepoints>',
+                                      '<Timepoints type="pattern"><integerpattern>5-6</integerpattern></Timepoints>',
+                                      '<Timepoints type="list"><integerpattern>5, 6</integerpattern></Timepoints>'])
+def test_bigdataviewer_time_points_that_do_not_start_at_0(tmp_path, declared):
+    """A time series saved from time point 5 on: the XML's ids are its time points 0, 1, ... in order."""
+    series = [make_volume(np.uint8, (4, 16, 16), seed=t) for t in range(2)]
+    write_bdv_n5(tmp_path / "dataset.n5", [series], levels=1)
+    for t in (1, 0):  # timepoint0 -> timepoint5, timepoint1 -> timepoint6
+        (tmp_path / "dataset.n5" / "setup0" / f"timepoint{t}").rename(tmp_path / "dataset.n5" / "setup0" / f"timepoint{t + 5}")
+    xml = write_bdv_xml(tmp_path / "dataset.xml", "dataset.n5", [("gfp", "nm", (4, 4, 40))])
+    xml.write_text(xml.read_text().replace("</ViewSetups>", "</ViewSetups>" + declared))
+    source = opened(datasource="n5", source_url=str(xml), time_index=1)
+    assert source.time_points == 2
+    np.testing.assert_array_equal(source.read_slab(0, 4), series[1])

@@ -196,14 +196,15 @@ def pull_footprint(spec: PullSpec, options: TransferOptions, info: ChannelInfo, 
                      plan.memory_estimate)
 
 
-def push_footprint(spec: PushSpec, options: TransferOptions, xy: Box, itemsize: int) -> Footprint:
+def push_footprint(spec: PushSpec, options: TransferOptions, xy: Box, itemsize: int,
+                   chunk_bytes: int = 0) -> Footprint:
     """What one push job with BOSS x/y extent `xy` holds, from the push engine's own memory fitting.
 
     Only the channel's itemsize is needed, not the channel: a plan is made before the resources exist.
     A cap too small for one slab is refused here.
     """
     slab = xy.with_z(0, SLAB_DEPTH)  # one whole slab: a push sizes its slab buffers for 16 slices whatever the range
-    cut = push_plan.layout(spec, options, slab, itemsize)
+    cut = push_plan.layout(spec, options, slab, itemsize, chunk_bytes)
     return Footprint(cut.slab_bytes, cut.slabs_in_flight, block_copies(options) * cut.block_bytes, cut.inflight,
                      cut.nblocks, cut.nbytes // SLAB_DEPTH, cut.process_estimate)
 

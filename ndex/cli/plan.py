@@ -250,7 +250,8 @@ def push_draft(args: argparse.Namespace) -> Draft:
         specs = [tool.push_spec(args, ref, tool.source_spec(args, *pick), offsets) for ref, pick in zip(refs, picks)]
         options = tool.push_options(args, None).with_memory_cap(args.memory_per_worker)
         with memory_flag(args):  # the footprint first: a plan that cannot fit fails before a probe sends anything
-            footprint = push_footprint(specs[0], options, box, source.dtype.itemsize)
+            footprint = push_footprint(specs[0], options, box, source.dtype.itemsize,
+                                       getattr(source, "chunk_bytes", 0))
             measured = measure_push(args, specs[0], options, source, box) if args.probe else None
         create = tool.create_spec(args, refs[0], source, extents, offsets, metadata) if args.create_resources else None
         if args.run and create is None:

@@ -81,8 +81,8 @@ class VolumeSource:
         self.chunk_bytes = chunk_bytes(self._array)
         if self.chunk_bytes > LARGE_CHUNK and self.name not in _WARNED:  # ndpush opens a volume more than once
             _WARNED.add(self.name)
-            log.warning("%s is stored in chunks of %.0f MB: each read decodes whole chunks, so the push needs up "
-                        "to %.0f MB more memory than estimated; re-chunk the volume (e.g. 64x512x512) to avoid it",
+            log.warning("%s is stored in chunks of %.0f MB: each read decodes whole chunks, so the push needs "
+                        "%.0f MB more memory (counted in its estimate); re-chunk the volume (e.g. 64x512x512) to avoid it",
                         self.name, self.chunk_bytes / 1e6, 2 * self.chunk_bytes / 1e6)
         self.voxel_offset = tuple(int(round(v)) for v in located.translation)
         if any(abs(v - round(v)) > 1e-6 for v in located.translation):  # e.g. a pyramid level's half-voxel shift

@@ -20,11 +20,14 @@ from volume_files import (
     write_precomputed,
 )
 
+from ndex.client import ChannelRef
 from ndex.errors import BadInput, OutOfBounds, UsageError
 from ndex.geometry import Box
 from ndex.sources import SourceSpec, open_source
 from ndex.sources.ts_store import kvstore
 from ndex.testing.sources import SourceTests
+from ndex.transfer.options import TransferOptions
+from ndex.transfer.push_plan import PushSpec, layout
 
 from .conftest import make_volume, s3_client
 
@@ -388,8 +391,8 @@ def test_a_path_that_does_not_exist_or_is_a_file(tmp_path):
 
 
 def test_a_volume_in_huge_chunks_is_named_with_the_memory_it_costs(tmp_path, caplog):
-    """Each read decodes whole chunks: a volume stored as one 80 MB chunk needs that beside the slab, which
-    the push's estimate does not count, so the user is told (once) and how to avoid it."""
+    """Each read decodes whole chunks: a volume stored as one 80 MB chunk needs that beside the slab; the
+    user is told (once) and how to avoid it, and the push's estimate and memory fitting count two chunks."""
     zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=(20, 2048, 2048), chunks=(20, 2048, 2048),
                     dtype="uint8", zarr_format=2)
     zarr.open_array(str(tmp_path / "fine.zarr"), mode="w", shape=(20, 2048, 2048), chunks=(16, 512, 512),
@@ -400,6 +403,15 @@ def test_a_volume_in_huge_chunks_is_named_with_the_memory_it_costs(tmp_path, cap
         assert opened(datasource="zarr", source_url=str(tmp_path / "fine.zarr")).chunk_bytes == 16 * 512 * 512
     warned = [r.getMessage() for r in caplog.records if "chunks of" in r.getMessage()]
     assert len(warned) == 1 and "big.zarr" in warned[0] and "chunks of 84 MB" in warned[0] and "re-chunk" in warned[0]
+    big = opened(datasource="zarr", source_url=str(tmp_path / "big.zarr"))
+    spec = PushSpec(ChannelRef("c", "e", "ch"), big.spec, offsets=(0, 0, 0))
+    box = Box((0, 0, 0), (2048, 2048, 20))
+    fine, coarse = layout(spec, TransferOptions(), box, 1), layout(spec, TransferOptions(), box, 1, big.chunk_bytes)
+    assert coarse.process_estimate - fine.process_estimate == 2 * big.chunk_bytes
+    capped = layout(spec, TransferOptions(max_memory=fine.process_estimate), box, 1, big.chunk_bytes)
+    assert capped.process_estimate <= fine.process_estimate and capped.slab_bytes < fine.slab_bytes  # smaller bands
+    with pytest.raises(UsageError, match="max_memory"):  # the chunks alone do not fit
+        layout(spec, TransferOptions(max_memory=2 * big.chunk_bytes), box, 1, big.chunk_bytes)
 
 
 def test_bigdataviewer_setup_ids_with_a_gap(tmp_path):

@@ -58,3 +58,17 @@ def test_each_rgb_channel_line_survives_its_shell(tmp_path, style, split):
         source = pushed_source(split(expand_stacks.read_back_command(result, channel, style)), channel)
         assert (source.base_path, source.base_filename, source.channel) == (str(tmp_path / AWKWARD), "<ch>/<p:4>",
                                                                             channel)
+
+
+def test_an_outdir_with_a_placeholder_is_refused_before_anything_is_written(stack, tmp_path, capsys):
+    path, _ = stack
+    outdir = tmp_path / "scan <ch>" / "slices"  # ndpush --base_path would read <ch> as the channel name
+    assert expand_stacks.main(["--input", str(path), "--outdir", str(outdir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --outdir ") and "'<ch>'" in err and "no '<...>'" in err
+    assert not (tmp_path / "scan <ch>").exists()
+
+
+def test_the_read_back_line_is_the_one_way_to_say_how_to_push(stack, tmp_path):
+    result = expand_stack(stack[0], tmp_path / AWKWARD)
+    assert not hasattr(result, "ndpush_args")  # it quoted nothing: --base_path with a space split in two

@@ -6,6 +6,7 @@ import os
 import sys
 
 from ndex.cli.common import EXIT_OK, add_logging_flags, run_guarded, setup_logging, standalone_main
+from ndex.cli.flags import flag_names
 from ndex.cli.plan_argv import source_words
 from ndex.jobs.formats import command_line
 from ndex.sources import SourceSpec
@@ -30,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.verbose, args.quiet)
 
     def body() -> int:
-        result = expand_stack(args.input, args.outdir, base_filename=args.base_filename, split_rgb=args.split_rgb)
+        with flag_names():
+            result = expand_stack(args.input, args.outdir, base_filename=args.base_filename,
+                                  split_rgb=args.split_rgb)
         print(f"wrote {result.files} files to {result.outdir}")
         for channel in result.channels:
             print(f"read back with: {read_back_command(result, channel)}")

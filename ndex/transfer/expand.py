@@ -18,18 +18,18 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from ndex.errors import SinkError, UsageError
+from ndex.errors import FieldError, SinkError, UsageError
 from ndex.sinks._files import disk_errors, make_dir, partial_of, publish, remove
 from ndex.sources.base import SourceSpec
 from ndex.sources.stack import StackSource
-from ndex.sources.templates import check_template, fill_template
+from ndex.sources.templates import PLACEHOLDER, check_template, fill_template
 
 RGB = ("r", "g", "b")
 
 
 @dataclass(frozen=True)
 class ExpandResult:
-    """What was written, and the ndpush arguments that read it back."""
+    """What was written: the `expand_stacks` command turns it into the ndpush line that reads it back."""
 
     outdir: Path
     base_filename: str  # template; with split_rgb it contains <ch>
@@ -37,12 +37,6 @@ class ExpandResult:
     z_range: tuple[int, int]
     channels: tuple[str, ...]  # ("",) unless split_rgb
     files: int
-
-    def ndpush_args(self, channel: str = "") -> str:
-        """The ndpush flags that read one channel's slices back (<ch> is filled from --channel)."""
-        return (f"--datasource local --base_path {self.outdir} --base_filename '{self.base_filename}' "
-                f"--extension {self.extension} --z_range {self.z_range[0]} {self.z_range[1]}"
-                + (f" --channel {channel}" if channel else ""))
 
 
 def default_template(depth: int, split_rgb: bool) -> str:
@@ -54,6 +48,7 @@ def expand_stack(input_path: str | os.PathLike[str], outdir: str | os.PathLike[s
                  base_filename: str | None = None, split_rgb: bool = False) -> ExpandResult:
     """Write each page of `input_path` as `outdir/<base_filename>.tif` (one set per RGB channel if asked)."""
     outdir = Path(outdir)
+    _check_outdir(outdir)
     source = StackSource(SourceSpec(datasource="stack", base_path=str(input_path), rgb_channel=0 if split_rgb else None))
     try:
         depth = source.depth
@@ -65,6 +60,15 @@ def expand_stack(input_path: str | os.PathLike[str], outdir: str | os.PathLike[s
     finally:
         source.close()
     return ExpandResult(outdir, template, "tif", (0, depth), channels, depth * len(channels))
+
+
+def _check_outdir(outdir: Path) -> None:
+    """Refused before anything is written: ndpush would read `<...>` in the directory as a placeholder of
+    its base_path, so the slices written there could not be pushed back."""
+    found = PLACEHOLDER.search(str(outdir))
+    if found:
+        raise FieldError("outdir", f"{{field}} {str(outdir)!r} contains {found.group(0)!r}, which ndpush reads as a "
+                                   "file name placeholder: choose a directory whose path has no '<...>'")
 
 
 def _check_output_template(template: str, split_rgb: bool, depth: int) -> None:

@@ -23,7 +23,8 @@
     ├── SinkError (OSError)              writing local output failed (disk full, permissions)
     ├── SourceError (OSError)            reading input images failed (missing, unreadable)
     │   └── BadInput                     a file is not what the run needs (not an image, truncated,
-    │                                    wrong size or dtype, RGB): ends the run, exit code 2
+    │       │                            wrong size or dtype, RGB): ends the run, exit code 2
+    │       └── MissingSlice             a slice of the series does not exist
     └── TransferFailed                   some blocks failed after retries; carries the failed blocks
 
 `is_retryable(exc)` is the single rule the client and the schedulers use for retries;
@@ -162,6 +163,16 @@ class SourceError(NdexError, OSError):
 class BadInput(SourceError):
     """An input file is not what the run needs: not an image, truncated, the wrong size or datatype,
     RGB. Every retry reads the same bytes, so the run ends with it; the fix is the file or the flags."""
+
+
+class MissingSlice(BadInput):
+    """A slice file of the series does not exist. Like a bad file, every retry meets the same gap, so the
+    run ends with one line naming z, the file expected and the ways round it."""
+
+    def __init__(self, z: int, location: str) -> None:
+        super().__init__(f"slice z={z}: {location} does not exist: fix --base_path/--base_filename, push only "
+                         "the slices there are (--z_range), or pass --warn_missing_files to ingest zeros for it")
+        self.z, self.location = z, location
 
 
 class TransferFailed(NdexError):

@@ -21,7 +21,7 @@ from typing import IO, Protocol
 
 import numpy as np
 
-from ndex.errors import SourceError, UsageError
+from ndex.errors import MissingSlice, SourceError, UsageError
 from ndex.sources.base import BandBySlice, SourceSpec, sample_points
 from ndex.sources.images import TIFF_MAGICS, check_slice, decode_image, to_grayscale
 from ndex.sources.regions import region_of_file
@@ -197,9 +197,7 @@ class SliceSource(BandBySlice):
         data = self.store.read(location)
         if data is None:
             if not self.spec.warn_missing_files:
-                raise SourceError(f"slice z={z}: {location} does not exist "
-                                  "(check --base_path/--base_filename/--z_range, or pass --warn_missing_files "
-                                  "to ingest zeros for missing slices)")
+                raise MissingSlice(z, location)
             log.warning("slice z=%d: %s does not exist; ingesting a zero slice (--warn_missing_files)", z, location)
             with self._lock:
                 self._missing.add(z)

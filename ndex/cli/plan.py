@@ -27,6 +27,7 @@ from ndex.cli.common import (
     setup_logging,
 )
 from ndex.cli.flags import flag_names
+from ndex.cli.missing import CREATE_HERE, naming_missing
 from ndex.cli.plan_argv import job_argv
 from ndex.client import BossClient
 from ndex.config import discover
@@ -272,7 +273,8 @@ def check_targets(args: argparse.Namespace, specs: list[PushSpec], options: Tran
     A plan written to files is not checked: its channel may be created before the jobs run."""
     with open_client(args, 1) as client, flag_names():
         for spec in specs:
-            make_plan(client, spec, options, source)
+            with naming_missing(client, spec.ref, CREATE_HERE):
+                make_plan(client, spec, options, source)
 
 
 def slack_of(args: argparse.Namespace) -> dict[str, str] | None:

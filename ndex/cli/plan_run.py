@@ -16,6 +16,7 @@ from typing import Any
 
 from ndex.cli.common import EXIT_FAILED, EXIT_OK, ended_early, one_line, run_guarded, say_error
 from ndex.cli.flags import flag_names
+from ndex.cli.missing import CREATE_BY_PLAN, naming_missing
 from ndex.client import BossClient
 from ndex.config import discover
 from ndex.errors import NdexError, UsageError
@@ -66,11 +67,8 @@ def execute_job(job: JobSpec) -> int:
                     log.info("%s", line)
                     print(line, file=sys.stderr)
                 return EXIT_OK
-            if job.kind == "push":
-                record_offsets(client, spec.ref, spec.offsets)  # as ndpush does: the frame's offsets stay known
-                report = push(spec, options, client=client, notifier=notifier)
-            else:
-                report = pull(spec, options, client=client)  # type: ignore[assignment]  # the same report API
+            with naming_missing(client, spec.ref, CREATE_BY_PLAN if job.kind == "push" else None):
+                report = run_transfer(job, spec, options, client, notifier)
     except NdexError as exc:
         log.error("%s stopped: %s", job.name, one_line(exc))
         notifier.send(f"{job.kind} {job.name} stopped: {one_line(exc)}")
@@ -82,6 +80,14 @@ def execute_job(job: JobSpec) -> int:
     title = f"ndex run {job.name} ({job.kind} {spec.ref}) {'finished' if report.ok else 'FAILED'}"
     notifier.send(report_message(title, [report.summary(), *report.failure_lines(5), *report.notes]))
     return code
+
+
+def run_transfer(job: JobSpec, spec: Any, options: TransferOptions, client: BossClient, notifier) -> Any:
+    """The job's push or pull, as ndpush or ndpull would run it."""
+    if job.kind == "push":
+        record_offsets(client, spec.ref, spec.offsets)  # as ndpush does: the frame's offsets stay known
+        return push(spec, options, client=client, notifier=notifier)
+    return pull(spec, options, client=client)
 
 
 def open_log(job: JobSpec, spec: Any, token: str | None) -> logging.Handler | None:

@@ -24,6 +24,7 @@ from ndex.cli.common import (
     standalone_main,
 )
 from ndex.cli.flags import flag_names
+from ndex.cli.missing import naming_missing
 from ndex.client import BossClient, ChannelRef
 from ndex.config import discover
 from ndex.errors import UsageError
@@ -147,7 +148,7 @@ def execute(args: argparse.Namespace) -> int:
         if args.print_metadata:
             return print_metadata(client, args)
         spec, options = build_spec(args), build_options(args)
-        with flag_names():
+        with flag_names(), naming_missing(client, spec.ref):
             plans = plan_levels(client, spec, options) if is_pyramid(spec) else [make_plan(client, spec, options)]
         for warning in (w for plan in plans for w in plan.warnings):
             print(f"warning: {warning}", file=sys.stderr)

@@ -30,6 +30,7 @@ from ndex.cli.common import (
     standalone_main,
 )
 from ndex.cli.flags import flag_names
+from ndex.cli.missing import CREATE_HERE, naming_missing
 from ndex.client import BossClient, ChannelRef
 from ndex.config import Remote, discover
 from ndex.errors import ConfigError, NdexError, OutOfBounds, UsageError
@@ -422,7 +423,7 @@ def _run_channel(args, client: BossClient, ref: ChannelRef, notifier, metadata, 
         if args.create_resources:
             return create_resources(args, client, ref, source, extents, offsets, metadata)
         spec, options = push_spec(args, ref, spec_source, offsets), push_options(args, Path(f"{path}.manifest.sqlite"))
-        with flag_names():
+        with flag_names(), naming_missing(client, ref, CREATE_HERE):
             plan = make_plan(client, spec, options, source)
         blocker = plan.info.downsample_blocker() if args.downsample else None
         if blocker:  # refused before the ingest, not after hours of it

@@ -20,7 +20,8 @@ from ndex.cli.common import (
     run_guarded,
     setup_logging,
 )
-from ndex.cli.push import add_source_flags, check_names, data_extents, offsets_for, source_spec
+from ndex.cli.missing import naming_missing
+from ndex.cli.push import add_source_flags, check_names, data_extents, offsets_for, source_spec, volume_picks
 from ndex.client import BossClient, ChannelRef
 from ndex.config import discover
 from ndex.errors import UsageError
@@ -33,6 +34,8 @@ VERIFY_HELP = {
     "warn_missing_files": "verify a missing file's slice as zeros (with a warning) instead of stopping",
     "z_range": "slices to verify (file numbering before offsets; default: --z_extent)",
     "res": "resolution level to verify, as ndpush wrote it (default: 0, the channel's base resolution)",
+    "time_range": "time points of a 4D volume to verify, each against the BOSS time sample ndpush wrote it to "
+                  "(default: all)",
 }
 
 
@@ -44,6 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_source_flags(parser)
     for action in parser._actions:
         action.help = VERIFY_HELP.get(action.dest, action.help)
+    parser.set_defaults(channels_list_file=None)  # ndpush's flag: verify compares one channel
     how = parser.add_argument_group("how to compare")
     how.add_argument("--exact", action="store_true",
                      help="every voxel must be equal (default: only voxels non-zero in the images, BOSS's merge rule)")
@@ -60,19 +64,30 @@ def execute(args: argparse.Namespace) -> int:
         raise UsageError("missing --channel: name the channel to compare with")
     ref = ChannelRef(args.collection, args.experiment, args.channel)
     remote = discover(url=args.url, token=args.token, config_file=args.config_file or args.boss_config_file)
-    spec_source = source_spec(args, ref.channel)
-    with BossClient(remote, threads=max(1, args.threads)) as client, closing(open_source(spec_source)) as source:
+    picks = volume_picks(args, [ref.channel])  # each time point of a 4D volume against its BOSS time sample
+    with BossClient(remote, threads=max(1, args.threads)) as client:
+        ok = [verify_pick(args, client, ref, index, time) for _, index, time in picks]
+    return EXIT_OK if all(ok) else EXIT_FAILED
+
+
+def verify_pick(args: argparse.Namespace, client: BossClient, ref: ChannelRef, index: int | None,
+                time: int | None) -> bool:
+    """Compare one run of ndpush's (a channel, or one time point of a 4D volume); print its report."""
+    spec_source = source_spec(args, ref.channel, index, time)
+    with closing(open_source(spec_source)) as source:
         source.validate()
         offsets = offsets_for(args, data_extents(args, source), source)  # a volume's metadata places it, as in ndpush
-        plan = make_plan(client, PushSpec(ref=ref, source=spec_source, offsets=offsets, res=args.res),
-                         TransferOptions(threads=max(1, args.threads)), source)
-        progress = TqdmProgress(f"verify {ref.channel}", enabled=not args.quiet and sys.stderr.isatty())
+        spec = PushSpec(ref=ref, source=spec_source, offsets=offsets, res=args.res, time_sample=time)
+        with naming_missing(client, ref):
+            plan = make_plan(client, spec, TransferOptions(threads=max(1, args.threads)), source)
+        what = ref.channel if time is None else f"{ref.channel} t={time}"
+        progress = TqdmProgress(f"verify {what}", enabled=not args.quiet and sys.stderr.isatty())
         report = verify_volume(client, plan, source, strict=args.exact, skip_zero=not args.include_zero_blocks,
                                progress=progress)
-    print(report.summary())
+    print(report.summary() if time is None else f"time point {time}: {report.summary()}")
     for line in report.failure_lines():
         print(line, file=sys.stderr)
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return report.ok
 
 
 def run(args: argparse.Namespace) -> int:

@@ -127,7 +127,7 @@ def _verify_slab(client: Any, plan: Any, source: Any, slab: Box, blocks: tuple[B
             progress.advance(1, 0)
             continue
         try:
-            stored = client.get_cutout(plan.spec.ref, plan.spec.res, block, plan.dtype)
+            stored = _read_back(client, plan, block)
         except Exception as exc:
             report.block_failed(block, exc)
             continue
@@ -140,3 +140,10 @@ def _verify_slab(client: Any, plan: Any, source: Any, slab: Box, blocks: tuple[B
         else:
             report.failures[block] = result.describe()
         progress.advance(1, local.nbytes)
+
+
+def _read_back(client: Any, plan: Any, block: Box) -> np.ndarray:
+    """The server's voxels of `block`, from the time sample the push wrote (a 4D source's time point)."""
+    when = plan.spec.time_range
+    stored = client.get_cutout(plan.spec.ref, plan.spec.res, block, plan.dtype, time_range=when)
+    return stored if when is None else stored[0]

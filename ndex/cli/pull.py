@@ -65,30 +65,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--output", choices=OUTPUTS, default=None,
                      help="tif: one TIFF per slice (default); stack: one multipage (Big)TIFF; ome-tiff: OME-TIFF "
                           "stack with voxel size; zarr: OME-Zarr; precomputed: neuroglancer precomputed; numpy: .npy file")
-    out.add_argument("--levels", metavar="FIRST-LAST",
-                     help="write resolution levels FIRST to LAST (e.g. 0-3) into one OME-Zarr or precomputed pyramid; "
-                          "--x/--y/--z are at FIRST")
-    out.add_argument("--zarr_version", type=int, choices=(2, 3), default=None,
-                     help="OME-Zarr format: 3 = zarr v3 / NGFF 0.5 (default), 2 = zarr v2 / NGFF 0.4 for older readers")
-    out.add_argument("--encoding", choices=("raw", "compressed_segmentation", "jpeg"), default=None,
-                     help="precomputed chunk encoding (default: compressed_segmentation for uint64 and annotation "
-                          "channels, else raw; jpeg is lossy, uint8 only)")
     out.add_argument("--stack_filename", help="write one stack file of this name in --outdir (a .ome.tif name "
                      "gives OME-TIFF, .ome.zarr gives OME-Zarr, .npy numpy) instead of slices")
-    out.add_argument("--z_digits", type=int, help="zero-pad z in slice names to this width (default: the number "
+    volume = parser.add_argument_group("OME-Zarr and precomputed (--output zarr or precomputed)")
+    volume.add_argument("--levels", metavar="FIRST-LAST",
+                        help="write resolution levels FIRST to LAST, e.g. 0-3, into one pyramid instead of the "
+                             "one level --res; --x/--y/--z are given at level FIRST")
+    volume.add_argument("--zarr_version", type=int, choices=(2, 3), default=None,
+                        help="OME-Zarr format: 3 = zarr v3 / NGFF 0.5 (default), 2 = zarr v2 / NGFF 0.4 for older "
+                             "readers")
+    volume.add_argument("--encoding", choices=("raw", "compressed_segmentation", "jpeg"), default=None,
+                        help="precomputed chunk encoding (default: compressed_segmentation for uint64 and "
+                             "annotation channels, else raw; jpeg is lossy and uint8 only)")
+    tiff = parser.add_argument_group("TIFF (--output tif, stack or ome-tiff)")
+    tiff.add_argument("--z_digits", type=int, help="zero-pad z in slice names to this width (default: the number "
                      "of digits of the z stop, as ndex 1.x did)")
-    out.add_argument("--compression", choices=COMPRESSIONS, default=None,
+    tiff.add_argument("--compression", choices=COMPRESSIONS, default=None,
                      help="TIFF compression (default: none for image channels, zlib level 1 for annotations)")
-    out.add_argument("--compression_level", type=int, help="compression level (zlib 1-9, zstd 1-22)")
-    out.add_argument("--force_datatype", choices=("uint8", "uint16", "uint32", "uint64"),
+    tiff.add_argument("--compression_level", type=int, help="compression level (zlib 1-9, zstd 1-22)")
+    convert = parser.add_argument_group("datatype conversion")
+    convert.add_argument("--force_datatype", choices=("uint8", "uint16", "uint32", "uint64"),
                      help="convert the data to this type (see --force_datatype_mode)")
-    out.add_argument("--force_datatype_mode", choices=MODES, default="scale",
+    convert.add_argument("--force_datatype_mode", choices=MODES, default="scale",
                      help="scale: shift by the bit-depth difference (uint16->uint8 is >>8, default); "
                           "clip: saturate; wrap: keep the low bits")
     run = parser.add_argument_group("how")
     run.add_argument("--threads", type=int, default=8, help="parallel requests (default 8)")
     run.add_argument("--block_size", type=parse_size, default=DEFAULT_BLOCK_BYTES,
-                     help="largest block per request, e.g. 32MiB (cuboid-aligned, never over the server's cap)")
+                     help="largest block per request, e.g. 32MiB (cuboid-aligned, never over the server's cap; "
+                          f"default: {DEFAULT_BLOCK_BYTES / 2**20:g}MiB)")
     run.add_argument("--max_memory", type=parse_size, help="cap on the peak memory of the pull (band buffer, blocks, interpreter), e.g. 2GB")
     run.add_argument("--print_metadata", action="store_true",
                      help="print the collection/experiment/channel/frame metadata as JSON and exit")

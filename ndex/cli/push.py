@@ -72,6 +72,9 @@ examples:
   ndpush ...same flags without --create_resources... (ingest; re-run the same command to resume)
   ndpush ... --z_range 0 64 --dry_run                 (print blocks, bytes and the memory estimate)
   ndpush ... --channels_list_file chans.txt --base_path '/data/<ch>' (one job per channel)
+  ndpush --collection c --experiment e --channel em --datasource zarr --source /data/em.ome.zarr \
+         --time_range 0 4 --create_resources   (voxel size and extents from the volume's metadata; then
+                                                 the same without --create_resources pushes time points 0-3)
 Offsets: BOSS coordinates = file coordinates + offsets; --offset_extents shifts negative extents to 0
 (stored as experiment metadata "offsets"), --forced_offsets X Y Z gives them explicitly.
 """
@@ -82,22 +85,14 @@ def _pair(group: argparse._ArgumentGroup, flag: str, text: str, kind: type = int
 
 
 def add_source_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags that say where the images are (shared with `ndex verify`)."""
-    src = parser.add_argument_group("images")
+    """The flags that say where the images are (shared with `ndex verify`), one group per kind of source."""
+    src = parser.add_argument_group("images: slice files and TIFF stacks")
     src.add_argument("--datasource", choices=DATASOURCES, default="local",
-                     help="local files, s3 objects, a TIFF stack, CATMAID tiles, a render-ws stack, or an OME-Zarr, "
-                          "N5 or neuroglancer precomputed volume (zarr, n5, precomputed; needs ndex[zarr]) "
-                          "(default local)")
-    src.add_argument("--source", dest="source_url", default="",
-                     help="zarr/n5/precomputed volume: a path, s3://, gs:// or http(s):// URL ('<ch>' is the "
-                          "channel name); voxel size, unit and offsets default to its metadata")
-    src.add_argument("--source_level", type=int, default=0,
-                     help="multiscale level of the volume to read (OME-Zarr dataset, N5 s<N>, precomputed scale)")
-    src.add_argument("--source_channel_index", type=int, dest="channel_index",
-                     help="channel of the volume's channel axis (default: the one labelled --channel, or the "
-                          "channel's position in --channels_list_file)")
-    _pair(src, "--time_range", "time points of a 4D volume to push, each into its BOSS time sample (default: all)")
-    src.add_argument("--base_path", default="", help="directory of the slices (or the stack file); '<ch>' is the channel name: '/data/<ch>'")
+                     help="local slice files, s3 objects, a TIFF stack, CATMAID tiles, a render-ws stack, or an "
+                          "OME-Zarr, N5 or neuroglancer precomputed volume (zarr, n5, precomputed: see "
+                          "'volumes' below) (default: local)")
+    src.add_argument("--base_path", default="",
+                     help="directory of the slices (or the stack file); '<ch>' is the channel name: '/data/<ch>'")
     src.add_argument("--base_filename", default="",
                      help="file name template, quoted for the shell: 'img_<p:4>' ('<p:4>' zero-padded z, '<>' unpadded "
                           "z, '<ch>' channel name)")
@@ -106,20 +101,47 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--warn_missing_files", action="store_true",
                      help="ingest a zero slice (with a warning) for a missing file instead of stopping")
     src.add_argument("--rgb_channel", help="keep this channel of RGB(A) images: r, g, b or a")
-    src.add_argument("--s3_bucket_name", help="S3 bucket holding the slices (--datasource s3; or give "
-                                              "--base_path s3://BUCKET/PREFIX instead)")
-    src.add_argument("--aws_profile", help="AWS profile for S3 (default: boto3's usual chain)")
-    src.add_argument("--tile_pattern", default="{z}/{row}_{col}.png", help="CATMAID tile path pattern")
-    src.add_argument("--tile_size", type=int, nargs=2, metavar=("X", "Y"), default=(1024, 1024),
-                     help="CATMAID tile size in pixels")
+    s3 = parser.add_argument_group("S3 (--datasource s3)")
+    s3.add_argument("--s3_bucket_name", help="S3 bucket holding the slices (or give --base_path s3://BUCKET/PREFIX "
+                                             "instead)")
+    s3.add_argument("--aws_profile", help="AWS profile for S3 (default: boto3's usual chain)")
+    add_volume_flags(parser)
+    tiles = parser.add_argument_group("CATMAID tiles (--datasource tiles)")
+    tiles.add_argument("--tile_pattern", default="{z}/{row}_{col}.png", help="tile path pattern under --base_path")
+    tiles.add_argument("--tile_size", type=int, nargs=2, metavar=("X", "Y"), default=(1024, 1024),
+                       help="tile size in pixels")
+    render = parser.add_argument_group("render-ws (--datasource render)")
     for name, text in (("owner", "render owner"), ("project", "render project"), ("stack", "render stack"),
                        ("channel", "render channel (if the stack has channels)")):
-        src.add_argument(f"--render_{name}", help=text)
-    src.add_argument("--render_baseURL", dest="render_base_url", help="render-ws base URL, e.g. http://host/render-ws/v1")
-    src.add_argument("--render_scale", type=float, default=1.0, help="scale render data by this factor")
-    _pair(src, "--render_window", "16-bit intensity window mapped onto 0..255")
+        render.add_argument(f"--render_{name}", help=text)
+    render.add_argument("--render_baseURL", dest="render_base_url",
+                        help="render-ws base URL, e.g. http://host/render-ws/v1")
+    render.add_argument("--render_scale", type=float, default=1.0, help="scale render data by this factor")
+    _pair(render, "--render_window", "16-bit intensity window mapped onto 0..255")
     for axis in "xyz":
-        _pair(src, f"--limit_{axis}", f"only this {axis} range of the render stack")
+        _pair(render, f"--limit_{axis}", f"only this {axis} range of the render stack")
+    add_extent_flags(parser)
+
+
+def add_volume_flags(parser: argparse.ArgumentParser) -> None:
+    """--source and what picks a level, channel and time points of a zarr/n5/precomputed volume."""
+    vol = parser.add_argument_group("volumes (--datasource zarr, n5 or precomputed; needs ndex[zarr])")
+    vol.add_argument("--source", dest="source_url", default="", metavar="PATH_OR_URL",
+                     help="the volume: a path, s3://, gs:// or http(s):// URL, quoted for the shell if it holds "
+                          "'<ch>' (the channel name): '/data/<ch>.ome.zarr'; voxel size, unit and offsets default "
+                          "to its metadata")
+    vol.add_argument("--source_level", type=int, default=0, metavar="N",
+                     help="multiscale level to read: 0 is full resolution (OME-Zarr dataset N, N5 s<N>, "
+                          "precomputed scale N)")
+    vol.add_argument("--source_channel_index", type=int, dest="channel_index", metavar="N",
+                     help="0-based position on the volume's channel axis (default: the channel labelled "
+                          "--channel, else the channel's position in --channels_list_file)")
+    vol.add_argument("--time_range", nargs=2, type=int, metavar=("T0", "T1"),
+                     help="time points T0 to T1 (half-open) of a 4D volume; time point T goes into BOSS time "
+                          "sample T (default: all)")
+
+
+def add_extent_flags(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("extents and offsets")
     for axis in "xyz":
         _pair(where, f"--{axis}_extent", f"{axis} extent of the data (its width is the image {axis} size)")
@@ -148,7 +170,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="voxel size of a new coordinate frame (default: an existing experiment's, else 1 1 1)")
     res.add_argument("--voxel_unit", choices=tuple(VOXEL_UNITS),
                      help="voxel unit (default: an existing experiment's, else nanometers)")
-    res.add_argument("--source_channel", help="source channel of an annotation (uint64) channel")
+    res.add_argument("--source_channel", help="the image channel a new annotation (uint64) channel labels (BOSS "
+                                              "'sources'; a volume's channel is --source_channel_index)")
     res.add_argument("--metadata", help="JSON object file of key/value metadata attached to the channel")
     res.add_argument("--metadata_schema", help="JSON Schema the --metadata file must satisfy")
     how = parser.add_argument_group("how")

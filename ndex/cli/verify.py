@@ -34,8 +34,9 @@ VERIFY_HELP = {
     "warn_missing_files": "verify a missing file's slice as zeros (with a warning) instead of stopping",
     "z_range": "slices to verify (file numbering before offsets; default: --z_extent)",
     "res": "resolution level to verify, as ndpush wrote it (default: 0, the channel's base resolution)",
-    "time_range": "time points of a 4D volume to verify, each against the BOSS time sample ndpush wrote it to "
-                  "(default: all)",
+    "channel_index": "0-based position on the volume's channel axis (default: the channel labelled --channel)",
+    "time_range": "time points T0 to T1 (half-open) of a 4D volume to verify, each against the BOSS time "
+                  "sample ndpush wrote it to (default: all)",
 }
 
 

@@ -204,7 +204,8 @@ def pull_draft(args: argparse.Namespace) -> Draft:
     spec = tool.build_spec(args)
     options = tool.build_options(args).with_memory_cap(args.memory_per_worker)
     with open_client(args, options.threads) as client, memory_flag(args):
-        info = client.channel_info(spec.ref)
+        with naming_missing(client, spec.ref):
+            info = client.channel_info(spec.ref)
         box, _ = pull_plan.resolve_region(client, spec, info)
         spec = replace(spec, box=box)
         footprint = pull_footprint(spec, options, info, box)

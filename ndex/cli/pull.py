@@ -139,7 +139,8 @@ def build_options(args: argparse.Namespace) -> TransferOptions:
 
 def print_metadata(client: BossClient, args: argparse.Namespace) -> int:
     ref = ChannelRef(args.collection, args.experiment, args.channel)
-    info = client.channel_info(ref)
+    with naming_missing(client, ref):
+        info = client.channel_info(ref)
     meta = {"url": client.remote.url, "collection": args.collection, "experiment": asdict(info.experiment),
             "channel": asdict(info.channel), "coord_frame": asdict(info.frame)}
     print(json.dumps(meta, indent=2, default=str))

@@ -128,3 +128,29 @@ def test_plan_push_run_into_a_missing_channel_suggests_create_resources(tmp_path
     err = capsys.readouterr().err
     assert "channel" in err and "does not exist: the same command with --create_resources creates it" in err
     assert not (tmp_path / "plan").exists()  # refused before a plan exists
+
+
+def test_ndex_run_of_a_planned_push_into_a_missing_channel_says_how_to_plan_its_creation(tmp_path, server_app,
+                                                                                          capsys):
+    ch = make_channel(server_app, extent=(SIDE, SIDE, DEPTH))
+    args = [*where(server_app, ch.collection, ch.experiment, "new"),
+            *source(images(tmp_path / "img", gap=False), tmp_path / "logs")]
+    plan = tmp_path / "plan"
+    assert ndex_main(["plan", "push", *args, "--format", "json", "--plan_dir", str(plan)]) == 0
+    capsys.readouterr()
+    (job,) = (plan / "jobs").glob("job_*[0-9].json")
+    assert ndex_main(["run", str(job)]) == 3
+    assert "does not exist: `ndex plan push ... --create_resources` plans its creation" in capsys.readouterr().err
+
+
+def test_ndpull_print_metadata_and_plan_pull_name_the_missing_channel(tmp_path, server_app, capsys):
+    ch = make_channel(server_app, extent=(SIDE, SIDE, DEPTH))
+    names = where(server_app, ch.collection, ch.experiment, "new")
+    assert pull_cli.main([*names, "--print_metadata"]) == 3
+    line = one_error(capsys)
+    assert f"channel {ch.collection}/{ch.experiment}/new does not exist: check --channel" in line
+    assert ndex_main(["plan", "pull", *names, "--full_extent", "--run", "local",
+                      "--plan_dir", str(tmp_path / "plan")]) == 3
+    err = capsys.readouterr().err
+    assert "does not exist: check --channel" in err and "create" not in err
+

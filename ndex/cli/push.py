@@ -86,7 +86,7 @@ def _pair(group: argparse._ArgumentGroup, flag: str, text: str, kind: type = int
 
 def add_source_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that say where the images are (shared with `ndex verify`), one group per kind of source."""
-    src = parser.add_argument_group("images: slice files and TIFF stacks")
+    src = parser.add_argument_group("images (slice files and TIFF stacks)")
     src.add_argument("--datasource", choices=DATASOURCES, default="local",
                      help="local slice files, s3 objects, a TIFF stack, CATMAID tiles, a render-ws stack, or an "
                           "OME-Zarr, N5 or neuroglancer precomputed volume (zarr, n5, precomputed: see "

@@ -146,7 +146,7 @@ def test_unknown_channel_wrong_token_unreachable_and_missing_token(ndex_server, 
     coll, _ = volume
     box = ("--x", "0", "10", "--y", "0", "10", "--z", "0", "5", "--outdir", str(tmp_path))
     assert ndpull(args(ndex_server, coll, "nope", *box)) == 3
-    assert "not found" in capsys.readouterr().err.lower()
+    assert f"channel {coll}/exp/nope does not exist: check --channel" in capsys.readouterr().err
     bad = args(ndex_server, coll, "img8", *box)
     bad[bad.index("--token") + 1] = "0" * 40
     assert ndpull(bad) == 3

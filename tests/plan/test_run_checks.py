@@ -26,7 +26,7 @@ def planner_talks_to(inprocess_boss, monkeypatch):
 
 
 @pytest.mark.parametrize("channel, datatype, depth, code, message", [
-    (None, "uint16", 64, 3, "collection 'c' not found"),
+    (None, "uint16", 64, 3, "collection c does not exist: the same command with --create_resources creates it"),
     ("ch", "uint8", 64, 2, "holds uint8 but the images are uint16: pass --datatype uint8"),
     ("ch", "uint16", 16, 2, "z range 0:40 lies outside the coordinate frame"),
 ])

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ndex.errors import BadInput
 from ndex.geometry import Box
 from ndex.progress import NullProgress, Progress, mb
 from ndex.sources.base import read_box
@@ -115,6 +116,8 @@ def _verify_slab(client: Any, plan: Any, source: Any, slab: Box, blocks: tuple[B
                  progress: Progress, strict: bool, skip_zero: bool) -> None:
     try:  # `slab` is a band of the push plan: read as the push read it
         data = read_box(source, slab.shift(tuple(-v for v in plan.spec.offsets)))  # type: ignore[arg-type]
+    except BadInput:
+        raise  # a missing or bad file: the flags or the file need fixing, and the comparison would mean nothing
     except Exception as exc:  # an unreadable slab fails its blocks, the others are still compared
         for block in blocks:
             report.block_failed(block, exc)

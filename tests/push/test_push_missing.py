@@ -154,3 +154,13 @@ def test_ndpull_print_metadata_and_plan_pull_name_the_missing_channel(tmp_path, 
     err = capsys.readouterr().err
     assert "does not exist: check --channel" in err and "create" not in err
 
+
+
+def test_ndex_verify_stops_at_a_missing_slice_with_the_same_line(tmp_path, server_app, capsys):
+    ch = make_channel(server_app, extent=(SIDE, SIDE, DEPTH))
+    parser = argparse.ArgumentParser()
+    verify_cli.configure(parser)
+    folder = images(tmp_path / "img")
+    args = parser.parse_args([*where(server_app, ch.collection, ch.experiment), *source(folder, tmp_path)][:-2])
+    assert verify_cli.run(args) == 2
+    assert one_error(capsys).startswith(f"error: slice z={GAP_Z}: {folder / f'img_{GAP_Z:04d}.tif'} does not exist")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from ndex.client import BossClient, ChannelRef
 from ndex.config import Remote
-from ndex.errors import TransferFailed, UsageError, ends_transfer
+from ndex.errors import TransferFailed, UsageError
 from ndex.geometry import Box
 from ndex.progress import NullProgress, Progress
 from ndex.sinks import SlabAssembly, open_sink
@@ -28,7 +27,7 @@ from ndex.sinks.base import Sink
 from ndex.sinks.factory import SINKS
 from ndex.transfer.convert import convert
 from ndex.transfer.options import TransferOptions
-from ndex.transfer.pipeline import InflightLimit, throttled_call
+from ndex.transfer.pipeline import Dispatcher, throttled_call
 from ndex.transfer.pull_plan import PullPlan, PullSpec, layout, make_plan, resolve_box, resolve_region
 from ndex.transfer.report import RunReport
 
@@ -41,13 +40,13 @@ OUTPUTS = tuple(SINKS)
 
 
 class _Fetcher:
-    """Runs block requests on a thread pool with at most `limit` blocks held in memory."""
+    """Fetches blocks through the shared dispatcher, at most `limit` blocks held in memory."""
 
     def __init__(self, client: BossClient, plan: PullPlan, report: RunReport, progress: Progress) -> None:
         self.client, self.plan, self.report, self.progress = client, plan, report, progress
-        self.limit = InflightLimit(plan.inflight)
-        self.stop = threading.Event()
-        self.stopped_by: BaseException | None = None  # the error that ended the run early, if any
+        self.blocks = Dispatcher(plan.inflight, plan.options.threads, "ndpull", report.end)
+        self.limit = self.blocks.limit
+        self.stop = self.blocks.stop
 
     def fetch(self, block: Box) -> np.ndarray:
         s = self.plan.spec
@@ -63,27 +62,11 @@ class _Fetcher:
         Submission is in slab order, so the blocks of the earliest unfinished slab always hold
         slots before any later block does: a sink that writes slabs in order can always progress.
         """
-        with ThreadPoolExecutor(self.plan.options.threads, thread_name_prefix="ndpull") as pool:
-            try:
-                for index, block in work:
-                    if not self.limit.acquire(self.stop):
-                        return
-                    pool.submit(self._one, index, block, deliver)
-            except BaseException:  # Ctrl-C while submitting: queued blocks must not start
-                self.stop.set()
-                raise
+        def one(item: tuple[int, Box]) -> None:
+            deliver(*item, None if self.stop.is_set() else self.fetch(item[1]))
 
-    def _one(self, index: int, block: Box, deliver: Callable[[int, Box, Any], None]) -> None:
-        if self.stop.is_set():
-            deliver(index, block, None)
-            return
-        try:
-            deliver(index, block, self.fetch(block))
-        except Exception as exc:  # every failure is reported per block, none is swallowed
-            if ends_transfer(exc):  # e.g. the server went away: stop now, a re-run resumes
-                self.stopped_by = self.stopped_by or exc
-                self.stop.set()
-            deliver(index, block, exc)
+        with self.blocks.running():
+            self.blocks.submit_all(work, one, lambda item, exc: deliver(*item, exc))
 
 
 def pending_work(plan: PullPlan, sink: Sink, report: RunReport) -> list[tuple[int, Box]]:
@@ -122,8 +105,6 @@ def _run(fetcher: _Fetcher, plan: PullPlan, sink: Sink, work: list[tuple[int, Bo
             fetcher.report.block_failed(block, exc)
             fetcher.stop.set()
             sink.abort()  # wakes writers waiting for a slab that will not come
-        finally:
-            fetcher.limit.release()
 
     try:
         fetcher.run(work, deliver)
@@ -190,9 +171,8 @@ def _execute(client: BossClient, plan: PullPlan, sink: Sink, progress: Progress)
         if report.ok:
             report.files = list(writer.finish())
     report.throttled = fetcher.limit.throttles
-    if fetcher.stopped_by is not None:
-        report.end(fetcher.stopped_by)
-        report.notes.append(f"stopped early ({' '.join(str(fetcher.stopped_by).split())}); {report.unsent} blocks "
+    if report.ended_by is not None:
+        report.notes.append(f"stopped early ({' '.join(str(report.ended_by).split())}); {report.unsent} blocks "
                             "were not fetched: re-run the same command to continue")
     if not report.ok:
         writer.abort()

@@ -3,19 +3,23 @@
 Both the pull and the push engine move cuboid-aligned blocks on a thread pool with a cap on blocks in
 flight (so memory stays flat), and both adapt that cap to the server: on a 429/503 fewer blocks are
 in flight (halved per throttle, grown back by one after a run of successes) and every worker waits
-out the server's Retry-After; a throttled block is retried, never failed for being throttled.
+out the server's Retry-After; a throttled block is retried, never failed for being throttled. Both
+submit their blocks through one `Dispatcher`: what a block does (post or fetch) and where its data
+comes from (the push's slab reader) or goes (the pull's sink) are the engines' own.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
 
-from ndex.errors import Throttled
+from ndex.errors import Throttled, ends_transfer
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +151,62 @@ def throttled_call(limit: InflightLimit, request: Callable[[], T]) -> T:
         limit.success()
         return result
     raise AssertionError("unreachable")  # the last round returns or raises
+
+
+class Dispatcher:
+    """Runs block jobs on a thread pool with at most `inflight` blocks in flight, fewer while the server
+    throttles (`limit`); an error that ends the transfer (`ends_transfer`) stops the run: nothing more
+    is submitted, and the jobs still queued see `stop` set.
+
+    `ended(exc)` hears the first such error (a run report's `end`). Use inside `running()`.
+    """
+
+    def __init__(self, inflight: int, threads: int, name: str, ended: Callable[[BaseException], None]) -> None:
+        self.limit = InflightLimit(inflight)
+        self.threads, self.name, self.ended = threads, name, ended
+        self.stop = threading.Event()
+        self._pool: ThreadPoolExecutor | None = None
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """The pool, drained on the way out; Ctrl-C (or any error) while submitting sets `stop` first,
+        so the jobs still queued do not start."""
+        with ThreadPoolExecutor(self.threads, thread_name_prefix=self.name) as pool:
+            self._pool = pool
+            try:
+                yield
+            except BaseException:
+                self.stop.set()
+                raise
+            finally:
+                self._pool = None
+
+    def submit_all(self, items: Iterable[T], job: Callable[[T], None],
+                   on_error: Callable[[T, Exception], None]) -> int:
+        """Submit `job(item)` for each item in order, waiting for a slot each; how many were submitted
+        (fewer than all once the run stops). A job's exception goes to `on_error(item, exc)`."""
+        sent = 0
+        for item in items:
+            if not self.limit.acquire(self.stop):
+                break
+            assert self._pool is not None, "submit_all() runs inside running()"
+            self._pool.submit(self._call, item, job, on_error)
+            sent += 1
+        return sent
+
+    def fatal(self, exc: BaseException) -> bool:
+        """Whether `exc` ends the transfer; if so the run stops now (a re-run resumes)."""
+        if not ends_transfer(exc):
+            return False
+        self.ended(exc)
+        self.stop.set()
+        return True
+
+    def _call(self, item: T, job: Callable[[T], None], on_error: Callable[[T, Exception], None]) -> None:
+        try:
+            job(item)
+        except Exception as exc:  # every failure is reported for its block, none is swallowed
+            self.fatal(exc)
+            on_error(item, exc)
+        finally:
+            self.limit.release()

@@ -23,20 +23,19 @@ import logging
 import queue
 import random
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ndex.errors import BadInput, QuotaExceeded, ends_transfer
+from ndex.errors import BadInput, QuotaExceeded
 from ndex.geometry import Box
 from ndex.progress import NullProgress, Progress, mb
 from ndex.sources import open_source
 from ndex.sources.base import read_box
 from ndex.transfer.manifest import CONFIRMED, EMPTY, FAILED, POSTED, VERIFIED, Manifest
 from ndex.transfer.options import VERIFY_MODES, TransferOptions
-from ndex.transfer.pipeline import BlockBuffers, InflightLimit, acquire_unless_stopped, throttled_call
+from ndex.transfer.pipeline import BlockBuffers, Dispatcher, acquire_unless_stopped, throttled_call
 from ndex.transfer.push_plan import (
     COPIES_PER_BLOCK,
     DEFAULT_PUSH_BLOCK_BYTES,
@@ -109,10 +108,11 @@ class _Pusher:
         self.client, self.plan, self.source, self.manifest = client, plan, source, manifest
         self.report, self.progress, self.rng, self.notifier = report, progress, rng, notifier
         self.spec, self.options = plan.spec, plan.options
-        self.limit = InflightLimit(plan.inflight)
+        self.blocks = Dispatcher(plan.inflight, self.options.threads, "ndpush", report.end)
+        self.limit = self.blocks.limit
+        self.stop = self.blocks.stop
         self.buffers = BlockBuffers(plan.inflight, plan.block_bytes)
         self.slab_slots = threading.Semaphore(plan.slabs_in_flight)
-        self.stop = threading.Event()
 
     # --- the reader -----------------------------------------------------------------------------------
 
@@ -145,19 +145,15 @@ class _Pusher:
         todo = dict(work)
         reader.start()
         try:
-            with ThreadPoolExecutor(self.options.threads, thread_name_prefix="ndpush") as pool:
+            with self.blocks.running():
                 while (item := slabs.get()) is not None:
                     index, slab = item
-                    self._take(pool, index, slab, todo)
-        except BaseException:
-            self.stop.set()
-            raise
+                    self._take(index, slab, todo)
         finally:
             self.stop.set()
             reader.join()
 
-    def _take(self, pool: ThreadPoolExecutor, index: int, slab: _Slab | Exception,
-              todo: dict[int, list[Box]]) -> None:
+    def _take(self, index: int, slab: _Slab | Exception, todo: dict[int, list[Box]]) -> None:
         if self.stop.is_set():
             if isinstance(slab, Exception):
                 self.slab_slots.release()
@@ -166,15 +162,13 @@ class _Pusher:
         elif isinstance(slab, Exception):
             self._slab_failed(todo[index], slab)
         else:
-            self._dispatch(pool, slab, todo[index])
+            self._dispatch(slab, todo[index])
 
-    def _dispatch(self, pool: ThreadPoolExecutor, slab: _Slab, blocks: list[Box]) -> None:
+    def _dispatch(self, slab: _Slab, blocks: list[Box]) -> None:
         checked = self._sample(blocks)
-        for sent, block in enumerate(blocks):
-            if not self.limit.acquire(self.stop):
-                slab.block_finished(len(blocks) - sent)  # never sent: finish them so the slab is released
-                return
-            pool.submit(self._one, slab, block, block in checked)
+        sent = self.blocks.submit_all(blocks, lambda block: self._one(slab, block, block in checked), self._fail)
+        if sent < len(blocks):  # never sent: finish them so the slab is released
+            slab.block_finished(len(blocks) - sent)
 
     def _sample(self, blocks: list[Box]) -> set[Box]:
         if self.options.verify == "all":
@@ -186,9 +180,7 @@ class _Pusher:
     def _slab_failed(self, blocks: list[Box], exc: BaseException) -> None:
         for block in blocks:
             self._fail(block, exc)
-        if ends_transfer(exc):  # a bad slice fails every re-read alike: the run ends with it, said once
-            self.report.end(exc)
-            self.stop.set()
+        self.blocks.fatal(exc)  # a bad slice fails every re-read alike: the run ends with it, said once
         self.slab_slots.release()
 
     # --- one block ------------------------------------------------------------------------------------
@@ -201,13 +193,7 @@ class _Pusher:
                 # the copy is all the block needs: the slab's last copy frees it for the next read
                 slab.block_finished()
                 self._push_block(block, data, check)
-        except Exception as exc:  # every failure is recorded for its block, none is swallowed
-            self._fail(block, exc)
-            if ends_transfer(exc):
-                self.report.end(exc)
-                self.stop.set()
-        finally:
-            self.limit.release()
+        finally:  # a failure goes to _fail, through the dispatcher
             if buffer is None:
                 slab.block_finished()
             else:

@@ -14,7 +14,8 @@ from ndex.geometry import Box
 from ndex.sources import open_source
 from ndex.transfer.manifest import FAILED, POSTED, VERIFIED, Manifest
 from ndex.transfer.options import PROCESS_BASE_BYTES
-from ndex.transfer.upload import InflightLimit, PushSpec, TransferOptions, make_plan, push
+from ndex.transfer.pipeline import InflightLimit
+from ndex.transfer.upload import PushSpec, TransferOptions, make_plan, push
 
 CUBOID8 = 512 * 512 * 16  # block_bytes of one uint8 cuboid: one block per cuboid in these tests
 

@@ -10,12 +10,15 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ndex.errors import SinkError
+
+OS_ERROR_CODE = re.compile(r"os_error_code=\W?(\d+)")  # how tensorstore names the OSError behind a failure
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +109,13 @@ def read_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def tensorstore_oserror(exc: BaseException) -> OSError:
+    """The OSError behind a tensorstore error: it appends `[os_error_code='28']` to its message."""
+    text = str(exc)
+    found = OS_ERROR_CODE.search(text)
+    if found:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code))
+    return OSError(None, text.splitlines()[0] if text else type(exc).__name__)

@@ -14,17 +14,20 @@ single-level pull opens it like any other output.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from ndex.geometry import Box, z_slabs
-from ndex.sinks._files import make_dir, partial_of, publish, remove
+from ndex.sinks._files import disk_error, make_dir, partial_of, publish, remove, tensorstore_oserror
 from ndex.sinks.base import OutputSpec
 from ndex.sinks.layout import conform, fingerprint, time_index
 from ndex.sinks.ledger import SlabLedger
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Level:
@@ -108,6 +111,13 @@ class Pyramid:
 
     def write_metadata(self) -> None:
         raise NotImplementedError
+
+    def tensorstore(self, call: Callable[[], T]) -> T:
+        """A format's tensorstore open or write; an I/O failure (tensorstore's ValueError) is one SinkError."""
+        try:
+            return call()
+        except ValueError as exc:
+            raise disk_error(self.partial, tensorstore_oserror(exc)) from exc
 
     # --- the whole output -----------------------------------------------------------------------
 

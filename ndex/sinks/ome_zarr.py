@@ -16,17 +16,15 @@ beside it (levels.py).
 from __future__ import annotations
 
 import logging
-import os
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorstore as ts
 
-from ndex.errors import SinkError, UsageError
+from ndex.errors import UsageError
 from ndex.geometry import BOSS_CUBOID, Box
-from ndex.sinks._files import disk_error, write_json
+from ndex.sinks._files import write_json
 from ndex.sinks.base import OutputSpec
 from ndex.sinks.layout import units, volume_name, volume_shape
 from ndex.sinks.levels import Pyramid
@@ -39,7 +37,6 @@ CHUNK_ZYX = (BOSS_CUBOID[2], BOSS_CUBOID[1], BOSS_CUBOID[0])  # the server's cub
 SUFFIX = ".ome.zarr"
 ZARR_VERSIONS = (2, 3)
 NGFF = {2: "0.4", 3: "0.5"}
-OS_ERROR_CODE = re.compile(r"os_error_code=\W?(\d+)")
 
 
 def zarr_name(spec: OutputSpec) -> str:
@@ -172,10 +169,7 @@ class ZarrPyramid(Pyramid):
 
     def _open(self, index: int, mode: dict) -> None:
         spec = array_spec(self.specs[index], self.partial / str(index), self.version)
-        try:
-            self._arrays[index] = ts.open({**spec, **mode}).result()
-        except ValueError as exc:  # tensorstore reports I/O failures as ValueError
-            raise self._error(exc) from exc
+        self._arrays[index] = self.tensorstore(lambda: ts.open({**spec, **mode}).result())
 
     def write_metadata(self) -> None:
         attrs = group_attributes(self.specs, self.path.name[: -len(SUFFIX)], self.version)
@@ -189,13 +183,7 @@ class ZarrPyramid(Pyramid):
         where = box.slices_in(self.specs[index].box)
         array = self._arrays[index]
         target = array[where] if ti is None else array[(ti, *where)]
-        try:
-            target.write(data).result()
-        except ValueError as exc:
-            raise self._error(exc) from exc
-
-    def _error(self, exc: BaseException) -> SinkError:
-        return disk_error(self.partial, _oserror_in(exc))
+        self.tensorstore(lambda: target.write(data).result())
 
 
 class OmeZarr(ZarrPyramid):
@@ -203,13 +191,3 @@ class OmeZarr(ZarrPyramid):
 
     def __init__(self, spec: OutputSpec) -> None:
         super().__init__([spec])
-
-
-def _oserror_in(exc: BaseException) -> OSError:
-    """The OSError behind a tensorstore error: it appends `[os_error_code='28']` to its message."""
-    text = str(exc)
-    found = OS_ERROR_CODE.search(text)
-    if found:
-        code = int(found.group(1))
-        return OSError(code, os.strerror(code))
-    return OSError(None, text.splitlines()[0] if text else type(exc).__name__)

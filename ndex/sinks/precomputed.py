@@ -20,14 +20,13 @@ from pathlib import Path
 import numpy as np
 import tensorstore as ts
 
-from ndex.errors import FieldError, SinkError, UsageError
+from ndex.errors import FieldError, UsageError
 from ndex.geometry import Box
-from ndex.sinks._files import disk_error, remove, write_json
+from ndex.sinks._files import remove, write_json
 from ndex.sinks.base import OutputSpec
 from ndex.sinks.layout import volume_name
 from ndex.sinks.levels import Pyramid
 from ndex.sinks.metadata import pull_record, resolution_nm
-from ndex.sinks.ome_zarr import _oserror_in
 
 SUFFIX = ".precomputed"
 CHUNK_XYZ = (128, 128, 16)
@@ -120,20 +119,12 @@ class Precomputed(Pyramid):
         for index in range(len(self.specs)):
             spec = {"driver": "neuroglancer_precomputed", "kvstore": {"driver": "file", "path": str(self.partial)},
                     "scale_index": index, "open": True}
-            try:
-                self._arrays[index] = ts.open(spec).result()
-            except ValueError as exc:
-                raise self._error(exc) from exc
+            self._arrays[index] = self.tensorstore(lambda spec=spec: ts.open(spec).result())  # type: ignore[misc]
 
     def put(self, index: int, box: Box, data: np.ndarray, ti: int | None) -> None:
         (x0, x1), (y0, y1), (z0, z1) = box.x, box.y, box.z
-        try:  # the driver's domain is (x, y, z, channel) in the level's own voxel coordinates
-            self._arrays[index][x0:x1, y0:y1, z0:z1, 0].write(data.transpose(2, 1, 0)).result()
-        except ValueError as exc:
-            raise self._error(exc) from exc
-
-    def _error(self, exc: BaseException) -> SinkError:
-        return disk_error(self.partial, _oserror_in(exc))
+        # the driver's domain is (x, y, z, channel) in the level's own voxel coordinates
+        self.tensorstore(lambda: self._arrays[index][x0:x1, y0:y1, z0:z1, 0].write(data.transpose(2, 1, 0)).result())
 
 
 class PrecomputedVolume(Precomputed):

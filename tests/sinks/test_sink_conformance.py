@@ -174,8 +174,8 @@ def test_full_disk_in_zarr_is_a_sink_error(tmp_path):
 
 
 def test_tensorstore_errno_is_recovered(tmp_path):
-    from ndex.sinks.ome_zarr import _oserror_in
+    from ndex.sinks._files import tensorstore_oserror
 
     exc = ValueError("RESOURCE_EXHAUSTED: Error writing local file \"/x/0/0\": Failed writing: "
                      "No space left on device [os_error_code='28']")
-    assert _oserror_in(exc).errno == errno.ENOSPC
+    assert tensorstore_oserror(exc).errno == errno.ENOSPC

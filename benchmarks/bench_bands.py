@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import requests
+from bench_push import create_channels  # benchmarks/ is on sys.path when run as a script
 
 from ndex.cli.local_server import LocalServer
 from ndex.geometry import Box
@@ -83,27 +83,6 @@ def write_slices(folder: Path, side: int, dtype: str) -> None:
             band = em_slice(z, (min(512, side - y0), side), seed=y0)
             tiff.write((y0, y0 + band.shape[0]), (0, side), band if dtype == "uint8" else band.astype(dtype) * 16)
         tiff.close_page()
-
-
-def create_experiment(url: str, token: str, side: int, dtype: str, channels: list[str]) -> tuple[str, str]:
-    headers = {"Authorization": f"Token {token}"}
-    tag = f"{dtype}{side}x{int(time.time() * 1000) % 10**8}"
-    coll, exp, frame = "bench", f"bands{tag}", f"frame{tag}"
-
-    def post(path: str, body: dict) -> None:
-        r = requests.post(f"{url}/v1/{path}", json=body, headers=headers, timeout=30)
-        if r.status_code != 201 and "exists" not in r.text:
-            raise SystemExit(f"creating {path} failed: {r.status_code} {r.text}")
-
-    post(f"coord/{frame}", {"x_start": 0, "x_stop": side, "y_start": 0, "y_stop": side, "z_start": 0,
-                            "z_stop": SLICES, "x_voxel_size": 4, "y_voxel_size": 4, "z_voxel_size": 40,
-                            "voxel_unit": "nanometers"})
-    post(f"collection/{coll}", {"description": "benchmark"})
-    post(f"collection/{coll}/experiment/{exp}", {"coord_frame": frame, "num_hierarchy_levels": 1,
-                                                 "hierarchy_method": "anisotropic", "num_time_samples": 1})
-    for chan in channels:
-        post(f"collection/{coll}/experiment/{exp}/channel/{chan}", {"type": "image", "datatype": dtype})
-    return coll, exp
 
 
 def run(argv: list[str], work: Path, pythonpath: str | None = None) -> tuple[float, float]:
@@ -183,7 +162,7 @@ def large(bench: Bench, side: int, dtype: str, with_intern: bool) -> None:
     print(f"\nwriting {SLICES} slices of {side}x{side} {dtype} to {folder}", flush=True)
     write_slices(folder, side, dtype)
     nbytes = SLICES * side * side * np.dtype(dtype).itemsize
-    coll, exp = create_experiment(bench.url, bench.token, side, dtype, ["default", "capped", "intern"])
+    coll, exp = create_channels(bench.url, bench.token, SLICES, side, dtype, ("default", "capped", "intern"), f"bands{dtype}")
     rows = [("ndpush", *bench.push(coll, exp, "default", folder, side)),
             (f"ndpush --max_memory {CAP}", *bench.push(coll, exp, "capped", folder, side, "--max_memory", CAP))]
     if with_intern:
@@ -203,7 +182,7 @@ def baseline(bench: Bench, tree: Path, repeat: int) -> None:
     side, folder = 4096, bench.work / "img4096"
     write_slices(folder, side, "uint8")
     nbytes = SLICES * side * side
-    coll, exp = create_experiment(bench.url, bench.token, side, "uint8", ["before", "after"])
+    coll, exp = create_channels(bench.url, bench.token, SLICES, side, "uint8", ("before", "after"), "bands")
     times: dict[str, list[float]] = {k: [] for k in ("push before", "push after", "pull before", "pull after")}
     here = str(Path(__file__).resolve().parents[1])
     for i in range(repeat):

@@ -62,9 +62,12 @@ def write_slices(folder: Path, count: int, side: int) -> None:
         tifffile.imwrite(folder / f"img_{z:04d}.tif", base + noise + np.uint16(z))
 
 
-def create_channels(url: str, token: str, count: int, side: int) -> tuple[str, str]:
+def create_channels(url: str, token: str, count: int, side: int, dtype: str = "uint16",
+                    channels: tuple[str, ...] = ("ndpush", "intern"), tag: str = "push") -> tuple[str, str]:
+    """A fresh experiment of `count` slices of side x side holding `channels` (the other benchmarks use it too)."""
     headers = {"Authorization": f"Token {token}"}
-    coll, exp, frame = "bench", f"push{int(time.time())}", f"bench_frame{int(time.time())}"
+    stamp = f"{tag}{int(time.time() * 1000) % 10**8}"
+    coll, exp, frame = "bench", stamp, f"bench_frame{stamp}"
 
     def post(path: str, body: dict) -> None:
         r = requests.post(f"{url}/v1/{path}", json=body, headers=headers, timeout=30)
@@ -77,8 +80,8 @@ def create_channels(url: str, token: str, count: int, side: int) -> tuple[str, s
     post(f"collection/{coll}", {"description": "benchmark"})
     post(f"collection/{coll}/experiment/{exp}", {"coord_frame": frame, "num_hierarchy_levels": 1,
                                                  "hierarchy_method": "anisotropic", "num_time_samples": 1})
-    for chan in ("ndpush", "intern"):
-        post(f"collection/{coll}/experiment/{exp}/channel/{chan}", {"type": "image", "datatype": "uint16"})
+    for chan in channels:
+        post(f"collection/{coll}/experiment/{exp}/channel/{chan}", {"type": "image", "datatype": dtype})
     return coll, exp
 
 

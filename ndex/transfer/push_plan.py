@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -114,7 +114,9 @@ class PushSpec:
         return replace(self, source=replace(self.source, z_range=(z0 - oz, z1 - oz)))
 
 
-VOLUME_FIELDS = {"source_url": "", "source_level": 0, "time_index": None, "channel_index": None}  # their defaults
+# SourceSpec's fields for volume sources, with their defaults (a field at its default is left out of the key)
+VOLUME_FIELDS = {f.name: f.default for f in fields(SourceSpec)
+                 if f.name in ("source_url", "source_level", "time_index", "channel_index")}
 
 
 def reads_parts(source: SourceSpec) -> bool:

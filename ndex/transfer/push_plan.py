@@ -200,11 +200,6 @@ class PushPlan(Layout):
     def dtype(self) -> np.dtype:
         return self.info.dtype
 
-    def source_z(self, slab: Box) -> tuple[int, int]:
-        """The source's z numbering of a BOSS slab."""
-        oz = self.spec.offsets[2]
-        return slab.z[0] - oz, slab.z[1] - oz
-
     def describe(self) -> list[str]:
         s, o = self.spec, self.options
         return [

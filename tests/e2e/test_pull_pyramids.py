@@ -1,7 +1,6 @@
 """ndpull --levels end to end: a real `ndex serve`, data written and downsampled through the BOSS API, every
 level pulled into OME-Zarr and precomputed and compared with the server's own cutouts of that level."""
 import json
-import time
 import uuid
 
 import numpy as np
@@ -18,18 +17,16 @@ from ngff_schemas import validate
 
 from ndex.cli.pull import main as ndpull
 from ndex.client import BossClient, ChannelRef
+from ndex.transfer import resources
 
 FRAME = ((100, 740), (0, 500), (0, 40))  # x starts at 100: levels >= 1 are clamped to the level-0 start
 ISO_FRAME = ((0, 300), (0, 200), (0, 64))
 
 
 def downsample(server, ref):
+    """The library's own wait (ndpush --downsample): it raises unless the status ends DOWNSAMPLED."""
     with BossClient(server.remote) as client:
-        client.start_downsample(ref)
-        deadline = time.monotonic() + 120
-        while client.downsample_status(ref)["status"] != "DOWNSAMPLED":
-            assert time.monotonic() < deadline, "downsample did not finish"
-            time.sleep(0.2)
+        assert resources.downsample(client, ref, poll=0.2, timeout=120).status["status"] == "DOWNSAMPLED"
 
 
 @pytest.fixture(scope="module")

@@ -160,18 +160,24 @@ def test_a_4d_volume_fills_the_time_samples(ndex_server, tmp_path, capsys):
         assert (tmp_path / "logs" / f"ingest_log_{coll}_{exp}_ch_t{t}.txt").exists()
 
 
-def test_channels_of_a_volume_go_into_the_listed_channels(ndex_server, tmp_path):
-    data = volume(np.uint8, (2, 6, 30, 50))  # c, z, y, x
-    write_ome_zarr(tmp_path / "c.ome.zarr", data, axes="czyx", labels=["dapi", "gfp"])
+def push_listed_channels(server, tmp_path, source: str, expected: list[np.ndarray]) -> None:
+    """ndpush --channels_list_file (nuclei, membrane) from `source` in tmp_path, creating then pushing;
+    each BOSS channel then holds its `expected` (z, y, x) volume."""
     (tmp_path / "chans.txt").write_text("nuclei\nmembrane\n")
     coll, exp = names()
     common = ["--collection", coll, "--experiment", exp, "--channels_list_file", str(tmp_path / "chans.txt"),
-              "--datasource", "zarr", "--source", str(tmp_path / "c.ome.zarr"), "--log_dir", str(tmp_path)]
-    assert ndpush(ndex_server, *common, "--create_resources") == 0
-    assert ndpush(ndex_server, *common) == 0
-    for c, chan in enumerate(("nuclei", "membrane")):
-        np.testing.assert_array_equal(stored(ndex_server, coll, exp, Box((0, 0, 0), (50, 30, 6)), np.uint8, chan),
-                                      data[c])
+              "--datasource", "zarr", "--source", str(tmp_path / source), "--log_dir", str(tmp_path)]
+    assert ndpush(server, *common, "--create_resources") == 0
+    assert ndpush(server, *common) == 0
+    for chan, want in zip(("nuclei", "membrane"), expected):
+        z, y, x = want.shape
+        np.testing.assert_array_equal(stored(server, coll, exp, Box((0, 0, 0), (x, y, z)), np.uint8, chan), want)
+
+
+def test_channels_of_a_volume_go_into_the_listed_channels(ndex_server, tmp_path):
+    data = volume(np.uint8, (2, 6, 30, 50))  # c, z, y, x
+    write_ome_zarr(tmp_path / "c.ome.zarr", data, axes="czyx", labels=["dapi", "gfp"])
+    push_listed_channels(ndex_server, tmp_path, "c.ome.zarr", [data[0], data[1]])
 
 
 @pytest.mark.parametrize("listed", ["a\nb\nc\n", "nuclei\ndapi\n"])
@@ -196,15 +202,7 @@ def test_ch_in_the_source_names_one_volume_per_channel(ndex_server, tmp_path):
     data = volume(np.uint8, (2, 1, 5, 20, 30))  # per channel a volume with a channel axis of its own (c = 1)
     for c, chan in enumerate(("nuclei", "membrane")):
         write_ome_zarr(tmp_path / f"{chan}.ome.zarr", data[c], axes="czyx")
-    (tmp_path / "chans.txt").write_text("nuclei\nmembrane\n")
-    coll, exp = names()
-    common = ["--collection", coll, "--experiment", exp, "--channels_list_file", str(tmp_path / "chans.txt"),
-              "--datasource", "zarr", "--source", str(tmp_path / "<ch>.ome.zarr"), "--log_dir", str(tmp_path)]
-    assert ndpush(ndex_server, *common, "--create_resources") == 0
-    assert ndpush(ndex_server, *common) == 0
-    for c, chan in enumerate(("nuclei", "membrane")):
-        np.testing.assert_array_equal(stored(ndex_server, coll, exp, Box((0, 0, 0), (30, 20, 5)), np.uint8, chan),
-                                      data[c, 0])
+    push_listed_channels(ndex_server, tmp_path, "<ch>.ome.zarr", [data[0, 0], data[1, 0]])
 
 
 @pytest.fixture

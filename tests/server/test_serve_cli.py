@@ -1,22 +1,20 @@
 """`ndex token` and `ndex serve` from the command line, and the real-subprocess server fixture."""
 from __future__ import annotations
 
-import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import intern
 import pytest
 import requests
-from fixtures_server import ndex_cli
+from fixtures_server import ndex_cli, start_serve, stop_process
 from intern.remote.boss import BossRemote
 
 from ndex.cli.local_server import free_port
 from ndex.cli.main import main
 from ndex.server.db import DataDirLock
-
-# the steering repo's helper sits beside this repository (shared/ next to the clone), as in CI
-SUITES = Path(__file__).resolve().parents[3] / "shared" / "tools" / "intern-suites"
 
 
 def test_token_create_list_revoke(tmp_path, capsys):
@@ -74,13 +72,33 @@ def test_first_serve_creates_admin_and_says_how_to_get_a_token(tmp_path):
     assert "admin" in ndex_cli("token", "list", "--data", str(tmp_path)).stdout
 
 
+# intern's own integration suites, as shipped in the intern package (boss-api.md section 11.0: these four
+# pass two stale trailing arguments to CoordinateFrameResource, which current intern refuses; they are dropped)
+INTERN_SUITES = ("project", "volume", "metadata", "permission")
+STALE_FRAME_ARGS = re.compile(r"(1, 1, 1, 'nanometers'), [01], 'nanoseconds'\)")
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("bash") is None, reason="the intern-suites script needs bash")
-@pytest.mark.skipif(not SUITES.is_file(), reason=f"{SUITES} is not present on this machine")
 def test_intern_integration_suites_pass(tmp_path):
-    venv_bin = str(Path(sys.executable).parent)
-    env = {"PATH": f"{venv_bin}:/usr/bin:/bin", "HOME": str(tmp_path)}
-    run = subprocess.run(["bash", str(SUITES)], capture_output=True, text=True, timeout=900, env=env,
-                         cwd=Path(__file__).resolve().parents[2])
+    """The official client's own integration suites against a fresh `ndex serve`, run here rather than
+    through a helper outside the repository, so a clean clone checks them too."""
+    data, suite = tmp_path / "data", tmp_path / "suite"
+    token = ndex_cli("token", "create", "--data", str(data), "--user", "suite", "--role", "admin")
+    token = token.stdout.strip().splitlines()[-1]
+    shipped = Path(intern.__file__).parent / "remote" / "boss" / "tests"
+    suite.mkdir()
+    for name in INTERN_SUITES:
+        text = (shipped / f"int_test_{name}_v1.py").read_text()
+        (suite / f"int_test_{name}_v1.py").write_text(STALE_FRAME_ARGS.sub(r"\1)", text))
+    proc, url = start_serve(data)
+    try:
+        host = url.split("://", 1)[1]
+        (suite / "test.cfg").write_text(f"[Default]\nprotocol = http\nhost = {host}\ntoken = {token}\n")
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              *sorted(str(f.name) for f in suite.glob("int_test_*_v1.py"))],
+                             capture_output=True, text=True, timeout=900, cwd=suite)
+    finally:
+        stop_process(proc)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert " passed" in run.stdout and " failed" not in run.stdout
+    counts = dict((kind, int(n)) for n, kind in re.findall(r"(\d+) (passed|failed|error)", run.stdout))
+    assert counts.get("passed", 0) >= 60 and not counts.get("failed") and not counts.get("error"), run.stdout[-2000:]
